@@ -1,0 +1,118 @@
+"""Predictive coding (PC / μPC), SPEC §4.2–4.3.
+
+Energy (batch mean; input clamped to x, output clamped to y)::
+
+    F(z, W) = (1/B) Σ_batch [ Σ_{l=1..H} ½‖z_l − μ_l(z_{l-1})‖²  +  γ_L · ℓ(y, a_L W_L φ(z_H)) ]
+
+with ℓ = ½‖·‖² (``mse``) or cross-entropy. The activity learning rate β multiplies the gradient
+of this *batch-mean* energy, so β is in the μPC paper's units (its grid runs 1e-2 … 1e3).
+
+One training step: activities from the forward pass, T steps of gradient descent on z with step
+β, then ∇_W F at the final activities (the optimiser is applied by the caller).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mutransfer import losses
+from mutransfer.networks import Net, Weights, forward, linear, make_net, predict
+from mutransfer.parametrization import resolve
+
+Array = jax.Array
+
+
+class PCConfig(NamedTuple):
+    """Static PC settings. ``output_precision`` is γ_L (already resolved for the width)."""
+
+    inference_steps: int
+    loss: str = "mse"
+    output_precision: float = 1.0
+
+
+def output_precision(gamma_prime: float, exponent: float, width: int) -> float:
+    """γ_L = γ′ · N^(−γ̄_L) (Ishikawa et al.); γ̄_L = 0 → first-order GD limit, −1 → Gauss–Newton-like."""
+    return float(gamma_prime) * float(width) ** (-float(exponent))
+
+
+def energy(net: Net, weights: Weights, hidden: Sequence[Array], x: Array, y: Array, cfg: PCConfig,
+           mu1: Array | None = None) -> Array:
+    """Batch-mean energy F at free activities ``hidden`` = [z_1, ..., z_H].
+
+    ``mu1`` (= a_1 W_1 x) may be passed in: it does not depend on the activities, so inference
+    computes it once instead of every step.
+    """
+    if mu1 is None:
+        mu1 = linear(weights[0], net.multipliers[0], x)
+    sq = 0.5 * jnp.sum((hidden[0] - mu1) ** 2)
+    for layer in range(1, net.depth - 1):
+        sq = sq + 0.5 * jnp.sum((hidden[layer] - predict(net, weights, layer, hidden[layer - 1])) ** 2)
+    f = predict(net, weights, net.depth - 1, hidden[-1])
+    batch = x.shape[0]
+    return sq / batch + cfg.output_precision * losses.batch_loss(cfg.loss, f, y)
+
+
+def infer(net: Net, weights: Weights, x: Array, y: Array, cfg: PCConfig, beta: Array | float,
+          hidden: Sequence[Array], mu1: Array) -> list[Array]:
+    """T steps of z ← z − β ∇_z F from ``hidden``; returns the final activities."""
+    grad_z = jax.grad(lambda zs: energy(net, weights, zs, x, y, cfg, mu1))
+
+    def body(_, zs):
+        g = grad_z(zs)
+        return [z - beta * gz for z, gz in zip(zs, g)]
+
+    return jax.lax.fori_loop(0, cfg.inference_steps, body, list(hidden))
+
+
+class StepOut(NamedTuple):
+    grads: Weights
+    train_loss: Array  # loss of the forward pass before inference (the paper's training loss)
+    energy_start: Array
+    energy_end: Array
+
+
+def gradients(net: Net, weights: Weights, x: Array, y: Array, beta: Array | float,
+              cfg: PCConfig) -> StepOut:
+    """One PC step's weight gradients ∇_W F at the inference equilibrium (T steps), plus metrics."""
+    zs = forward(net, weights, x)
+    hidden, f = zs[:-1], zs[-1]
+    train_loss = losses.batch_loss(cfg.loss, f, y)
+    # Forward-initialised activities have zero hidden errors: F starts at γ_L · loss.
+    energy_start = cfg.output_precision * train_loss
+    hidden = infer(net, weights, x, y, cfg, beta, hidden, zs[0])
+    energy_end, grads = jax.value_and_grad(lambda w: energy(net, w, hidden, x, y, cfg))(weights)
+    return StepOut(grads, train_loss, energy_start, energy_end)
+
+
+def reference_step(weights: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, *, parametrization: str,
+                   activation: str, residual: bool, beta: float, steps: int, loss: str = "mse",
+                   output_precision: float = 1.0) -> dict:
+    """One PC step on explicit weights, for checking against other implementations.
+
+    ``weights``: list of (fan_out, fan_in) arrays [W_1, ..., W_L]; ``x`` (B, D); ``y`` (B, C) one-hot.
+    Returns ``energy_start``, ``energy_end`` (floats), ``activities`` and ``weight_grads`` (list
+    like weights). ``activities`` follows the μPC authors' library (jpc): the final free activities
+    [z_1, ..., z_H] followed by the output layer's activity, which inference never updates because
+    the energy clamps the output to y — it holds the forward prediction f(x).
+    """
+    weights = [jnp.asarray(w, jnp.float32) for w in weights]
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    width, input_dim = weights[0].shape
+    layers = resolve(parametrization, input_dim=input_dim, width=width, hidden_layers=len(weights) - 1,
+                     output_dim=weights[-1].shape[0], residual=residual)
+    net = make_net(activation, residual, layers)
+    cfg = PCConfig(inference_steps=steps, loss=loss, output_precision=output_precision)
+    zs = forward(net, weights, x)
+    e0 = energy(net, weights, zs[:-1], x, y, cfg)
+    hidden = infer(net, weights, x, y, cfg, beta, zs[:-1], zs[0])
+    e1, grads = jax.value_and_grad(lambda w: energy(net, w, hidden, x, y, cfg))(weights)
+    return {
+        "energy_start": float(e0),
+        "energy_end": float(e1),
+        "activities": [np.asarray(z) for z in hidden] + [np.asarray(zs[-1])],
+        "weight_grads": [np.asarray(g) for g in grads],
+    }

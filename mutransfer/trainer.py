@@ -1,0 +1,429 @@
+"""The grid trainer: every run of one cell trained together (SPEC §5).
+
+A *cell* fixes every array shape (algorithm, parameterisation, width, depth, ...); its *runs*
+differ only in weight lr η, activity lr β and seed. All runs of a cell are stacked along a leading
+run axis, one training step is ``jax.vmap``-ed over that axis, and a block of steps is a
+``lax.scan`` — one jit-compiled program per cell shape, run unchanged on CPU or GPU.
+
+Conventions
+-----------
+* The seed fixes both the weight init and the data order: runs sharing a seed see the same
+  initial weights and the same batches (common random numbers, so lr comparisons are paired).
+* A run *diverges* at the first step whose pre-update training loss is non-finite or exceeds
+  ``divergence_factor`` × its step-0 loss, or whose update produces non-finite weights. From then
+  on it is frozen (weights and optimiser state kept at their last finite values) and its metrics
+  are NaN; its batch-mates are untouched.
+* In the curves, ``step`` counts the weight updates applied before the measurement: the training
+  loss at step t is the forward-pass loss of batch t on the weights after t updates; test metrics at
+  step t are measured after t updates (step 0 = initialisation).
+* ``min_train_loss`` is the minimum over *every* step (not just logged ones) before divergence.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mutransfer import algorithms, losses, optim
+from mutransfer.data import Dataset, batch_indices
+from mutransfer.networks import Net, forward, init_weights, layer_dims, make_net
+from mutransfer.parametrization import resolve
+from mutransfer.pc import PCConfig, output_precision
+
+Array = jax.Array
+
+
+class CellSpec(NamedTuple):
+    """Everything that fixes a cell's compiled program. Hashable (used as a jit cache key)."""
+
+    algorithm: str
+    parametrization: str
+    width: int
+    depth: int  # hidden layers H (L = H + 1 weight matrices)
+    activation: str
+    residual: bool
+    input_dim: int
+    output_dim: int
+    batch_size: int = 64
+    base_width: int | None = None
+    base_depth: int | None = None
+    inference_steps: int | None = None  # T; None → H (the μPC paper's default)
+    loss: str = "mse"
+    optimizer: str = "adam"
+    output_precision: float = 1.0  # γ′
+    output_precision_exponent: float = 0.0  # γ̄_L: γ_L = γ′ · N^(−γ̄_L)
+
+    @property
+    def steps_T(self) -> int:
+        return self.depth if self.inference_steps is None else self.inference_steps
+
+
+class TrainOptions(NamedTuple):
+    """Budget and logging. ``eval_every`` None → test metrics at the end of every epoch."""
+
+    epochs: int = 1
+    max_steps: int | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    divergence_factor: float = 1e3
+    memory_budget_bytes: int | None = None  # None → a share of the device's memory
+    test_chunk: int = 1000
+
+
+class CellResult(NamedTuple):
+    """Per-run summaries (arrays of length R) and curves (arrays R × n_points)."""
+
+    runs: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray]
+    compile_s: float
+    train_s: float
+
+
+class _Model(NamedTuple):
+    net: Net
+    pc: PCConfig
+    lr_mults: tuple[float, ...]
+    dims: tuple[tuple[int, int], ...]
+    init_stds: tuple[float, ...]
+
+
+def _model(cell: CellSpec) -> _Model:
+    layers = resolve(cell.parametrization, input_dim=cell.input_dim, width=cell.width,
+                     hidden_layers=cell.depth, output_dim=cell.output_dim, residual=cell.residual,
+                     base_width=cell.base_width, base_hidden_layers=cell.base_depth)
+    gamma = output_precision(cell.output_precision, cell.output_precision_exponent, cell.width)
+    return _Model(
+        net=make_net(cell.activation, cell.residual, layers),
+        pc=PCConfig(inference_steps=cell.steps_T, loss=cell.loss, output_precision=gamma),
+        lr_mults=tuple(p.lr_mult for p in layers),
+        dims=tuple(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim)),
+        init_stds=tuple(p.init_std for p in layers),
+    )
+
+
+def _where_runs(ok: Array, new, old):
+    """Per-run select over a pytree whose leaves have a leading run axis."""
+    def sel(n, o):
+        return jnp.where(ok.reshape(ok.shape + (1,) * (n.ndim - 1)), n, o)
+    return jax.tree.map(sel, new, old)
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+class _State(NamedTuple):
+    weights: list
+    opt_state: object
+    alive: Array  # (R,) bool
+    loss0: Array  # (R,) initial training loss
+    min_loss: Array  # (R,)
+    last_loss: Array  # (R,)
+    diverged_step: Array  # (R,) int32, -1 while alive
+    step: Array  # () int32, updates done so far
+
+
+@functools.lru_cache(maxsize=64)
+def _programs(cell: CellSpec, divergence_factor: float):
+    """jit-compiled (init, block, evaluate) for a cell; jit re-specialises per chunk shape."""
+    model = _model(cell)
+    algo = algorithms.get(cell.algorithm)
+    tx = optim.direction(cell.optimizer)
+    C = cell.output_dim
+
+    def init_one(seed):
+        w = init_weights(jax.random.key(seed), model.dims, model.init_stds)
+        return w, tx.init(w)
+
+    def init(seeds):
+        weights, opt_state = jax.vmap(init_one)(seeds)
+        R = seeds.shape[0]
+        f32 = jnp.float32
+        return _State(weights, opt_state, jnp.ones(R, bool), jnp.full(R, jnp.nan, f32),
+                      jnp.full(R, jnp.inf, f32), jnp.full(R, jnp.nan, f32),
+                      jnp.full(R, -1, jnp.int32), jnp.zeros((), jnp.int32))
+
+    def step_one(weights, opt_state, x, y, eta, beta):
+        out = algo.gradients(model.net, weights, x, y, beta, model.pc)
+        updates, opt_state = tx.update(out.grads, opt_state, weights)
+        weights = optim.apply(weights, updates, eta, model.lr_mults)
+        return weights, opt_state, out.train_loss, out.energy_start, out.energy_end
+
+    vstep = jax.vmap(step_one)
+
+    def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta):
+        """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads."""
+        def body(st: _State, inp):
+            ids, ok_step = inp
+            xb = x_train[ids][seed_pos]  # (R, B, D): each run's batch, by its seed
+            yb = jax.nn.one_hot(y_train[ids][seed_pos], C, dtype=x_train.dtype)
+            w, o, loss, e0, e1 = vstep(st.weights, st.opt_state, xb, yb, eta, beta)
+            loss0 = jnp.where(st.step == 0, loss, st.loss0)
+            bad_loss = (~jnp.isfinite(loss)) | (loss > divergence_factor * loss0)
+            bad = bad_loss | ~jax.vmap(_all_finite)(w)
+            live = st.alive & ok_step
+            accept = live & ~bad
+            newly = live & bad
+            loss_ok = live & ~bad_loss  # this step's loss is a valid measurement
+            metrics = [jnp.where(loss_ok, m, jnp.nan) for m in (loss, e0, e1)]
+            st = _State(
+                weights=_where_runs(accept, w, st.weights),
+                opt_state=_where_runs(accept, o, st.opt_state),
+                alive=st.alive & ~newly,
+                loss0=jnp.where(ok_step, loss0, st.loss0),
+                min_loss=jnp.where(loss_ok, jnp.minimum(st.min_loss, loss), st.min_loss),
+                last_loss=jnp.where(live, loss, st.last_loss),
+                diverged_step=jnp.where(newly, st.step, st.diverged_step),
+                step=st.step + ok_step.astype(jnp.int32),
+            )
+            return st, jnp.stack(metrics)
+
+        return jax.lax.scan(body, state, (idx, valid))
+
+    def evaluate(weights, alive, x_test, y_test, mask):
+        """Test loss and accuracy per run (NaN once diverged); ``x_test`` (chunks, chunk, D),
+        ``mask`` marks padding."""
+        def per_run(w):
+            def chunk(args):
+                xc, yc, mc = args
+                f = forward(model.net, w, xc)[-1]
+                onehot = jax.nn.one_hot(yc, C, dtype=f.dtype)
+                lossv = losses.LOSSES[model.pc.loss](f, onehot)
+                correct = (jnp.argmax(f, -1) == yc).astype(f.dtype)
+                return jnp.sum(lossv * mc), jnp.sum(correct * mc)
+            l, c = jax.lax.map(chunk, (x_test, y_test, mask))
+            n = jnp.sum(mask)
+            return jnp.sum(l) / n, jnp.sum(c) / n
+        loss, acc = jax.vmap(per_run)(weights)
+        return jnp.where(alive, loss, jnp.nan), jnp.where(alive, acc, jnp.nan)
+
+    return (jax.jit(init), _aot(jax.jit(block, donate_argnums=(0,))), _aot(jax.jit(evaluate)))
+
+
+def _aot(jitted):
+    """Ahead-of-time compile per argument signature, cached, so compile time is measured apart
+    from training and every chunk of a cell reuses one executable."""
+    cache: dict = {}
+
+    def compiled(*args):
+        key = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
+        key = (jax.tree.structure(args), tuple(jax.tree.leaves(key)))
+        if key not in cache:
+            cache[key] = jitted.lower(*args).compile()
+        return cache[key]
+    return compiled
+
+
+def bytes_per_run(cell: CellSpec, test_chunk: int = 1000) -> int:
+    """Rough device memory of one run: weights + optimiser moments + update temporaries, and the
+    activations of one training step and one test chunk (float32)."""
+    dims = layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim)
+    params = sum(a * b for a, b in dims)
+    moments = 2 if cell.optimizer == "adam" else 0
+    # weights, grads, moments, new weights/moments held across the select, plus per-step inputs.
+    param_bytes = 4 * params * (3 + 2 * moments)
+    act = 4 * cell.width * (cell.depth + 1) * (cell.batch_size * 6 + test_chunk * 2)
+    return int(param_bytes + act + 4 * cell.batch_size * cell.input_dim)
+
+
+def default_memory_budget() -> int:
+    """Bytes the trainer may use: 60 % of an accelerator's memory, or 25 % of host RAM on CPU."""
+    dev = jax.devices()[0]
+    stats = getattr(dev, "memory_stats", lambda: None)()
+    if stats and stats.get("bytes_limit"):
+        return int(0.6 * stats["bytes_limit"])
+    try:
+        import os
+        return int(0.25 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def chunk_sizes(n_runs: int, per_run: int, budget: int) -> list[int]:
+    """Split ``n_runs`` into equal-sized chunks fitting ``budget`` bytes (the last is padded)."""
+    cap = max(1, budget // max(per_run, 1))
+    n_chunks = math.ceil(n_runs / cap)
+    size = math.ceil(n_runs / n_chunks)
+    return [size] * n_chunks
+
+
+class _Batches:
+    """Host-side batch indices per (seed, epoch), cached: the same for every run with that seed."""
+
+    def __init__(self, n_train: int, batch_size: int):
+        self.n, self.b = n_train, batch_size
+        self.per_epoch = n_train // batch_size
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def get(self, seed: int, step: int) -> np.ndarray:
+        epoch, pos = divmod(step, self.per_epoch)
+        key = (seed, epoch)
+        if key not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = batch_indices(self.n, self.b, seed, epoch)
+        return self._cache[key][pos]
+
+    def block(self, seeds: Sequence[int], start: int, length: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.zeros((length, len(seeds), self.b), np.int32)
+        valid = np.zeros(length, bool)
+        for t in range(length):
+            s = start + t
+            if s < total:
+                valid[t] = True
+                for j, seed in enumerate(seeds):
+                    idx[t, j] = self.get(seed, s)
+        return idx, valid
+
+
+class DeviceData(NamedTuple):
+    """A dataset placed on the device once and shared by every cell that trains on it."""
+
+    x_train: Array
+    y_train: Array
+    x_test: Array  # (chunks, chunk, D), zero-padded
+    y_test: Array
+    test_mask: Array
+    n_train: int
+    input_dim: int
+    num_classes: int
+
+
+def to_device(data: Dataset, test_chunk: int = 1000) -> DeviceData:
+    n_test = data.x_test.shape[0]
+    chunk = min(test_chunk, max(n_test, 1))
+    n_chunks = max(1, math.ceil(n_test / chunk))
+    pad = n_chunks * chunk - n_test
+    xt = np.concatenate([data.x_test, np.zeros((pad, data.x_test.shape[1]), np.float32)])
+    yt = np.concatenate([data.y_test, np.zeros(pad, np.int32)])
+    mask = np.concatenate([np.ones(n_test, np.float32), np.zeros(pad, np.float32)])
+    return DeviceData(
+        jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train, jnp.int32),
+        jnp.asarray(xt.reshape(n_chunks, chunk, -1)), jnp.asarray(yt.reshape(n_chunks, chunk)),
+        jnp.asarray(mask.reshape(n_chunks, chunk)), int(data.x_train.shape[0]),
+        int(data.x_train.shape[1]), int(data.num_classes))
+
+
+def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[float],
+               activity_lrs: Sequence[float], seeds: Sequence[int],
+               options: TrainOptions = TrainOptions()) -> CellResult:
+    """Train the runs (weight_lrs[i], activity_lrs[i], seeds[i]) of one cell together.
+
+    Learning rates: η is Adam's (or SGD's) base lr, scaled per layer by the parameterisation's
+    c_l; β is the activity lr applied to the gradient of the batch-mean energy. Runs are chunked to
+    fit ``options.memory_budget_bytes``; every chunk has the same size so the cell compiles once.
+    """
+    n_runs = len(weight_lrs)
+    if not (len(activity_lrs) == len(seeds) == n_runs) or n_runs == 0:
+        raise ValueError("weight_lrs, activity_lrs and seeds must be non-empty and of equal length")
+    dd = data if isinstance(data, DeviceData) else to_device(data, options.test_chunk)
+    if dd.input_dim != cell.input_dim or dd.num_classes != cell.output_dim:
+        raise ValueError(f"cell expects D={cell.input_dim}, C={cell.output_dim}; data has "
+                         f"D={dd.input_dim}, C={dd.num_classes}")
+    budget = options.memory_budget_bytes or default_memory_budget()
+    sizes = chunk_sizes(n_runs, bytes_per_run(cell, options.test_chunk), budget)
+    order = np.arange(sum(sizes)) % n_runs  # pad the last chunk by repeating runs (results dropped)
+    parts, compile_s, train_s, start = [], 0.0, 0.0, 0
+    for size in sizes:
+        sel = order[start:start + size]
+        start += size
+        res = _train_chunk(cell, dd, np.asarray(weight_lrs, np.float32)[sel],
+                           np.asarray(activity_lrs, np.float32)[sel], np.asarray(seeds)[sel], options)
+        parts.append(res)
+        compile_s += res.compile_s
+        train_s += res.train_s
+    runs = {k: np.concatenate([p.runs[k] for p in parts])[:n_runs] for k in parts[0].runs}
+    curves = {k: np.concatenate([p.curves[k] for p in parts])[:n_runs] for k in parts[0].curves}
+    # Report the lrs exactly as given (the device computes in float32).
+    runs["weight_lr"] = np.asarray(weight_lrs, np.float64)
+    runs["activity_lr"] = np.asarray(activity_lrs, np.float64)
+    runs["wall_s"] = np.full(n_runs, (compile_s + train_s) / n_runs)
+    return CellResult(runs, curves, compile_s, train_s)
+
+
+def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.ndarray,
+                 seeds: np.ndarray, options: TrainOptions) -> CellResult:
+    init, block, evaluate = _programs(cell, float(options.divergence_factor))
+    per_epoch = dd.n_train // cell.batch_size
+    if per_epoch < 1:
+        raise ValueError(f"batch_size {cell.batch_size} exceeds the {dd.n_train} training examples")
+    total = per_epoch * options.epochs
+    if options.max_steps is not None:
+        total = min(total, options.max_steps)
+    block_len = max(1, min(options.eval_every or per_epoch, total))
+    n_blocks = math.ceil(total / block_len)
+    distinct = sorted(set(int(s) for s in seeds))
+    seed_pos = jnp.asarray([distinct.index(int(s)) for s in seeds], jnp.int32)
+    eta, beta = jnp.asarray(etas), jnp.asarray(betas)
+    batches = _Batches(dd.n_train, cell.batch_size)
+
+    t0 = time.perf_counter()
+    state = init(jnp.asarray(seeds, jnp.uint32))
+    idx, valid = batches.block(distinct, 0, block_len, total)
+    # Compile ahead so the timing splits compile from training (and so the GPU path is identical).
+    block_c = block(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta)
+    eval_c = evaluate(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)
+    compile_s = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    step_metrics, evals = [], []
+    evals.append((0, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
+    for b in range(n_blocks):
+        if b:
+            idx, valid = batches.block(distinct, b * block_len, block_len, total)
+        state, m = block_c(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta)
+        step_metrics.append(m[: int(valid.sum())])
+        done = min((b + 1) * block_len, total)
+        evals.append((done, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
+    metrics = np.asarray(jnp.concatenate(step_metrics))  # (steps, 3, R)
+    jax.block_until_ready(state)
+    train_s = time.perf_counter() - t1
+    return CellResult(*_summarise(state, metrics, evals, options.log_every, total, etas, betas, seeds),
+                      compile_s, train_s)
+
+
+def _summarise(state: _State, metrics: np.ndarray, evals: list, log_every: int, total: int,
+               etas, betas, seeds) -> tuple[dict, dict]:
+    R = metrics.shape[2]
+    alive = np.asarray(state.alive)
+    dstep = np.asarray(state.diverged_step).astype(np.int64)
+    test_steps = np.array([e[0] for e in evals])
+    test_loss = np.stack([np.asarray(e[1], np.float64) for e in evals], 1)
+    test_acc = np.stack([np.asarray(e[2], np.float64) for e in evals], 1)
+
+    log_steps = np.unique(np.concatenate([np.arange(0, total, max(1, log_every)), [total - 1]]))
+    steps = np.union1d(log_steps, test_steps)  # rows of the curve table
+    n = len(steps)
+    curve = {k: np.full((R, n), np.nan) for k in ("train_loss", "energy_start", "energy_end",
+                                                  "test_loss", "test_acc")}
+    in_train = np.isin(steps, log_steps)
+    for j, name in enumerate(("train_loss", "energy_start", "energy_end")):
+        curve[name][:, in_train] = metrics[steps[in_train], j, :].T
+    in_test = np.searchsorted(steps, test_steps)
+    curve["test_loss"][:, in_test] = test_loss
+    curve["test_acc"][:, in_test] = test_acc
+    curve["step"] = np.broadcast_to(steps, (R, n)).astype(np.int64)
+
+    with np.errstate(all="ignore"):
+        best_acc = np.where(np.all(np.isnan(test_acc), 1), np.nan, np.nanmax(np.nan_to_num(test_acc, nan=-1.0), 1))
+    best_acc = np.where(best_acc < 0, np.nan, best_acc)
+    runs = {
+        "weight_lr": np.asarray(etas, np.float64),
+        "activity_lr": np.asarray(betas, np.float64),
+        "seed": np.asarray(seeds, np.int64),
+        "status": np.where(alive, "ok", "diverged"),
+        "min_train_loss": np.asarray(state.min_loss, np.float64),
+        "final_train_loss": np.asarray(state.last_loss, np.float64),
+        "best_test_acc": best_acc,
+        "final_test_acc": test_acc[:, -1],
+        "steps": np.where(alive, total, dstep),
+        "diverged_step": dstep,
+    }
+    runs["min_train_loss"][~np.isfinite(runs["min_train_loss"])] = np.nan
+    return runs, curve
