@@ -692,6 +692,9 @@ def _analyse(
     slope_eta = _drift_slope(log2_sizes, [f[0] for f in fits])
     slope_beta = None if ly is None else _drift_slope(log2_sizes, [f[1] for f in fits])
     verdict, text = _verdict(axis, entries, base_opt is not None, regret_tol, drift_tol)
+    if verdict == "transfers" and any(e["edge"] for e in entries):
+        # An optimum pinned to the grid boundary can "transfer" only because the grid is too narrow.
+        text += "; caution: optimum on the grid edge (see warnings), the true optimum may lie outside the grid"
 
     surfaces = [
         {

@@ -175,6 +175,7 @@ def test_edge_warnings_name_lr_size_and_direction():
     text = "\n".join(a["warnings"])
     assert "weight_lr optimum at the lowest grid value 1.95e-3 for width=64: extend the grid below 1.95e-3" in text
     assert "activity_lr optimum at the highest grid value 1e0 for width=32: extend the grid above 1e0" in text
+    assert "caution: optimum on the grid edge" in a["verdict_text"]
     # sub-grid estimate clipped inside the fit window, never beyond the grid
     assert e["eta_star_fit"] >= 2.0**-9 and e["beta_star_fit"] <= 1.0
 

@@ -1,0 +1,75 @@
+"""Spec → cells → runs. A cell is one (algorithm, parameterisation, width, depth): every run in it
+has identical array shapes, so the grid trainer trains them together in one compiled program."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import NamedTuple
+
+from mutransfer.algorithms import ALGORITHMS
+from mutransfer.data import DATASETS
+from mutransfer.trainer import CellSpec, TrainOptions
+from sweeps.spec import SweepSpec
+
+
+class Run(NamedTuple):
+    run_id: str
+    weight_lr: float
+    activity_lr: float  # NaN when the algorithm has no activity lr
+    seed: int
+
+
+class Cell(NamedTuple):
+    cell_id: str
+    spec: CellSpec
+    runs: tuple[Run, ...]
+
+
+def cell_id(algorithm: str, parametrization: str, width: int, depth: int) -> str:
+    return f"{algorithm}-{parametrization}-w{width}-d{depth}"
+
+
+def run_id(spec_hash: str, cid: str, weight_lr: float, activity_lr: float, seed: int) -> str:
+    """Deterministic: the same spec and grid point always get the same id (resume-safe)."""
+    key = f"{spec_hash}|{cid}|{weight_lr!r}|{activity_lr!r}|{seed}"
+    return f"{cid}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def plan(spec: SweepSpec) -> list[Cell]:
+    """Expand a spec into its cells, each with its runs (lr pairs × seeds), in a stable order."""
+    info = DATASETS[spec.dataset.name]
+    h = spec.spec_hash()
+    t = spec.training
+    cells = []
+    for algo in spec.algorithms:
+        betas = spec.activity_lrs if ALGORITHMS[algo].uses_activity_lr else [math.nan]
+        for param in spec.parametrizations:
+            for depth in spec.depths:
+                for width in spec.widths:
+                    cs = CellSpec(
+                        algorithm=algo, parametrization=param, width=width, depth=depth,
+                        activation=spec.architecture.activation, residual=spec.architecture.residual,
+                        input_dim=info.input_dim, output_dim=info.num_classes,
+                        batch_size=t.batch_size, base_width=spec.resolved_base_width,
+                        base_depth=spec.resolved_base_depth, inference_steps=t.inference_steps,
+                        loss=t.loss, optimizer=t.optimizer, output_precision=t.output_precision,
+                        output_precision_exponent=t.output_precision_exponent)
+                    cid = cell_id(algo, param, width, depth)
+                    runs = tuple(Run(run_id(h, cid, eta, beta, seed), eta, beta, seed)
+                                 for eta in spec.weight_lrs for beta in betas for seed in spec.seeds)
+                    cells.append(Cell(cid, cs, runs))
+    return cells
+
+
+def train_options(spec: SweepSpec) -> TrainOptions:
+    gb = spec.resources.memory_budget_gb
+    return TrainOptions(
+        epochs=spec.training.epochs, max_steps=spec.training.max_steps,
+        log_every=spec.logging.every, eval_every=spec.logging.eval_every,
+        divergence_factor=spec.training.divergence_factor,
+        memory_budget_bytes=int(gb * 2**30) if gb else None, test_chunk=spec.logging.test_chunk)
+
+
+def count_runs(spec: SweepSpec) -> int:
+    return sum(len(c.runs) for c in plan(spec))

@@ -1,0 +1,42 @@
+"""A trained cell's arrays → rows of the ``runs`` and ``curves`` tables (mutransfer.results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mutransfer.trainer import CellResult
+from sweeps.plan import Cell
+from sweeps.spec import SweepSpec
+
+
+def cell_tables(spec: SweepSpec, cell: Cell, result: CellResult, steps_per_epoch: int
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cs = cell.spec
+    n = len(cell.runs)
+    ids = np.array([r.run_id for r in cell.runs])
+    runs = pd.DataFrame({
+        "run_id": ids,
+        "cell_id": cell.cell_id,
+        "algorithm": cs.algorithm,
+        "parametrization": cs.parametrization,
+        "width": cs.width,
+        "depth": cs.depth,
+        "activation": cs.activation,
+        "dataset": spec.dataset.name,
+        **{k: result.runs[k] for k in ("weight_lr", "activity_lr", "seed", "status", "min_train_loss",
+                                       "final_train_loss", "best_test_acc", "final_test_acc", "steps",
+                                       "wall_s", "diverged_step")},
+        "spec_hash": spec.spec_hash(),
+    }, index=range(n))
+    c = result.curves
+    points = c["step"].shape[1]
+    step = c["step"].reshape(-1)
+    curves = pd.DataFrame({
+        "run_id": np.repeat(ids, points),
+        "step": step,
+        "epoch": (step // max(steps_per_epoch, 1)).astype(np.int32),
+        **{k: c[k].reshape(-1) for k in ("train_loss", "energy_start", "energy_end", "test_loss",
+                                         "test_acc")},
+    })
+    return runs, curves
