@@ -60,7 +60,6 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
     store = ResultsStore(results_root)
-    save_spec(store, sweep_id, spec)
     cells = plan(spec)
     out = SweepOutcome(sweep_id, len(cells))
     complete = store.completed_parts(sweep_id)
@@ -73,6 +72,8 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         dataset = load_dataset(d.name, data_dir=d.data_dir, train_examples=d.train_examples,
                                test_examples=d.test_examples, subset_seed=d.subset_seed)
         data = to_device(dataset, spec.logging.test_chunk)
+    # Only now that the data is known to be there does the sweep leave a trace in the store.
+    save_spec(store, sweep_id, spec)
     for cell in todo:
         try:
             runs, curves = run_cell(spec, cell, data)

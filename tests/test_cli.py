@@ -1,0 +1,112 @@
+"""End to end through the CLI: a small real sweep on the bundled digits, written to Parquet,
+reported, rerun (skips every finished cell), and bad input refused before anything is written."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from mutransfer import results
+from sweeps.cli import main
+
+SPEC = {
+    "name": "clitest",
+    "algorithms": ["pc", "bp"],
+    "parametrizations": ["mupc"],
+    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
+    "widths": [8, 16],
+    "depths": [2],
+    "weight_lrs": [1e-2, 1e-1],
+    "activity_lrs": [0.5, 1.0],
+    "seeds": 2,
+    "dataset": {"name": "digits", "train_examples": 320},
+    "training": {"epochs": 1, "batch_size": 32},
+    "logging": {"every": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    spec = tmp / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    root = tmp / "results"
+    code = main(["run", str(spec), "--results", str(root), "--jax-cache", str(tmp / "jaxcache")])
+    return spec, root, code
+
+
+def test_run_writes_tables_and_prints_report(swept, capsys):
+    spec, root, code = swept
+    assert code == 0
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    runs = pd.read_parquet(root / "runs")
+    assert len(runs) == 2 * (2 * 2 * 2) + 2 * (2 * 2)  # pc: 2 widths × 2η × 2β × 2 seeds; bp: no β
+    assert set(runs["sweep_id"].astype(str)) == {sweep_id}
+    assert set(runs["status"]) <= {"ok", "diverged"}
+    assert runs["run_id"].is_unique
+    assert runs.loc[runs.algorithm == "bp", "activity_lr"].isna().all()
+    curves = results.load(sweep_id, table="curves", root=root)
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    assert (curves.groupby("run_id")["step"].max() == 10).all()  # 320 // 32 steps, eval at the end
+
+
+def test_rerun_skips_finished_cells(swept, capsys):
+    spec, root, _ = swept
+    before = pd.read_parquet(root / "runs").sort_values("run_id").reset_index(drop=True)
+    capsys.readouterr()
+    assert main(["run", str(spec), "--results", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped") == 4 and "done" not in err.replace("done/", "")
+    after = pd.read_parquet(root / "runs").sort_values("run_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_report_by_id_text_and_json(swept, capsys):
+    _, root, _ = swept
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    capsys.readouterr()
+    assert main(["report", sweep_id, "--results", str(root), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["sweep_id"] == sweep_id and rep["cells_missing"] == []
+    axes = {(a["group"]["algorithm"], a["axis"]) for a in rep["analyses"]}
+    assert axes == {("pc", "width"), ("bp", "width")}
+    assert main(["report", sweep_id, "--results", str(root)]) == 0
+    assert "verdict" in capsys.readouterr().out
+    assert main(["report", "no-such-sweep", "--results", str(root)]) == 2
+    assert "no sweep 'no-such-sweep'" in capsys.readouterr().err
+
+
+def test_resume_with_a_different_spec_is_refused(swept, tmp_path, capsys):
+    spec, root, _ = swept
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**SPEC, "widths": [8, 32]}))
+    assert main(["run", str(other), "--results", str(root), "--resume", sweep_id]) == 2
+    assert "differs from the spec" in capsys.readouterr().err
+    assert results.ResultsStore(root).sweeps() == [sweep_id]
+
+
+def test_bad_spec_is_refused_before_anything_is_written(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SPEC, "weight_lrs": [0.1, -0.1], "widths": [0]}))
+    root = tmp_path / "results"
+    assert main(["run", str(bad), "--results", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "weight_lrs[1]" in err and "widths[0]" in err
+    assert not root.exists()
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "dataset": {"name": "mnist", "data_dir": str(tmp_path / "none")}}))
+    code = main(["run", str(spec), "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "mutransfer data fetch mnist" in err
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "sweeps.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout and "report" in out.stdout

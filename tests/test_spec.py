@@ -1,0 +1,89 @@
+"""Specs: defaults, expansion into cells/runs, and bad input rejected naming the field."""
+
+import math
+
+import pytest
+
+from sweeps.plan import plan
+from sweeps.spec import SpecError, loads_spec, parse_spec
+
+BASE = {
+    "name": "t",
+    "parametrizations": ["mupc", "sp"],
+    "widths": [8, 16],
+    "depths": [2],
+    "weight_lrs": [0.1, 0.01],
+    "activity_lrs": [0.5],
+    "seeds": 2,
+    "dataset": {"name": "digits"},
+}
+
+
+def with_(**changes):
+    d = {**BASE, **changes}
+    return {k: v for k, v in d.items() if v is not ...}
+
+
+def errors(data):
+    with pytest.raises(SpecError) as e:
+        parse_spec(data)
+    return dict(e.value.errors), str(e.value)
+
+
+def test_defaults_and_plan():
+    spec = parse_spec(BASE)
+    assert spec.seeds == [0, 1] and spec.algorithms == ["pc"]
+    assert spec.resolved_base_width == 8 and spec.resolved_base_depth == 2
+    cells = plan(spec)
+    assert [c.cell_id for c in cells] == ["pc-mupc-w8-d2", "pc-mupc-w16-d2", "pc-sp-w8-d2", "pc-sp-w16-d2"]
+    assert all(len(c.runs) == 2 * 1 * 2 for c in cells)
+    assert cells[0].spec.input_dim == 64 and cells[0].spec.output_dim == 10
+    ids = [r.run_id for c in cells for r in c.runs]
+    assert len(set(ids)) == len(ids)
+    assert [r.run_id for r in plan(parse_spec(BASE))[0].runs] == [r.run_id for r in cells[0].runs]
+
+
+def test_bp_has_no_activity_axis():
+    spec = parse_spec(with_(algorithms=["bp"], activity_lrs=...))
+    runs = plan(spec)[0].runs
+    assert len(runs) == 2 * 2 and all(math.isnan(r.activity_lr) for r in runs)
+
+
+def test_same_spec_same_id_description_ignored():
+    a, b = parse_spec(BASE), parse_spec(with_(description="other words"))
+    assert a.default_sweep_id() == b.default_sweep_id()
+    assert a.default_sweep_id() != parse_spec(with_(widths=[8, 32])).default_sweep_id()
+
+
+@pytest.mark.parametrize("data,field,words", [
+    (with_(widht=[8]), "widht", "unknown key"),
+    (with_(training={"epochs": 1, "lr": 3}), "training.lr", "unknown key"),
+    (with_(weight_lrs=[0.1, -1.0]), "weight_lrs[1]", "greater than 0"),
+    (with_(activity_lrs=[0.0]), "activity_lrs[0]", "greater than 0"),
+    (with_(weight_lrs=[]), "weight_lrs", "at least 1"),
+    (with_(widths=[0, 8]), "widths[0]", "greater than or equal to 1"),
+    (with_(depths=[]), "depths", "at least 1"),
+    (with_(dataset={"name": "imagenet"}), "dataset.name", "fashion_mnist"),
+    (with_(parametrizations=["mupc", "spp"]), "parametrizations", "unknown parametrization 'spp'"),
+    (with_(algorithms=["tp2"]), "algorithms", "unknown algorithm"),
+    (with_(activity_lrs=...), "activity_lrs", "required"),
+    (with_(architecture={"kind": "cnn"}), "architecture.kind", "mlp"),
+    (with_(architecture={"activation": "swish"}), "architecture.activation", "tanh"),
+    (with_(widths=[8, 8]), "widths", "duplicates"),
+    (with_(name="Bad Name!"), "name", "pattern"),
+    (with_(seeds=0), "seeds", ">= 1"),
+    (with_(weight_lrs=[float("nan")]), "weight_lrs[0]", "finite"),
+    (with_(metric="accuracy"), "metric", "min_train_loss"),
+])
+def test_bad_input_names_the_field(data, field, words):
+    errs, text = errors(data)
+    assert field in errs, errs
+    assert words in errs[field]
+    assert field in text
+
+
+def test_yaml_safe_loader_and_not_a_mapping():
+    with pytest.raises(SpecError, match="not valid YAML"):
+        loads_spec("name: !!python/object/apply:os.system ['true']")
+    with pytest.raises(SpecError, match="expected a mapping"):
+        loads_spec("- 1\n- 2\n")
