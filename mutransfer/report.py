@@ -347,6 +347,14 @@ def _fit_1d(x: np.ndarray, z: np.ndarray, lo: float, hi: float) -> tuple[float, 
     return vc, vc != v
 
 
+def _line_fit(pts: list, lo: float, hi: float) -> tuple[float, bool] | None:
+    """1-D parabola fit of log10(cost) through (log2 lr, cost) points; None if not possible."""
+    if len(pts) < 3:
+        return None
+    px, pz = (np.array(t, dtype=float) for t in zip(*pts))
+    return _fit_1d(px, np.log10(pz), lo, hi)
+
+
 def _fit_2d(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, box: tuple[float, float, float, float]
 ) -> tuple[float, float, bool] | None:
@@ -378,7 +386,8 @@ def _subgrid_optimum(
     around the argmin (log of the cost because losses vary over decades and the
     log is closer to quadratic in log-lr near the optimum). Only finite, positive
     points are fitted. A dimension with < 3 grid values is held at its grid value
-    (1-D fit along the other one). Falls back to the grid argmin ("grid") when the
+    (1-D fit along the other one). When the 2-D quadric is not convex, fits each lr on its
+    own line through the argmin ("axis"). Falls back to the grid argmin ("grid") when the
     fit is under-determined or not convex; the vertex is clipped to the window.
     """
     lx = np.log2(grid.eta)
@@ -400,6 +409,13 @@ def _subgrid_optimum(
             res = _fit_2d(px, py, pz, box)
             if res is not None:
                 return float(res[0]), float(res[1]), "quadratic", res[2]
+        # Real surfaces are often not jointly convex in a 3x3 window (PC's loss is flat in β over
+        # a range, then diverges): fit each lr on its own line through the argmin instead.
+        rx = _line_fit([(lx[a], surf[a, j]) for a in wi if usable(a, j)], lx[wi[0]], lx[wi[-1]])
+        ry = _line_fit([(ly[b], surf[i, b]) for b in wj if usable(i, b)], ly[wj[0]], ly[wj[-1]])
+        if rx is not None or ry is not None:
+            return (gx if rx is None else rx[0], gy if ry is None else ry[0], "axis",
+                    bool((rx and rx[1]) or (ry and ry[1])))
     elif fit_x:
         wi = _window(i, len(lx))
         pts = [(lx[a], math.log10(surf[a, j])) for a in wi if usable(a, j)]
@@ -748,7 +764,7 @@ def optimum_shift_report(
     each size axis with >= 2 values, returns one entry of ``analyses`` with:
     ``group``, ``axis``, ``base_size`` (smallest size), ``eta_grid``/``beta_grid``,
     ``sizes`` (per size: grid optimum ``eta_star``/``beta_star``; sub-grid
-    ``eta_star_fit``/``beta_star_fit`` and ``fit`` in {"quadratic","grid","none"};
+    ``eta_star_fit``/``beta_star_fit`` and ``fit`` in {"quadratic","axis","grid","none"} ("axis": separate 1-D fits along each lr through the argmin, used when the 2-D quadric is not convex);
     ``metric_at_opt`` and ``metric_at_base_opt`` (natural units); ``regret``
     (cost ratio - 1 of using the base optimum, error-rate ratio for accuracies);
     ``dlog2_eta``/``dlog2_beta`` (grid, octaves) and ``..._fit`` (sub-grid);
