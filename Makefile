@@ -1,0 +1,41 @@
+# Two commands for a newcomer on a fresh Debian machine with only Python:
+#   make run    set everything up, then run the quickstart width-transfer sweep (embedded, in-process)
+#   make test   set everything up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+RESULTS ?= results
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: setup system-deps run test bench clean
+
+setup: system-deps $(VENV)/.installed
+
+# Debian's Fashion-MNIST package; without apt (or root) the quickstart falls back to the bundled digits.
+system-deps:
+	@if [ ! -d $(FASHION_MNIST) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
+	      || echo "warning: could not install dataset-fashion-mnist; sweeps will use the bundled digits"; \
+	  else echo "warning: no apt-get; install Fashion-MNIST IDX files under \$$MUTRANSFER_DATA_DIR/fashion_mnist"; fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+run: setup
+	@spec=sweeps/specs/quickstart.yaml; \
+	[ -d $(FASHION_MNIST) ] || [ -n "$$MUTRANSFER_DATA_DIR" ] || spec=sweeps/specs/quickstart_digits.yaml; \
+	$(VENV)/bin/mutransfer run $$spec --results $(RESULTS)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(VENV)/bin/python benchmarks/grid_throughput.py
+
+clean:
+	rm -rf $(VENV) $(RESULTS) .pytest_cache
