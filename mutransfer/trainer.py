@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -308,12 +308,14 @@ def to_device(data: Dataset, test_chunk: int = 1000) -> DeviceData:
 
 def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[float],
                activity_lrs: Sequence[float], seeds: Sequence[int],
-               options: TrainOptions = TrainOptions()) -> CellResult:
+               options: TrainOptions = TrainOptions(),
+               progress: Callable[[int, int], None] | None = None) -> CellResult:
     """Train the runs (weight_lrs[i], activity_lrs[i], seeds[i]) of one cell together.
 
     Learning rates: η is Adam's (or SGD's) base lr, scaled per layer by the parameterisation's
     c_l; β is the activity lr applied to the gradient of the batch-mean energy. Runs are chunked to
     fit ``options.memory_budget_bytes``; every chunk has the same size so the cell compiles once.
+    ``progress(done, total)`` is called after every block of steps, counting chunk-steps.
     """
     n_runs = len(weight_lrs)
     if not (len(activity_lrs) == len(seeds) == n_runs) or n_runs == 0:
@@ -326,11 +328,13 @@ def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[
     sizes = chunk_sizes(n_runs, bytes_per_run(cell, options.test_chunk), budget)
     order = np.arange(sum(sizes)) % n_runs  # pad the last chunk by repeating runs (results dropped)
     parts, compile_s, train_s, start = [], 0.0, 0.0, 0
-    for size in sizes:
+    for k, size in enumerate(sizes):
         sel = order[start:start + size]
         start += size
+        chunk_progress = progress and (lambda done, total, k=k: progress(k * total + done, len(sizes) * total))
         res = _train_chunk(cell, dd, np.asarray(weight_lrs, np.float32)[sel],
-                           np.asarray(activity_lrs, np.float32)[sel], np.asarray(seeds)[sel], options)
+                           np.asarray(activity_lrs, np.float32)[sel], np.asarray(seeds)[sel], options,
+                           chunk_progress)
         parts.append(res)
         compile_s += res.compile_s
         train_s += res.train_s
@@ -344,7 +348,8 @@ def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[
 
 
 def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.ndarray,
-                 seeds: np.ndarray, options: TrainOptions) -> CellResult:
+                 seeds: np.ndarray, options: TrainOptions,
+                 progress: Callable[[int, int], None] | None = None) -> CellResult:
     init, block, evaluate = _programs(cell, float(options.divergence_factor))
     per_epoch = dd.n_train // cell.batch_size
     if per_epoch < 1:
@@ -377,6 +382,8 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
         step_metrics.append(m[: int(valid.sum())])
         done = min((b + 1) * block_len, total)
         evals.append((done, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
+        if progress:
+            progress(done, total)
     metrics = np.asarray(jnp.concatenate(step_metrics))  # (steps, 3, R)
     jax.block_until_ready(state)
     train_s = time.perf_counter() - t1

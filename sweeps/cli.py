@@ -1,8 +1,11 @@
 """The ``mutransfer`` command line: run a sweep, report on one, fetch data.
 
-    mutransfer run SPEC.yaml [--results DIR] [--resume SWEEP_ID] [--json]
+    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--json]
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
     mutransfer data fetch NAME [--cache-dir DIR]
+
+``run`` starts an embedded local Ray by default; ``--address HOST:PORT`` (or $RAY_ADDRESS) attaches
+to a running cluster; ``--executor local`` trains in this process without Ray.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from sweeps.spec import SpecError, SweepSpec, load_spec, parse_spec
 
 
 def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
+    """The spec a sweep was started with: from the registry, else specs/<id>.json beside the
+    results (either may be missing or corrupt; then None)."""
+    from sweeps.registry import Registry, default_path
+
+    reg = default_path(store.root)
+    if reg is not None and reg.exists():
+        try:
+            row = Registry(reg).sweep(sweep_id)
+            if row and row.get("spec"):
+                return parse_spec(row["spec"])
+        except Exception:  # a corrupt registry must not break report
+            pass
     path = f"{store.base_path}/specs/{sweep_id}.json"
     try:
         with store.filesystem.open_input_stream(path) as f:
@@ -34,11 +49,10 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
     report = optimum_shift_report(runs, metric=metric)
     report["sweep_id"] = sweep_id
     if spec is not None:
-        from sweeps.plan import plan
-        from mutransfer.results import part_name
+        from sweeps.plan import trials
 
         done = store.completed_parts(sweep_id)
-        report["cells_missing"] = [c.cell_id for c in plan(spec) if part_name(c.cell_id) not in done]
+        report["cells_missing"] = [t.part.removeprefix("cell-") for t in trials(spec) if t.part not in done]
     if as_json:
         return json.dumps(report, indent=2, allow_nan=False)
     text = format_report(report)
@@ -65,20 +79,51 @@ def cmd_run(args) -> int:
             print(f"error: --resume: {args.spec} differs from the spec sweep {args.resume!r} was "
                   "started with; resume with the same spec, or run it as a new sweep", file=sys.stderr)
             return 2
-    compile_cache.enable(args.jax_cache)
-    print(f"sweep {sweep_id}: {count_runs(spec)} runs in {len(spec.widths) * len(spec.depths) * len(spec.algorithms) * len(spec.parametrizations)} cells -> {args.results}",
+    cache = compile_cache.enable(args.jax_cache)
+    print(f"sweep {sweep_id}: {count_runs(spec)} runs -> {args.results} "
+          f"({'in-process' if args.executor == 'local' else 'Ray at ' + (args.address or 'an embedded local cluster')})",
           file=sys.stderr)
+    if args.executor == "local":
+        def progress(part: str, status: str, done: int, total: int) -> None:
+            print(f"  [{done}/{total}] {part}: {status}", file=sys.stderr, flush=True)
 
-    def progress(cell_id: str, status: str, done: int, total: int) -> None:
-        print(f"  [{done}/{total}] {cell_id}: {status}", file=sys.stderr, flush=True)
+        outcome = run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress)
+    else:
+        from sweeps.ray_exec import ClusterError, run_sweep_ray
 
-    outcome = run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress)
+        try:
+            outcome = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
+                                    registry_path=args.registry, max_failures=args.max_failures,
+                                    jax_cache=str(cache), on_progress=_progress_printer())
+        except ClusterError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(file=sys.stderr)
     print(_report(store, sweep_id, None, args.json))
     print(f"\nresults: {args.results} (sweep_id={sweep_id}); "
           f"pandas: mutransfer.results.load({sweep_id!r}, root={str(args.results)!r})", file=sys.stderr)
     for cid, err in outcome.cells_failed.items():
         print(f"cell {cid} failed: {err}", file=sys.stderr)
     return 1 if outcome.cells_failed else 0
+
+
+def _progress_printer():
+    """A one-line progress bar on a terminal; a line per finished trial otherwise."""
+    tty = sys.stderr.isatty()
+    last = {"done": -1}
+
+    def show(p) -> None:
+        runs = p.runs_done + p.runs_in_progress
+        frac = runs / max(p.runs_total, 1)
+        bar = "#" * int(30 * frac)
+        line = (f"[{bar:<30}] {frac:6.1%}  runs {runs:,.0f}/{p.runs_total}  trials {p.trials_done}/"
+                f"{p.trials_total} done, {len(p.running)} running, {p.trials_failed} failed")
+        if tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif p.trials_done + p.trials_failed != last["done"]:
+            last["done"] = p.trials_done + p.trials_failed
+            print(line, file=sys.stderr, flush=True)
+    return show
 
 
 def cmd_report(args) -> int:
@@ -111,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", **results_kw)
     r.add_argument("--resume", metavar="SWEEP_ID", help="finish an interrupted sweep (same spec)")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
-    r.add_argument("--jax-cache", default=None, help="JAX persistent compilation cache directory")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster HOST:PORT (default: $RAY_ADDRESS, else an embedded local Ray)")
+    r.add_argument("--executor", choices=("ray", "local"), default="ray",
+                   help="ray (default) or local: train in this process without Ray")
+    r.add_argument("--registry", default=None, help="sweep registry SQLite file (default: RESULTS/registry.sqlite)")
+    r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker fails")
+    r.add_argument("--jax-cache", default=None,
+                   help="JAX persistent compilation cache directory (shared storage on a cluster)")
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="print the optimum-shift report of a sweep")

@@ -13,12 +13,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mutransfer.data import load_dataset
-from mutransfer.results import ResultsStore, part_name
-from mutransfer.trainer import to_device, train_cell
-from sweeps.plan import Cell, plan, train_options
+from mutransfer.results import ResultsStore
+from sweeps.plan import trials as plan_trials
 from sweeps.spec import SweepSpec
-from sweeps.tables import cell_tables
+from sweeps.worker import device_data, execute_trial
 
 log = logging.getLogger(__name__)
 
@@ -41,50 +39,36 @@ def save_spec(store: ResultsStore, sweep_id: str, spec: SweepSpec) -> None:
         f.write(json.dumps(spec.canonical(), indent=2).encode())
 
 
-def run_cell(spec: SweepSpec, cell: Cell, data) -> tuple:
-    """Train one cell and return its (runs, curves) tables."""
-    runs = cell.runs
-    result = train_cell(cell.spec, data, [r.weight_lr for r in runs], [r.activity_lr for r in runs],
-                        [r.seed for r in runs], train_options(spec))
-    steps_per_epoch = data.n_train // cell.spec.batch_size
-    return cell_tables(spec, cell, result, steps_per_epoch)
-
-
 def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
               on_cell: Callable[[str, str, int, int], None] | None = None) -> SweepOutcome:
-    """Train every unfinished cell of ``spec`` in-process and write its results.
+    """Train every unfinished trial of ``spec`` in-process and write its results.
 
-    ``on_cell(cell_id, status, done, total)`` is called as cells finish (status: done, skipped,
-    failed). A cell that raises is recorded as failed and the sweep goes on.
+    ``on_cell(part, status, done, total)`` is called as trials finish (status: done, skipped,
+    failed). A trial that raises is recorded as failed and the sweep goes on.
     """
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
     store = ResultsStore(results_root)
-    cells = plan(spec)
-    out = SweepOutcome(sweep_id, len(cells))
+    planned = plan_trials(spec)
+    out = SweepOutcome(sweep_id, len(planned))
     complete = store.completed_parts(sweep_id)
-    todo = [c for c in cells if part_name(c.cell_id) not in complete]
-    out.cells_skipped = [c.cell_id for c in cells if part_name(c.cell_id) in complete]
-    for cid in out.cells_skipped:
-        on_cell and on_cell(cid, "skipped", len(out.cells_skipped), len(cells))
-    if todo:
-        d = spec.dataset
-        dataset = load_dataset(d.name, data_dir=d.data_dir, train_examples=d.train_examples,
-                               test_examples=d.test_examples, subset_seed=d.subset_seed)
-        data = to_device(dataset, spec.logging.test_chunk)
-    # Only now that the data is known to be there does the sweep leave a trace in the store.
+    todo = [t for t in planned if t.part not in complete]
+    out.cells_skipped = [t.part for t in planned if t.part in complete]
+    for part in out.cells_skipped:
+        on_cell and on_cell(part, "skipped", len(out.cells_skipped), len(planned))
+    if todo:  # fail fast (before writing anything) when the dataset is missing
+        device_data(spec.dataset, spec.logging.test_chunk)
     save_spec(store, sweep_id, spec)
-    for cell in todo:
+    for trial in todo:
         try:
-            runs, curves = run_cell(spec, cell, data)
-            store.write_part(sweep_id, part_name(cell.cell_id), runs, curves)
-            out.cells_done.append(cell.cell_id)
+            execute_trial(spec, trial, store, sweep_id)
+            out.cells_done.append(trial.part)
             status = "done"
-        except Exception as e:  # a broken cell must not lose the others' results
-            log.error("cell %s failed:\n%s", cell.cell_id, traceback.format_exc())
-            out.cells_failed[cell.cell_id] = f"{type(e).__name__}: {e}"
+        except Exception as e:  # a broken trial must not lose the others' results
+            log.error("trial %s failed:\n%s", trial.part, traceback.format_exc())
+            out.cells_failed[trial.part] = f"{type(e).__name__}: {e}"
             status = "failed"
         finished = len(out.cells_skipped) + len(out.cells_done) + len(out.cells_failed)
-        on_cell and on_cell(cell.cell_id, status, finished, len(cells))
+        on_cell and on_cell(trial.part, status, finished, len(planned))
     out.wall_s = time.perf_counter() - t0
     return out

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.data import DATASETS
+from mutransfer.results import part_name
 from mutransfer.trainer import CellSpec, TrainOptions
 from sweeps.spec import SweepSpec
 
@@ -60,6 +61,30 @@ def plan(spec: SweepSpec) -> list[Cell]:
                                  for eta in spec.weight_lrs for beta in betas for seed in spec.seeds)
                     cells.append(Cell(cid, cs, runs))
     return cells
+
+
+class Trial(NamedTuple):
+    """The unit of scheduling and of atomic output: a whole cell, or a chunk of its runs."""
+
+    part: str  # results part name: cell-<cell_id>[-chunk-<k>]
+    cell: Cell
+    runs: tuple[Run, ...]
+
+
+def trials(spec: SweepSpec) -> list[Trial]:
+    """Cells → trials. A cell with more runs than ``resources.max_runs_per_trial`` is split into
+    equal chunks (deterministically, so a resumed sweep plans exactly the same parts)."""
+    cap = spec.resources.max_runs_per_trial
+    out = []
+    for cell in plan(spec):
+        if cap is None or len(cell.runs) <= cap:
+            out.append(Trial(part_name(cell.cell_id), cell, cell.runs))
+            continue
+        n_chunks = math.ceil(len(cell.runs) / cap)
+        size = math.ceil(len(cell.runs) / n_chunks)
+        for k in range(n_chunks):
+            out.append(Trial(part_name(cell.cell_id, k), cell, cell.runs[k * size:(k + 1) * size]))
+    return out
 
 
 def train_options(spec: SweepSpec) -> TrainOptions:

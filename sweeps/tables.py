@@ -6,15 +6,16 @@ import numpy as np
 import pandas as pd
 
 from mutransfer.trainer import CellResult
-from sweeps.plan import Cell
+from sweeps.plan import Trial
 from sweeps.spec import SweepSpec
 
 
-def cell_tables(spec: SweepSpec, cell: Cell, result: CellResult, steps_per_epoch: int
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def trial_tables(spec: SweepSpec, trial: Trial, result: CellResult, steps_per_epoch: int
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cell = trial.cell
     cs = cell.spec
-    n = len(cell.runs)
-    ids = np.array([r.run_id for r in cell.runs])
+    n = len(trial.runs)
+    ids = np.array([r.run_id for r in trial.runs])
     runs = pd.DataFrame({
         "run_id": ids,
         "cell_id": cell.cell_id,
