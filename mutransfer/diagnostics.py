@@ -64,6 +64,7 @@ Array = jax.Array
 
 GiB = 1024**3
 DEFAULT_MAX_BYTES = 8 * GiB
+MAX_S_CONDITION = 1e12  # theorem1_energy: beyond this κ(S) the float64 answer is not trustworthy
 
 __all__ = [
     "ANALYSES",
@@ -191,12 +192,12 @@ def activity_hessian(net: Net, weights: Weights, x: Array, y: Array, cfg: PCConf
         raise ValueError(f"method: unknown {method!r}; choose 'autodiff' or 'blocks'")
 
     def one(b: int) -> Array:
-        x1, y1 = _example(x, y, b)
-        z = _hidden_of_example(net, weights, x1, hidden, b)
         if method == "blocks":
             return jnp.asarray(assemble_blocks(activity_hessian_blocks(
                 net, weights, x, y, cfg, hidden=hidden, example=b)))
-        return _autodiff_hessian(net, cfg, int(chunk), weights, x1, y1.astype(dtype), z)
+        x1, y1 = _example(x, y, b)
+        z = _hidden_of_example(net, weights, x1, hidden, b)
+        return _autodiff_hessian(net, cfg, int(chunk), list(weights), x1, y1.astype(dtype), z)
 
     if per_example:
         return one(example)
@@ -424,7 +425,10 @@ def _output_jacobians(net: Net, weights: Weights) -> list[np.ndarray]:
 
 def theorem1_energy(net: Net, weights: Weights, x: Array, y: Array, *, output_precision: float = 1.0) -> float:
     """μPC paper Theorem 1 / Eq. 30: F(z*) = (1/2B) Σ_b r_bᵀ S⁻¹ r_b for a LINEAR net, r = y − f(x),
-    S = γ⁻¹ I + Σ_l P_l P_lᵀ (γ = 1: the paper's I + Σ_l P_l P_lᵀ). Needs only a C×C solve."""
+    S = γ⁻¹ I + Σ_l P_l P_lᵀ (γ = 1: the paper's I + Σ_l P_l P_lᵀ). Needs only a C×C solve.
+    Returns NaN when S is not finite or κ(S) ≤ γ·λ_max(S) exceeds ``MAX_S_CONDITION`` (1e12, i.e.
+    a float64 relative error up to ~1e-4): an exploding forward pass (deep SP ResNets) swamps
+    the γ⁻¹I term, and a number would be meaningless."""
     _require_linear(net, "theorem1_energy")
     P = _output_jacobians(net, weights)
     _, _, W1a = _linear_maps(net, weights)
@@ -432,7 +436,13 @@ def theorem1_energy(net: Net, weights: Weights, x: Array, y: Array, *, output_pr
     C = P[0].shape[0]
     S = np.eye(C) / output_precision + sum(p @ p.T for p in P)
     r = y - x @ (P[0] @ W1a).T  # f(x) = P_1 a_1 W_1 x
-    return float(0.5 * np.mean(np.sum(r * scipy.linalg.solve(S, r.T, assume_a="pos").T, axis=1)))
+    if not np.all(np.isfinite(S)):
+        return math.nan
+    # λ_min(S) ≥ γ⁻¹ exactly, so κ(S) ≤ γ·λ_max(S); the float64 solve's relative error is ~eps·κ(S).
+    if output_precision * np.linalg.eigvalsh(S)[-1] > MAX_S_CONDITION:
+        return math.nan
+    Sinv_r = scipy.linalg.cho_solve(scipy.linalg.cho_factor(S), r.T).T
+    return float(0.5 * np.mean(np.sum(r * Sinv_r, axis=1)))
 
 
 def loss_energy_ratio(net: Net, weights: Weights, x: Array, y: Array, *, output_precision: float = 1.0) -> float:
@@ -911,18 +921,22 @@ def _run_loss_energy_ratio(cfg: LossEnergyRatioConfig) -> pd.DataFrame:
         for width in cfg.widths:
             net, w, lr_mults = _build(cfg.parametrization, input_dim=x.shape[1], width=width, depth=depth,
                                       output_dim=C, activation="linear", residual=cfg.residual, seed=cfg.seed)
-            tr = _Trainer(net, w, lr_mults, x, labels, C, algorithm=cfg.algorithm,
-                          cfg=PCConfig(inference_steps=depth), eta=cfg.lr, beta=cfg.activity_lr,
-                          batch_size=cfg.batch_size, seed=cfg.seed)
+            tr = None
+            if cfg.steps > 0:
+                tr = _Trainer(net, w, lr_mults, x, labels, C, algorithm=cfg.algorithm,
+                              cfg=PCConfig(inference_steps=depth), eta=cfg.lr, beta=cfg.activity_lr,
+                              batch_size=cfg.batch_size, seed=cfg.seed)
             for t in range(cfg.steps + 1):
                 if t > 0:
                     tr.train(1)
                 if t % cfg.eval_every == 0 or t == cfg.steps:
-                    F = theorem1_energy(net, tr.weights, xp, yp)
-                    ratio = loss_energy_ratio(net, tr.weights, xp, yp)
-                    loss = ratio * F  # ½ mean ‖y − f‖², in float64
+                    wt = tr.weights if tr is not None else w
+                    _, _, W1a = _linear_maps(net, wt)
+                    f = xp @ (_output_jacobians(net, wt)[0] @ W1a).T
+                    loss = float(0.5 * np.mean(np.sum((yp - f) ** 2, axis=1)))
+                    F = theorem1_energy(net, wt, xp, yp)
                     rows.append({"parametrization": cfg.parametrization, "residual": cfg.residual, "width": width,
-                                 "depth": depth, "step": t, "loss": loss, "energy": F, "ratio": ratio})
+                                 "depth": depth, "step": t, "loss": loss, "energy": F, "ratio": loss / F})
     return pd.DataFrame(rows)
 
 

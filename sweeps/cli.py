@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
         old = _store_spec(store, args.resume)
         if old is None:
             print(f"error: --resume: no sweep {args.resume!r} under {args.results} "
-                  f"(known: {store.sweeps() or 'none'})", file=sys.stderr)
+                  f"(known: {_known_sweeps(store) or 'none'})", file=sys.stderr)
             return 2
         if old.spec_hash() != spec.spec_hash():
             print(f"error: --resume: {args.spec} differs from the spec sweep {args.resume!r} was "
@@ -126,10 +126,25 @@ def _progress_printer():
     return show
 
 
+def _known_sweeps(store: ResultsStore) -> list[str]:
+    """Sweeps with results in the store, plus those the registry knows (e.g. just started)."""
+    from sweeps.registry import Registry, default_path
+
+    known = set(store.sweeps())
+    reg = default_path(store.root)
+    if reg is not None and reg.exists():
+        try:
+            known |= {row["sweep_id"] for row in Registry(reg).sweeps()}
+        except Exception:
+            pass
+    return sorted(known)
+
+
 def cmd_report(args) -> int:
     store = ResultsStore(args.results)
-    if args.sweep_id not in store.sweeps():
-        print(f"error: no sweep {args.sweep_id!r} under {args.results} (known: {store.sweeps() or 'none'})",
+    known = _known_sweeps(store)
+    if args.sweep_id not in known:
+        print(f"error: no sweep {args.sweep_id!r} under {args.results} (known: {known or 'none'})",
               file=sys.stderr)
         return 2
     print(_report(store, args.sweep_id, args.metric, args.json))
@@ -183,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     try:
         return args.func(args)
     except SpecError as e:

@@ -45,7 +45,9 @@ class Progress:
     trials_failed: int = 0
     runs_total: int = 0
     runs_done: int = 0
-    running: dict[str, float] = field(default_factory=dict)  # part -> fraction of its steps
+    running: dict[str, float] = field(default_factory=dict)  # part -> runs-equivalent done
+    trial_wall_s: dict[str, float] = field(default_factory=dict)  # start → complete, as Tune saw it
+    trial_compute_s: dict[str, float] = field(default_factory=dict)  # inside the trial: data+train+write
 
     @property
     def runs_in_progress(self) -> float:
@@ -145,9 +147,10 @@ def _trainable(config: dict) -> None:
     spec = parse_spec(config["spec"])
     trial = {t.part: t for t in _trials(spec)}[config["part"]]
     store = ResultsStore(config["results_root"])
+    t0 = time.perf_counter()
     n = execute_trial(spec, trial, store, config["sweep_id"],
                       progress=lambda done, total: tune.report({"progress": done / total, "runs": 0}))
-    tune.report({"progress": 1.0, "runs": n})
+    tune.report({"progress": 1.0, "runs": n, "compute_s": time.perf_counter() - t0})
 
 
 def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[str, Trial],
@@ -161,8 +164,11 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
     def part(trial) -> str:
         return trial.config["part"]
 
+    started: dict[str, float] = {}
+
     class RegistryCallback(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
+            started[part(trial)] = time.perf_counter()
             prog.running[part(trial)] = 0.0
             registry and registry.set_trial(prog.sweep_id, part(trial), "running", progress=0.0, attempt=True)
             emit()
@@ -171,6 +177,8 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
             p = part(trial)
             frac = float(result.get("progress", 0.0))
             prog.running[p] = frac * len(trials_by_part[p].runs)
+            if "compute_s" in result:
+                prog.trial_compute_s[p] = float(result["compute_s"])
             registry and registry.set_trial(prog.sweep_id, p, progress=frac)
             emit()
 
@@ -184,6 +192,7 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
         def on_trial_complete(self, iteration, trials, trial, **info):
             p = part(trial)
             prog.running.pop(p, None)
+            prog.trial_wall_s[p] = time.perf_counter() - started.get(p, time.perf_counter())
             prog.trials_done += 1
             prog.runs_done += len(trials_by_part[p].runs)
             registry and registry.set_trial(prog.sweep_id, p, "done", progress=1.0)
@@ -197,6 +206,28 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
             emit()
 
     return RegistryCallback()
+
+
+def _cancel_stopper(registry: Registry, sweep_id: str):
+    """Stops the whole Tune run once the registry says the sweep was cancelled (checked ≤ 1/s)."""
+    from ray import tune
+
+    class CancelStopper(tune.Stopper):
+        def __init__(self):
+            self.checked, self.cancelled = 0.0, False
+
+        def __call__(self, trial_id, result):
+            return self.stop_all()
+
+        def stop_all(self):
+            now = time.monotonic()
+            if not self.cancelled and now - self.checked > 1.0:
+                self.checked = now
+                row = registry.sweep(sweep_id)
+                self.cancelled = bool(row and row.get("cancel"))
+            return self.cancelled
+
+    return CancelStopper()
 
 
 def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None, address: str | None = None,
@@ -223,9 +254,9 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     if registry:
         registry.register(sweep_id, spec.name, spec.canonical(), spec.spec_hash(),
                           [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], address)
-        for t in planned:
-            if t.part in complete:
-                registry.set_trial(sweep_id, t.part, "done", progress=1.0)
+        for t in planned:  # a previous driver may have died mid-trial: start from the store's truth
+            registry.set_trial(sweep_id, t.part, "done" if t.part in complete else "pending",
+                               progress=1.0 if t.part in complete else 0.0)
         registry.set_sweep(sweep_id, "running")
     prog = Progress(sweep_id, len(planned), trials_done=len(out.cells_skipped),
                     runs_total=sum(len(t.runs) for t in planned),
@@ -253,6 +284,7 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
                                     trial_dirname_creator=lambda t: t.config["part"]),
         run_config=tune.RunConfig(name=f"{sweep_id}-{int(time.time())}", storage_path=tune_dir, verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  stop=_cancel_stopper(registry, sweep_id) if registry else None,
                                   callbacks=[_callback(registry, prog, by_part, on_progress)]),
     )
     try:
@@ -260,14 +292,20 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     except BaseException as e:
         registry and registry.set_sweep(sweep_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
+    done_now = store.completed_parts(sweep_id)
     for res in grid:
         p = res.config["part"]
         if res.error is not None:
             out.cells_failed[p] = f"{type(res.error).__name__}: {res.error}"
-        else:
+        elif p in done_now:
             out.cells_done.append(p)
+    cancelled = bool(registry and (registry.sweep(sweep_id) or {}).get("cancel"))
     if registry:
-        registry.set_sweep(sweep_id, "failed" if out.cells_failed else "finished",
+        for t in todo:
+            if t.part not in done_now and t.part not in out.cells_failed:
+                registry.set_trial(sweep_id, t.part, "pending", progress=0.0)
+        status = "cancelled" if cancelled else "failed" if out.cells_failed else "finished"
+        registry.set_sweep(sweep_id, status,
                            error="; ".join(f"{p}: {e}" for p, e in out.cells_failed.items())[:4000] or None)
     out.wall_s = time.perf_counter() - t0
     return out

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
     trials_total INTEGER NOT NULL,
     address      TEXT,
     error        TEXT,
+    driver_pid   INTEGER,                -- the process driving it (service-launched sweeps)
+    cancel       INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL
 );
@@ -81,10 +83,12 @@ class Registry:
         now = time.time()
         with self._db() as db:
             db.execute(
-                "INSERT INTO sweeps VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep_id) DO UPDATE SET "
-                "status='queued', address=excluded.address, error=NULL, updated_at=excluded.updated_at",
+                "INSERT INTO sweeps (sweep_id, name, spec_json, spec_hash, status, runs_total, trials_total, "
+                "address, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep_id) DO UPDATE "
+                "SET status='queued', address=excluded.address, error=NULL, cancel=0, "
+                "updated_at=excluded.updated_at",
                 (sweep_id, name, json.dumps(spec), spec_hash, "queued", sum(t[2] for t in trials),
-                 len(trials), address, None, now, now))
+                 len(trials), address, now, now))
             db.executemany(
                 "INSERT INTO trials (sweep_id, part, cell_id, runs, status, updated_at) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(sweep_id, part) DO NOTHING",
@@ -95,6 +99,14 @@ class Registry:
         with self._db() as db:
             db.execute("UPDATE sweeps SET status=?, error=?, updated_at=? WHERE sweep_id=?",
                        (status, error, time.time(), sweep_id))
+
+    def set_driver(self, sweep_id: str, pid: int | None) -> None:
+        with self._db() as db:
+            db.execute("UPDATE sweeps SET driver_pid=?, updated_at=? WHERE sweep_id=?", (pid, time.time(), sweep_id))
+
+    def request_cancel(self, sweep_id: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE sweeps SET cancel=1, updated_at=? WHERE sweep_id=?", (time.time(), sweep_id))
 
     def set_trial(self, sweep_id: str, part: str, status: str | None = None, *, progress: float | None = None,
                   error: str | None = None, attempt: bool = False) -> None:

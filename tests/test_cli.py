@@ -34,7 +34,8 @@ def swept(tmp_path_factory):
     spec = tmp / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     root = tmp / "results"
-    code = main(["run", str(spec), "--results", str(root), "--jax-cache", str(tmp / "jaxcache")])
+    code = main(["run", str(spec), "--results", str(root), "--executor", "local",
+                 "--jax-cache", str(tmp / "jaxcache")])
     return spec, root, code
 
 
@@ -57,7 +58,7 @@ def test_rerun_skips_finished_cells(swept, capsys):
     spec, root, _ = swept
     before = pd.read_parquet(root / "runs").sort_values("run_id").reset_index(drop=True)
     capsys.readouterr()
-    assert main(["run", str(spec), "--results", str(root)]) == 0
+    assert main(["run", str(spec), "--results", str(root), "--executor", "local"]) == 0
     err = capsys.readouterr().err
     assert err.count("skipped") == 4 and "done" not in err.replace("done/", "")
     after = pd.read_parquet(root / "runs").sort_values("run_id").reset_index(drop=True)
@@ -84,7 +85,7 @@ def test_resume_with_a_different_spec_is_refused(swept, tmp_path, capsys):
     (sweep_id,) = results.ResultsStore(root).sweeps()
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({**SPEC, "widths": [8, 32]}))
-    assert main(["run", str(other), "--results", str(root), "--resume", sweep_id]) == 2
+    assert main(["run", str(other), "--results", str(root), "--executor", "local", "--resume", sweep_id]) == 2
     assert "differs from the spec" in capsys.readouterr().err
     assert results.ResultsStore(root).sweeps() == [sweep_id]
 
@@ -93,7 +94,7 @@ def test_bad_spec_is_refused_before_anything_is_written(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**SPEC, "weight_lrs": [0.1, -0.1], "widths": [0]}))
     root = tmp_path / "results"
-    assert main(["run", str(bad), "--results", str(root)]) == 2
+    assert main(["run", str(bad), "--results", str(root)]) == 2  # default executor: refused before Ray starts
     err = capsys.readouterr().err
     assert "weight_lrs[1]" in err and "widths[0]" in err
     assert not root.exists()
@@ -102,7 +103,7 @@ def test_bad_spec_is_refused_before_anything_is_written(tmp_path, capsys):
 def test_missing_dataset_says_how_to_get_it(tmp_path, capsys):
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "dataset": {"name": "mnist", "data_dir": str(tmp_path / "none")}}))
-    code = main(["run", str(spec), "--results", str(tmp_path / "r")])
+    code = main(["run", str(spec), "--results", str(tmp_path / "r"), "--executor", "local"])
     err = capsys.readouterr().err
     assert code == 2 and "mutransfer data fetch mnist" in err
 

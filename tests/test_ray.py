@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import free_port
 
 from mutransfer.results import ResultsStore
 from sweeps.local import run_sweep
@@ -158,33 +159,15 @@ def test_corrupt_registry_row_and_stray_temp_file_do_not_break_report(embedded_r
     assert len(table(tmp_path)) == 12
 
 
-# -- the --address path: a cluster started with the ray CLI on loopback ----------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def cli_cluster(tmp_path_factory):
-    ray_bin = Path(sys.executable).with_name("ray")
-    port = _free_port()
-    tmp = tmp_path_factory.mktemp("raycli")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", str(tmp / "ray")],
-                   check=True, capture_output=True, env=env, timeout=120)
-    yield f"127.0.0.1:{port}"
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
-
+# -- the --address path: a cluster started with the ray CLI on loopback (conftest) -----------
 
 def _cli(*args, **kw) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("mutransfer")
     return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_driver_killed_then_resumed_equals_uninterrupted(cli_cluster, reference, tmp_path):
+def test_driver_killed_then_resumed_equals_uninterrupted(ray_cli_cluster, reference, tmp_path):
+    cli_cluster = ray_cli_cluster
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({**SPEC, "resources": {"max_concurrent_trials": 1}}))
     root = tmp_path / "results"
@@ -212,7 +195,7 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path):
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(SPEC))
     t = time.time()
-    proc = _cli("run", str(spec_file), "--results", str(tmp_path / "r"), "--address", f"127.0.0.1:{_free_port()}")
+    proc = _cli("run", str(spec_file), "--results", str(tmp_path / "r"), "--address", f"127.0.0.1:{free_port()}")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and time.time() - t < 30
     assert "cannot reach a Ray cluster" in err

@@ -1,0 +1,53 @@
+"""The ``mutransfer`` console script: the sweeps CLI (run, report, data) plus ``serve``.
+
+    mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
+
+Lives here, not in ``sweeps``, so that dependencies point one way (service → sweeps).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sweeps import cli as sweeps_cli
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    # The app reads its settings from the environment (see service/settings.py); the driver
+    # processes it starts inherit them.
+    os.environ["MUTRANSFER_RESULTS"] = str(args.results)
+    if args.address:
+        os.environ["MUTRANSFER_RAY_ADDRESS"] = args.address
+    if args.registry:
+        os.environ["MUTRANSFER_REGISTRY"] = args.registry
+    print(f"mutransfer: serving http://{args.host}:{args.port}/ (results: {args.results}; sweeps run on "
+          f"{args.address or 'an embedded local Ray per sweep'})", file=sys.stderr)
+    uvicorn.run("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
+                workers=args.workers)
+    return 0
+
+
+def build_parser():
+    p = sweeps_cli.build_parser()
+    sub = next(a for a in p._actions if a.dest == "command")
+    s = sub.add_parser("serve", help="HTTP API and dashboards")
+    s.add_argument("--results", default=str(sweeps_cli.default_results_root()))
+    s.add_argument("--address", default=None, help="Ray cluster for sweeps (default: embedded local Ray)")
+    s.add_argument("--registry", default=None)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--log-level", default="warning")
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return sweeps_cli.main(argv, parser=build_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

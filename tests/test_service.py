@@ -1,0 +1,178 @@
+"""The HTTP service, for real: uvicorn on loopback (`mutransfer serve`), sweeps driven by detached
+driver processes on a Ray cluster started with the `ray` CLI, Parquet pulled with pandas."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+from conftest import free_port
+
+SPEC = {
+    "name": "svc",
+    "parametrizations": ["mupc"],
+    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
+    "widths": [8, 16],
+    "depths": [2],
+    "weight_lrs": [1e-2, 1e-1],
+    "activity_lrs": [0.5, 1.0],
+    "seeds": 2,
+    "dataset": {"name": "digits", "train_examples": 640},
+    "training": {"epochs": 1, "batch_size": 32},
+    "logging": {"every": 5},
+    "resources": {"max_concurrent_trials": 2},
+}
+RUNS = 2 * 2 * 2 * 2
+
+
+class Server:
+    def __init__(self, root: Path, address: str, **env):
+        self.root, self.address, self.env = root, address, env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self) -> "Server":
+        exe = Path(sys.executable).with_name("mutransfer")
+        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
+        self.proc = subprocess.Popen([str(exe), "serve", "--results", str(self.root), "--address", self.address,
+                                      "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.root.parent / f"serve-{self.port}.log", "ab"))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def get(self, path, **kw):
+        return httpx.get(self.url + path, timeout=30, **kw)
+
+    def wait(self, sid: str, statuses=("finished",), timeout=240) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = self.get(f"/sweeps/{sid}").json()
+            if st["status"] in statuses:
+                return st
+            if st["status"] in ("failed", "cancelled", "finished"):
+                raise AssertionError(f"sweep ended {st['status']}: {st.get('error')}")
+            time.sleep(0.5)
+        raise AssertionError(f"timed out; last status {st}")
+
+
+def submit(server: Server, spec: dict, token: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/yaml"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(server.url + "/sweeps", content=yaml.safe_dump(spec), headers=headers, timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path, ray_cli_cluster):
+    s = Server(tmp_path / "results", ray_cli_cluster, MUTRANSFER_API_TOKEN="s3cret").start()
+    yield s
+    s.stop()
+
+
+def test_submit_progress_report_and_pandas(server):
+    assert submit(server, SPEC).status_code == 401  # writes need the token when it is set
+    r = submit(server, SPEC, token="s3cret")
+    assert r.status_code == 202, r.text
+    sid = r.json()["id"]
+    assert r.json()["links"]["runs"] == f"/sweeps/{sid}/runs"
+
+    events = []
+    with httpx.stream("GET", f"{server.url}/sweeps/{sid}/events?interval=0.2", timeout=240) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind == "end":
+                    break
+    assert events[-1] == ("end", {"id": sid, "status": "finished"})
+    progress = [e for k, e in events if k == "progress"]
+    assert progress[-1]["runs_done"] == RUNS and progress[-1]["cells_done"] == 2
+
+    st = server.get(f"/sweeps/{sid}").json()
+    assert st["status"] == "finished" and st["runs_done"] == st["runs_total"] == RUNS
+    assert {c["status"] for c in st["cells"]} == {"done"}
+
+    rep = server.get(f"/sweeps/{sid}/report").json()
+    assert rep["analyses"][0]["axis"] == "width" and rep["analyses"][0]["verdict"]
+    html = server.get(f"/sweeps/{sid}/report", headers={"Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and "verdict" in html.text.lower()
+
+    runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")
+    assert len(runs) == RUNS and runs["run_id"].is_unique
+    only64 = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs?width=16&weight_lr=0.1")
+    assert len(only64) == 4 and set(only64.width) == {16}
+    csv = pd.read_csv(f"{server.url}/sweeps/{sid}/runs?format=csv")
+    assert len(csv) == RUNS
+    js = server.get(f"/sweeps/{sid}/runs?format=json").json()
+    assert len(js) == RUNS and all(row["activity_lr"] is not None for row in js)
+    curves = pd.read_parquet(f"{server.url}/sweeps/{sid}/curves?width=8")
+    assert set(curves.run_id) == set(runs.loc[runs.width == 8, "run_id"])
+    assert server.get(f"/sweeps/{sid}/contours").status_code == 200
+    listing = server.get("/sweeps?status=finished").json()
+    assert [i["id"] for i in listing["items"]] == [sid]
+
+
+def test_cancel_stops_trials_and_keeps_finished_results(server):
+    slow = {**SPEC, "name": "svc-cancel", "widths": [8, 16, 32, 64], "training": {"epochs": 30, "batch_size": 32},
+            "resources": {"max_concurrent_trials": 1}}
+    sid = submit(server, slow, token="s3cret").json()["id"]
+    server.wait(sid, ("running",))
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(c["status"] == "running" for c in server.get(f"/sweeps/{sid}").json()["cells"]):
+        time.sleep(0.3)
+    r = httpx.delete(f"{server.url}/sweeps/{sid}", headers={"Authorization": "Bearer s3cret"}, timeout=30)
+    assert r.status_code == 202 and r.json()["cancelled"]
+    st = server.wait(sid, ("cancelled",), timeout=120)
+    assert st["runs_done"] < st["runs_total"]
+    runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs") if st["runs_done"] else pd.DataFrame({"run_id": []})
+    assert len(runs) == st["runs_done"] and runs["run_id"].is_unique
+    again = httpx.delete(f"{server.url}/sweeps/{sid}", headers={"Authorization": "Bearer s3cret"}, timeout=30)
+    assert again.status_code == 202 and not again.json()["cancelled"]
+
+
+def test_restarting_the_api_mid_sweep_loses_nothing(tmp_path, ray_cli_cluster):
+    spec = {**SPEC, "name": "svc-restart", "widths": [8, 16, 32], "training": {"epochs": 6, "batch_size": 32},
+            "resources": {"max_concurrent_trials": 1}}
+    root = tmp_path / "results"
+    a = Server(root, ray_cli_cluster).start()
+    sid = submit(a, spec).json()["id"]
+    a.wait(sid, ("running",))
+    from sweeps.registry import Registry
+    driver = Registry(root / "registry.sqlite").sweep(sid)["driver_pid"]
+    # The API and the sweep's driver both die (e.g. the machine's service manager restarts them).
+    a.kill()
+    os.kill(driver, signal.SIGKILL)
+    b = Server(root, ray_cli_cluster).start()  # adopts the orphaned sweep and relaunches a driver
+    try:
+        st = b.wait(sid, ("finished",), timeout=300)
+        assert st["runs_done"] == st["runs_total"] == 3 * 8
+        runs = pd.read_parquet(f"{b.url}/sweeps/{sid}/runs")
+        assert len(runs) == 24 and runs["run_id"].is_unique
+    finally:
+        b.stop()
