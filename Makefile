@@ -7,7 +7,7 @@ RESULTS ?= results
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup system-deps run test bench clean
+.PHONY: setup system-deps test-deps run serve test bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -18,6 +18,13 @@ system-deps:
 	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
 	      || echo "warning: could not install dataset-fashion-mnist; sweeps will use the bundled digits"; \
 	  else echo "warning: no apt-get; install Fashion-MNIST IDX files under \$$MUTRANSFER_DATA_DIR/fashion_mnist"; fi; \
+	fi
+
+# Debian's headless Chromium for the dashboard browser test (skipped, with a reason, without it).
+test-deps:
+	@if ! command -v chromium >/dev/null; then \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) \
+	    || echo "warning: could not install chromium; the browser test will be skipped"; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -31,7 +38,10 @@ run: setup
 	[ -d $(FASHION_MNIST) ] || [ -n "$$MUTRANSFER_DATA_DIR" ] || spec=sweeps/specs/quickstart_digits.yaml; \
 	$(VENV)/bin/mutransfer run $$spec --results $(RESULTS)
 
-test: setup
+serve: setup
+	$(VENV)/bin/mutransfer serve --results $(RESULTS)
+
+test: setup test-deps
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -97,7 +97,8 @@ def main() -> None:
             Hb, t_asm = _timed(dg.assemble_blocks, blocks)
             err = np.abs(Hd - Hb).max() / np.abs(Hb).max()
             print(f"[dense  ] (i) autodiff H_z (dense):   {t_ad:8.2f} s  (first call incl. compile {t_ad_first:.2f} s)")
-            print(f"[dense  ]     assemble blocks densely: {t_asm:8.2f} s;  max|H_autodiff − H_blocks| / max|H| = {err:.2e}")
+            print(f"[dense  ]     assemble blocks densely: {t_asm:8.2f} s;  "
+                  f"max|H_autodiff − H_blocks| / max|H| = {err:.2e}")
             if args.dense_eig:
                 c2, t_eig = _timed(dg.condition_number, Hb, dtype="float64", blas_threads=args.blas_threads or None)
                 print(f"[dense  ] (ii) eigvalsh (LAPACK f64):  {t_eig:8.2f} s")

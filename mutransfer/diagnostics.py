@@ -619,7 +619,8 @@ def _synthetic(seed: int, n: int, input_dim: int, output_dim: int) -> tuple[np.n
     return x, rng.integers(0, output_dim, n).astype(np.int32)
 
 
-def _as_xy(data, *, seed: int, input_dim: int, output_dim: int, num_examples: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _as_xy(data, *, seed: int, input_dim: int, output_dim: int,
+           num_examples: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(x float32 (n, D), integer labels (n,), C) from a Dataset, an (x, y) tuple (labels or
     one-hot), a dataset name, or None (Gaussian inputs, uniform random labels)."""
     if data is None or (isinstance(data, str) and data == "synthetic"):
@@ -847,7 +848,8 @@ class CoordinateCheckConfig:
     seed: int = 0
 
 
-def _hessian_conditioning(net: Net, weights: Weights, x: Array, y: Array, *, method: str, eig: str) -> tuple[Conditioning, str]:
+def _hessian_conditioning(net: Net, weights: Weights, x: Array, y: Array, *, method: str,
+                          eig: str) -> tuple[Conditioning, str]:
     if method == "auto":
         method = "closed_form" if net.activation == "linear" else "blocks"
     if method == "closed_form":

@@ -4,7 +4,6 @@ in a new session so restarting the web process neither stops nor duplicates it."
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -69,15 +68,11 @@ def adopt_orphans(settings: Settings) -> list[str]:
 
 
 def cancel(settings: Settings, sweep_id: str) -> None:
-    """Flag the sweep cancelled (the driver's Tune stopper acts on it) and signal its driver."""
+    """Flag the sweep cancelled: the driver's Tune stopper sees the flag within a second, stops
+    the running trials and records the sweep as cancelled (finished parts stay). No signal is
+    sent: Ray's worker runtime turns SIGTERM into an abrupt exit of the driver."""
     reg = Registry(settings.registry)
     reg.request_cancel(sweep_id)
     row = reg.sweep(sweep_id)
-    pid = row and row.get("driver_pid")
-    if pid_alive(pid):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    elif row and row["status"] in ACTIVE:
+    if row and row["status"] in ACTIVE and not pid_alive(row.get("driver_pid")):
         reg.set_sweep(sweep_id, "cancelled")

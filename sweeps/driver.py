@@ -4,8 +4,8 @@
 
 The service starts one of these per submitted sweep (in a new session, so restarting the web
 process does not stop it) and starts another for any sweep left queued/running by a dead driver;
-finished trials are never recomputed. SIGTERM (or the registry's cancel flag) cancels the sweep:
-running trials stop, finished results stay.
+finished trials are never recomputed. The registry's cancel flag (DELETE /sweeps/{id}) cancels
+the sweep: running trials stop, finished results stay.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 
 from sweeps.registry import Registry, default_path
@@ -40,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         registry.set_sweep(args.sweep_id, "cancelled")
         return 0
     registry.set_driver(args.sweep_id, os.getpid())
-    signal.signal(signal.SIGTERM, lambda *_: registry.request_cancel(args.sweep_id))
     try:
         from sweeps import compile_cache
         from sweeps.ray_exec import run_sweep_ray

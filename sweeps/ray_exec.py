@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,13 +82,27 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                            "embedded local Ray") from None
 
 
+def _default_token_auth() -> None:
+    """Attach with token auth when a token is at hand and the user said nothing: `ray start --head`
+    enables token auth by default (Ray ≥ 2.59), a token-mode client also works with a cluster that
+    has it disabled, and the reverse fails with a bare "Failed to connect"."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or Path("~/.ray/auth_token").expanduser().exists()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def connect(address: str | None = None) -> None:
     """Connect to ``address`` (or $RAY_ADDRESS), or start an embedded local Ray."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and "ray" not in sys.modules:  # Ray reads its auth mode when first imported
+        check_reachable(address)
+        _default_token_auth()
     import ray
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         check_reachable(address)
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -290,7 +305,10 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     try:
         grid = tuner.fit()
     except BaseException as e:
-        registry and registry.set_sweep(sweep_id, "failed", error=f"{type(e).__name__}: {e}")
+        if registry:
+            cancelled = bool((registry.sweep(sweep_id) or {}).get("cancel"))
+            registry.set_sweep(sweep_id, "cancelled" if cancelled else "failed",
+                               error=None if cancelled else f"{type(e).__name__}: {e}")
         raise
     done_now = store.completed_parts(sweep_id)
     for res in grid:

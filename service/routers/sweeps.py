@@ -184,9 +184,9 @@ async def events(request: Request, sid: str = Depends(sweep_id), data: SweepData
         summary = {**_summary(st), "cells_done": sum(c["status"] == "done" for c in st["cells"]),
                    "cells_total": len(st["cells"])}
         if summary != last:
-            yield ServerSentEvent(data=json.dumps(summary), event="progress")
+            yield ServerSentEvent(data=summary, event="progress")
             last = summary
         if st["status"] in TERMINAL or await request.is_disconnected():
-            yield ServerSentEvent(data=json.dumps({"id": sid, "status": st["status"]}), event="end")
+            yield ServerSentEvent(data={"id": sid, "status": st["status"]}, event="end")
             return
         await asyncio.sleep(interval)
