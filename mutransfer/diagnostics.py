@@ -987,5 +987,11 @@ def run_analysis(kind: str, config: Mapping[str, Any] | Any | None = None) -> pd
         unknown = sorted(set(config) - fields)
         if unknown:
             raise ValueError(f"{kind}: unknown config field(s) {unknown}; allowed: {sorted(fields)}")
-        config = a.config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+        tuple_fields = {f.name for f in dataclasses.fields(a.config) if isinstance(f.default, tuple)}
+
+        def coerce(k, v):
+            if isinstance(v, (list, tuple)):
+                return tuple(v)
+            return (v,) if k in tuple_fields else v  # a single value for a list-valued field
+        config = a.config(**{k: coerce(k, v) for k, v in config.items()})
     return a.run(config)

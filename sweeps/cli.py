@@ -3,6 +3,7 @@
     mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--json]
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
     mutransfer data fetch NAME [--cache-dir DIR]
+    mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
 
 ``run`` starts an embedded local Ray by default; ``--address HOST:PORT`` (or $RAY_ADDRESS) attaches
 to a running cluster; ``--executor local`` trains in this process without Ray.
@@ -159,6 +160,54 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+def _parse_settings(pairs: list[str]) -> dict:
+    """`key=value` pairs; values are YAML scalars, comma-separated values become lists."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SpecError([("--set", f"expected KEY=VALUE, got {pair!r}")])
+        key, value = pair.split("=", 1)
+        items = [yaml.safe_load(v) for v in value.split(",")]
+        out[key.strip()] = items if "," in value else items[0]
+    return out
+
+
+def cmd_diagnose(args) -> int:
+    from mutransfer.diagnostics import ANALYSES, run_analysis
+
+    if args.kind == "list":
+        for name, a in ANALYSES.items():
+            import dataclasses
+            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(a.config))
+            print(f"{name}: {a.description}\n    {fields}")
+        return 0
+    try:
+        df = run_analysis(args.kind, _parse_settings(args.set or []))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    value = {"hessian_condition": "kappa", "hessian_condition_during_training": "kappa",
+             "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z"}[args.kind]
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 200):
+        if {"width", "depth"} <= set(df.columns) and df["width"].nunique() > 1 and df["depth"].nunique() > 1:
+            keys = [c for c in ("parametrization", "residual", "activation", "step") if c in df.columns]
+            for key, grp in (df.groupby(keys) if keys else [((), df)]):
+                print(f"{value} over depth (rows) × width (columns): {dict(zip(keys, key if isinstance(key, tuple) else (key,)))}")
+                print(grp.pivot_table(index="depth", columns="width", values=value, aggfunc="median").to_string(
+                    float_format=lambda v: f"{v:.4g}"))
+                print()
+        else:
+            print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        df.to_parquet(args.out, index=False)
+        print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mutransfer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true")
     rep.add_argument("--metric", default=None)
     rep.set_defaults(func=cmd_report)
+
+    dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed)",
+                        description="Kinds: hessian_condition, hessian_condition_during_training, "
+                                    "loss_energy_ratio, coordinate_check ('list' shows their settings). "
+                                    "Example: mutransfer diagnose hessian_condition --set widths=8,16 "
+                                    "--set depths=2,4,8 --set activation=linear")
+    dg.add_argument("kind")
+    dg.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting; lists comma-separated")
+    dg.add_argument("--out", default=None, help="also write the table to this Parquet file")
+    dg.set_defaults(func=cmd_diagnose)
 
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

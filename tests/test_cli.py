@@ -111,3 +111,15 @@ def test_missing_dataset_says_how_to_get_it(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "sweeps.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "report" in out.stdout
+
+
+def test_diagnose_prints_a_width_depth_table_and_writes_parquet(tmp_path, capsys):
+    out = tmp_path / "kappa.parquet"
+    assert main(["diagnose", "hessian_condition", "--set", "widths=4,8", "--set", "depths=2,3",
+                 "--set", "parametrizations=sp", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "kappa over depth (rows) × width (columns)" in text
+    df = pd.read_parquet(out)
+    assert set(df["width"]) == {4, 8} and set(df["depth"]) == {2, 3} and (df["kappa"] > 1).all()
+    assert main(["diagnose", "hessian_condition", "--set", "colour=red"]) == 2
+    assert "colour" in capsys.readouterr().err
