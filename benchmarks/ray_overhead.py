@@ -1,5 +1,5 @@
 """Ray's overhead: the same 8-cell CPU sweep (a) in-process and (b) through Ray Tune with 2
-concurrent one-CPU trials, side by side in one process.
+concurrent one-CPU trials, side by side in one process, alternated over rounds (noisy machines).
 
 Prints the total wall time of both, the embedded cluster's start-up time (paid once), and Ray's
 overhead per trial: Tune's start→complete time of a trial minus the time the trial spent inside
@@ -8,7 +8,9 @@ overhead per trial: Tune's start→complete time of a trial minus the time the t
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -32,37 +34,43 @@ SPEC = {
 }
 
 
+def one_round(spec, tmp: str, k: int) -> tuple[float, float, Progress]:
+    # Each path gets a fresh, empty compilation cache so neither reuses the other's programs.
+    compile_cache.enable(f"{tmp}/cache-a{k}")
+    t = time.perf_counter()
+    a = run_sweep(spec, f"{tmp}/a{k}")
+    wall_a = time.perf_counter() - t
+    last: list[Progress] = []
+    t = time.perf_counter()
+    b = run_sweep_ray(spec, f"{tmp}/b{k}", jax_cache=f"{tmp}/cache-b{k}", on_progress=last.append)
+    wall_b = time.perf_counter() - t
+    assert not a.cells_failed and not b.cells_failed and len(a.cells_done) == len(b.cells_done) == 8
+    return wall_a, wall_b, last[-1]
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2, help="(a), (b) alternated this many times")
+    args = ap.parse_args()
     spec = parse_spec(SPEC)
     tmp = tempfile.mkdtemp()
     try:
-        # Both paths use a fresh, empty compilation cache so neither gets the other's programs.
-        compile_cache.enable(f"{tmp}/cache-a")
-        t = time.perf_counter()
-        a = run_sweep(spec, f"{tmp}/a")
-        wall_a = time.perf_counter() - t
-
         t = time.perf_counter()
         connect(None)
         startup = time.perf_counter() - t
-        last: list[Progress] = []
-        t = time.perf_counter()
-        b = run_sweep_ray(spec, f"{tmp}/b", jax_cache=f"{tmp}/cache-b", on_progress=last.append)
-        wall_b = time.perf_counter() - t
-        p = last[-1]
-        over = [p.trial_wall_s[k] - p.trial_compute_s[k] for k in p.trial_wall_s if k in p.trial_compute_s]
-        n = len(a.cells_done)
-        assert not a.cells_failed and not b.cells_failed and n == len(b.cells_done) == 8
         print(f"8 cells × {len(spec.weight_lrs) * len(spec.activity_lrs) * len(spec.seeds)} runs, "
-              f"{spec.dataset.train_examples} examples, 1 epoch")
-        print(f"(a) in-process, one cell after another:     {wall_a:7.1f} s")
-        print(f"(b) Ray Tune, 2 concurrent 1-CPU trials:    {wall_b:7.1f} s   ((a)/(b) = {wall_a / wall_b:.2f}x)")
-        print(f"    embedded Ray start-up (once per run):   {startup:7.1f} s")
-        print(f"    per trial: Tune wall {sum(p.trial_wall_s.values()) / n:.2f} s, inside the trial "
-              f"{sum(p.trial_compute_s.values()) / n:.2f} s")
-        print(f"    Ray overhead per trial: mean {sum(over) / len(over):.2f} s, max {max(over):.2f} s")
-        print(f"    fit() wall minus ideal 2-way parallel compute, per trial: "
-              f"{(wall_b - sum(p.trial_compute_s.values()) / 2) / n:.2f} s")
+              f"{spec.dataset.train_examples} examples, 1 epoch; embedded Ray start-up (once): {startup:.1f} s")
+        print(f"{'round':>5} {'(a) in-process s':>17} {'(b) Ray 2×1-CPU s':>18} {'(a)/(b)':>8} "
+              f"{'Ray overhead/trial s':>21} {'max':>6}")
+        ratios = []
+        for k in range(args.rounds):
+            wall_a, wall_b, p = one_round(spec, tmp, k)
+            over = [p.trial_wall_s[t] - p.trial_compute_s[t] for t in p.trial_wall_s if t in p.trial_compute_s]
+            ratios.append(wall_a / wall_b)
+            print(f"{k:>5} {wall_a:>17.1f} {wall_b:>18.1f} {wall_a / wall_b:>7.2f}x "
+                  f"{sum(over) / len(over):>21.2f} {max(over):>6.2f}")
+        print(f"median (a)/(b): {statistics.median(ratios):.2f}x  (overhead = Tune's start→complete time of a "
+              "trial minus the time spent inside it)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

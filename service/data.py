@@ -22,19 +22,45 @@ SWEEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}$")
 
 
 class _LRU:
+    """A small LRU whose values are computed once per key even under concurrent misses (when a
+    trial finishes, every polling client misses at once; only one of them recomputes)."""
+
     def __init__(self, size: int = 32):
         self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.pending: dict[Any, threading.Lock] = {}
 
     def get(self, key, make: Callable[[], Any]):
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
+            key_lock = self.pending.setdefault(key, threading.Lock())
+        with key_lock:
+            with self.lock:
+                if key in self.items:
+                    return self.items[key]
+            value = make()
+            with self.lock:
+                self.items[key] = value
+                self.pending.pop(key, None)
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+        return value
+
+
+class _Ttl:
+    """Per-key values kept for ``ttl`` seconds (status polling hits SQLite at most that often)."""
+
+    def __init__(self, ttl: float = 0.5):
+        self.ttl, self.items = ttl, {}
+
+    def get(self, key, make: Callable[[], Any]):
+        now = time.monotonic()
+        hit = self.items.get(key)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
         value = make()
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+        self.items[key] = (now, value)
         return value
 
 
@@ -45,23 +71,18 @@ class SweepData:
         self.settings = settings
         self.store = ResultsStore(settings.results)
         self.registry = Registry(settings.registry)
-        self._runs, self._reports = _LRU(), _LRU()
-        self._parts: dict[str, tuple[float, frozenset]] = {}
+        self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
+        self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
 
     def parts(self, sweep_id: str) -> frozenset:
         """Finished parts, re-listed at most every 0.5 s per sweep."""
-        now = time.monotonic()
-        hit = self._parts.get(sweep_id)
-        if hit and now - hit[0] < 0.5:
-            return hit[1]
-        parts = frozenset(self.store.completed_parts(sweep_id))
-        self._parts[sweep_id] = (now, parts)
-        return parts
+        return self._parts.get(sweep_id, lambda: frozenset(self.store.completed_parts(sweep_id)))
 
     def exists(self, sweep_id: str) -> bool:
         if not SWEEP_ID.match(sweep_id):
             return False
-        return self.registry.sweep(sweep_id) is not None or bool(self.parts(sweep_id))
+        return self._exists.get(sweep_id, lambda: self.registry.sweep(sweep_id) is not None
+                                or bool(self.parts(sweep_id)))
 
     def runs(self, sweep_id: str) -> pd.DataFrame:
         key = (sweep_id, self.parts(sweep_id))
@@ -80,6 +101,21 @@ class SweepData:
         return self._reports.get(key, make)
 
     def status(self, sweep_id: str) -> dict:
+        """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
+        return self._status.get(sweep_id, lambda: self._read_status(sweep_id))
+
+    def invalidate(self, sweep_id: str) -> None:
+        """Forget cached status after a write (submit, cancel) so the next read is fresh."""
+        for ttl in (self._status, self._exists, self._parts):
+            ttl.items.pop(sweep_id, None)
+
+    def page(self, sweep_id: str, kind: str, render: Callable[[], str]) -> str:
+        """A rendered dashboard page, cached until the sweep's finished parts or progress change."""
+        st = self.status(sweep_id)
+        key = (sweep_id, kind, self.parts(sweep_id), st["status"], round(st["progress"], 2))
+        return self.pages.get(key, render)
+
+    def _read_status(self, sweep_id: str) -> dict:
         row = self.registry.sweep(sweep_id) or {}
         trials = self.registry.trials(sweep_id) if row else []
         parts = self.parts(sweep_id)

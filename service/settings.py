@@ -9,6 +9,7 @@
     MUTRANSFER_MAX_DEPTH         max hidden layers H                (default 256)
     MUTRANSFER_MAX_EPOCHS        max epochs                         (default 100)
     MUTRANSFER_MAX_CONCURRENT    max sweeps queued/running at once  (default 2)
+    MUTRANSFER_JAX_CACHE         JAX compilation cache directory for sweep drivers (shared storage)
     MUTRANSFER_DRIVERS           local (default): the API starts a detached driver per sweep;
                                  none: sweeps stay queued for an external supervisor
 """

@@ -40,13 +40,14 @@ def index(data: SweepData = Depends(get_data)) -> str:
 @router.get("/sweeps/{sweep_id}/contours", response_class=HTMLResponse, summary="Transfer-contour dashboard")
 def contours(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
     meta = _meta(data, sid)
-    return pages.contour_page(data.report(sid, meta["metric"]), data.runs(sid), meta)
+    return data.page(sid, "contours",
+                     lambda: pages.contour_page(data.report(sid, meta["metric"]), data.runs(sid), meta))
 
 
 @router.get("/sweeps/{sweep_id}/shift", response_class=HTMLResponse, summary="Optimum-shift dashboard")
 def shift(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
     meta = _meta(data, sid)
-    return pages.shift_page(data.report(sid, meta["metric"]), meta)
+    return data.page(sid, "shift", lambda: pages.shift_page(data.report(sid, meta["metric"]), meta))
 
 
 @router.get("/compare", response_class=HTMLResponse, summary="Two sweeps side by side")

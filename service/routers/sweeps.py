@@ -69,6 +69,7 @@ def submit(spec: SweepSpec, data: SweepData = Depends(get_data),
                            [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], settings.ray_address)
     if settings.launch_drivers:
         launcher.launch(settings, sid)
+    data.invalidate(sid)
     return {"id": sid, "status": "queued", "resubmitted": existing is not None, "links": _links(sid)}
 
 
@@ -102,6 +103,7 @@ def cancel(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
     if row is None or row["status"] in TERMINAL:
         return {"id": sid, "status": row["status"] if row else "finished", "cancelled": False}
     launcher.cancel(settings, sid)
+    data.invalidate(sid)
     return {"id": sid, "status": "cancelling", "cancelled": True}
 
 
@@ -163,7 +165,7 @@ def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), fo
 @router.get("/{sweep_id}/report", summary="Optimum-shift report (JSON, or HTML with Accept: text/html)")
 def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
            metric: str | None = None, format: Literal["json", "html"] | None = None) -> Response:
-    metric = metric or data.status(sid)["metric"]
+    metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
     if metric not in METRICS:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"metric: unknown {metric!r}; choose one of {sorted(METRICS)}")
