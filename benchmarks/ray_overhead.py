@@ -35,7 +35,16 @@ SPEC = {
 
 
 def one_round(spec, tmp: str, k: int) -> tuple[float, float, Progress]:
-    # Each path gets a fresh, empty compilation cache so neither reuses the other's programs.
+    # Each path starts cold: a fresh, empty compilation cache, and (in-process) no programs or data
+    # kept in memory from the previous round.
+    import jax
+
+    from mutransfer import trainer
+    from sweeps import worker
+
+    trainer._programs.cache_clear()
+    worker.device_data.cache_clear()
+    jax.clear_caches()
     compile_cache.enable(f"{tmp}/cache-a{k}")
     t = time.perf_counter()
     a = run_sweep(spec, f"{tmp}/a{k}")
