@@ -670,3 +670,21 @@ def report_page(
         body.append(f"<h2>Plain text</h2><pre>{_e(text)}</pre>")
     title = f"{meta.get('name') or _sid(meta) or 'sweep'} — report" if meta else "optimum-shift report"
     return _document(title, "".join(body), refresh_s=refresh_s if _is_running(meta) else None)
+
+
+def diagnostics_page(analyses: Mapping[str, pd.DataFrame], sweep_meta: Mapping[str, Any] | None, *,
+                     plotly_url: str = DEFAULT_PLOTLY_URL, refresh_s: float | None = 5) -> str:
+    """The sweep's diagnostics (``analyses`` in its spec): one paper-style figure per table."""
+    from dashboards.diagnostics import diagnostic_figure, kind_of
+
+    meta = sweep_meta or {}
+    body = [_sweep_header(meta, "diagnostics", refresh_s)]
+    if not analyses:
+        body.append('<div class="card"><p>No diagnostics for this sweep (add <code>analyses:</code> to its '
+                    "spec, or run <code>mutransfer diagnose</code>).</p></div>")
+    for name, df in analyses.items():
+        body.append(f"<h2>{_e(name)}</h2>")
+        body.append(figure_html(diagnostic_figure(df, kind_of(name))))
+    title = f"{meta.get('name') or _sid(meta) or 'sweep'} — diagnostics"
+    return _document(title, "".join(body), plotly_url=plotly_url,
+                     refresh_s=refresh_s if _is_running(meta) else None)

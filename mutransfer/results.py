@@ -68,6 +68,7 @@ __all__ = [
 RUN_STATUSES = ("ok", "diverged", "failed")
 SCHEMA_VERSION = "1"
 PARTITION_KEY = "sweep_id"
+ANALYSES_DIR = "analyses"  # diagnostics tables: ROOT/analyses/sweep_id=<id>/<name>.parquet
 
 _NAN = float("nan")
 _REQUIRED = object()  # sentinel: column has no default
@@ -533,6 +534,29 @@ class ResultsStore:
         else:
             self._delete(curves_path)  # stale curves of a previous attempt
         self._write_atomic(runs_t, runs_path)
+
+    # -- diagnostics tables (one file per analysis; columns depend on the kind) ---------------
+    def _analysis_dir(self, sweep_id: str) -> str:
+        validate_name(sweep_id, "sweep id")
+        return _join(self._base, ANALYSES_DIR, f"{PARTITION_KEY}={sweep_id}")
+
+    def write_analysis(self, sweep_id: str, name: str, df: pd.DataFrame) -> None:
+        """Write one analysis result (``ROOT/analyses/sweep_id=<id>/<name>.parquet``) atomically."""
+        validate_name(name, "analysis name")
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        self._write_atomic(table, _join(self._analysis_dir(sweep_id), f"{name}.parquet"))
+
+    def analyses(self, sweep_id: str) -> list[str]:
+        """Names of the finished analyses of a sweep."""
+        infos = _list(self._fs, self._analysis_dir(sweep_id))
+        return sorted(_basename(i.path)[: -len(".parquet")] for i in infos
+                      if _is_data_file(i) and i.path.endswith(".parquet"))
+
+    def load_analysis(self, sweep_id: str, name: str) -> pd.DataFrame:
+        validate_name(name, "analysis name")
+        path = _join(self._analysis_dir(sweep_id), f"{name}.parquet")
+        with self._fs.open_input_file(path) as f:
+            return pq.read_table(f).to_pandas()
 
     # -- listing ------------------------------------------------------------
     def sweeps(self) -> list[str]:

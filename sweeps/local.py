@@ -16,7 +16,7 @@ from typing import Callable
 from mutransfer.results import ResultsStore
 from sweeps.plan import trials as plan_trials
 from sweeps.spec import SweepSpec
-from sweeps.worker import device_data, execute_trial
+from sweeps.worker import device_data, execute_trial, run_analyses
 
 log = logging.getLogger(__name__)
 
@@ -70,5 +70,11 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
             status = "failed"
         finished = len(out.cells_skipped) + len(out.cells_done) + len(out.cells_failed)
         on_cell and on_cell(trial.part, status, finished, len(planned))
+    try:
+        for name in run_analyses(spec, store, sweep_id):
+            on_cell and on_cell(f"analysis {name}", "done", len(planned), len(planned))
+    except Exception as e:
+        log.error("analyses failed:\n%s", traceback.format_exc())
+        out.cells_failed["analyses"] = f"{type(e).__name__}: {e}"
     out.wall_s = time.perf_counter() - t0
     return out

@@ -279,6 +279,9 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     if on_progress:
         on_progress(prog)
     if not todo:
+        if spec.analyses:
+            from sweeps.worker import run_analyses
+            run_analyses(spec, store, sweep_id)
         registry and registry.set_sweep(sweep_id, "finished")
         out.wall_s = time.perf_counter() - t0
         return out
@@ -311,6 +314,13 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
                                error=None if cancelled else f"{type(e).__name__}: {e}")
         raise
     done_now = store.completed_parts(sweep_id)
+    cancelled_now = bool(registry and (registry.sweep(sweep_id) or {}).get("cancel"))
+    if spec.analyses and not cancelled_now:
+        from sweeps.worker import run_analyses
+        try:
+            run_analyses(spec, store, sweep_id)
+        except Exception as e:
+            out.cells_failed["analyses"] = f"{type(e).__name__}: {e}"
     for res in grid:
         p = res.config["part"]
         if res.error is not None:

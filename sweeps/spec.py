@@ -102,6 +102,27 @@ class Resources(_Strict):
     memory_budget_gb: Annotated[float, Field(gt=0)] | None = None
 
 
+class AnalysisSpec(_Strict):
+    """A diagnostic to run alongside the sweep (see ``mutransfer diagnose list``)."""
+
+    kind: str
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _known(self):
+        import dataclasses
+
+        from mutransfer.diagnostics import ANALYSES
+
+        if self.kind not in ANALYSES:
+            raise ValueError(f"kind: unknown analysis {self.kind!r}; choose one of {sorted(ANALYSES)}")
+        allowed = {f.name for f in dataclasses.fields(ANALYSES[self.kind].config)}
+        unknown = sorted(set(self.settings) - allowed)
+        if unknown:
+            raise ValueError(f"settings: unknown {unknown} for {self.kind}; allowed: {sorted(allowed)}")
+        return self
+
+
 class SweepSpec(_Strict):
     """A whole sweep. See the module docstring for units."""
 
@@ -121,6 +142,7 @@ class SweepSpec(_Strict):
     training: Training = Training()
     logging: Logging = Logging()
     metric: str = "min_train_loss"
+    analyses: list[AnalysisSpec] = []
     resources: Resources = Resources()
 
     _check_algos = field_validator("algorithms")(
@@ -173,6 +195,8 @@ class SweepSpec(_Strict):
         data = self.canonical()
         data.pop("description", None)
         data.pop("resources", None)  # where it runs does not change what it computes
+        if not data.get("analyses"):
+            data.pop("analyses", None)  # keeps ids of specs written before analyses existed
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

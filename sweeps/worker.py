@@ -33,3 +33,19 @@ def execute_trial(spec: SweepSpec, trial: Trial, store: ResultsStore, sweep_id: 
     runs_df, curves_df = trial_tables(spec, trial, result, data.n_train // trial.cell.spec.batch_size)
     store.write_part(sweep_id, trial.part, runs_df, curves_df)
     return len(runs)
+
+
+def run_analyses(spec: SweepSpec, store: ResultsStore, sweep_id: str) -> list[str]:
+    """Run the spec's diagnostics not yet in the store (``<i>-<kind>``); returns those written.
+    They are small (dense Hessians up to the memory limit, short coordinate checks) and run in the
+    calling process."""
+    from mutransfer.diagnostics import run_analysis
+
+    done = set(store.analyses(sweep_id)) if spec.analyses else set()
+    written = []
+    for i, a in enumerate(spec.analyses):
+        name = f"{i}-{a.kind}"
+        if name not in done:
+            store.write_analysis(sweep_id, name, run_analysis(a.kind, a.settings))
+            written.append(name)
+    return written

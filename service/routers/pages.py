@@ -50,6 +50,15 @@ def shift(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> 
     return data.page(sid, "shift", lambda: pages.shift_page(data.report(sid, meta["metric"]), meta))
 
 
+@router.get("/sweeps/{sweep_id}/diagnostics", response_class=HTMLResponse,
+            summary="Diagnostics dashboard (Hessian conditioning, loss/energy ratio, coordinate checks)")
+def diagnostics(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
+    meta = _meta(data, sid)
+    names = data.store.analyses(sid)
+    return data.page(sid, "diagnostics:" + ",".join(names), lambda: pages.diagnostics_page(
+        {n: data.store.load_analysis(sid, n) for n in names}, meta))
+
+
 @router.get("/compare", response_class=HTMLResponse, summary="Two sweeps side by side")
 def compare(a: str = Query(...), b: str = Query(...), data: SweepData = Depends(get_data)) -> str:
     for sid in (a, b):

@@ -162,6 +162,19 @@ def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), fo
     return _table_response(df, format, f"{sid}-curves")
 
 
+@router.get("/{sweep_id}/analyses", summary="Diagnostics tables of the sweep (names)")
+def analyses(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
+    return {"items": [{"name": n, "url": f"/sweeps/{sid}/analyses/{n}"} for n in data.store.analyses(sid)]}
+
+
+@router.get("/{sweep_id}/analyses/{name}", summary="One diagnostics table")
+def analysis(name: str, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+             format: Format = "parquet") -> Response:
+    if name not in data.store.analyses(sid):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no analysis {name!r} in sweep {sid!r}")
+    return _table_response(data.store.load_analysis(sid, name), format, f"{sid}-{name}")
+
+
 @router.get("/{sweep_id}/report", summary="Optimum-shift report (JSON, or HTML with Accept: text/html)")
 def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
            metric: str | None = None, format: Literal["json", "html"] | None = None) -> Response:
