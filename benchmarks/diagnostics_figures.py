@@ -57,7 +57,7 @@ class Figures:
         if self.png:
             fig.write_image(self.out / f"{name}.png", scale=2)
         if self.html:
-            fig.write_html(self.out / f"{name}.html", include_plotlyjs="cdn")
+            fig.write_html(self.out / f"{name}.html", include_plotlyjs=True)
 
     def heatmaps(self, tables: dict[str, pd.DataFrame], name: str, title: str, log: bool = True) -> None:
         if not self.enabled:
