@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import math
 import textwrap
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -364,6 +364,25 @@ def _opt_hover(label: str, entry: Mapping[str, Any]) -> str:
     return txt
 
 
+def _add_optima(fig: go.Figure, row: int, col: int, p, bp, entry, base_entry, *, prefix: str, sname: str,
+                base_label: str, size: Any, legend: Callable[[str], bool]) -> None:
+    """The panel's optimum (star) and the base size's optimum (open circle), where finite."""
+    if p is not None:
+        fig.add_trace(go.Scatter(
+            x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
+            marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
+            legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
+            hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
+            meta={"role": "optimum", "size": size}), row=row, col=col)
+    if bp is not None:
+        fig.add_trace(go.Scatter(
+            x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
+            marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR), color=BASE_COLOR),
+            legendgroup=base_label, showlegend=legend(base_label),
+            hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
+            meta={"role": "base_optimum", "size": size}), row=row, col=col)
+
+
 def _add_panel_annotation(fig: go.Figure, row: int, col: int, text: str) -> None:
     fig.add_annotation(
         text=_esc(text), x=0.5, y=0.5, xref="x domain", yref="y domain", showarrow=False,
@@ -452,32 +471,10 @@ def _draw_surface_panel(
             return float(np.log10(b)), float(np.log10(a))
 
         p = point(entry)
-        if p is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
-                    marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
-                    legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
-                    hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
-                    meta={"role": "optimum", "size": size},
-                ),
-                row=row, col=col,
-            )
-        elif entry is not None:
+        if p is None and entry is not None:
             _add_panel_annotation(fig, row, col, "no finite optimum")
-        bp = point(base_entry)
-        if bp is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
-                    marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR),
-                                color=BASE_COLOR),
-                    legendgroup=base_label, showlegend=legend(base_label),
-                    hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
-                    meta={"role": "base_optimum", "size": size},
-                ),
-                row=row, col=col,
-            )
+        _add_optima(fig, row, col, p, point(base_entry), entry, base_entry, prefix=prefix, sname=sname,
+                    base_label=base_label, size=size, legend=legend)
         tv, tt = _lr_ticks(beta)
         fig.update_xaxes(tickvals=tv, ticktext=tt, range=_padded(lx), row=row, col=col)
         tv, tt = _lr_ticks(eta)
@@ -519,30 +516,8 @@ def _draw_surface_panel(
         k = int(np.argmin(np.abs(np.log10(eta) - np.log10(a))))
         return float(np.log10(a)), (float(y[k]) if np.isfinite(y[k]) else top)
 
-    p = point1(entry)
-    if p is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
-                marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
-                legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
-                hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
-                meta={"role": "optimum", "size": size},
-            ),
-            row=row, col=col,
-        )
-    bp = point1(base_entry)
-    if bp is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
-                marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR)),
-                legendgroup=base_label, showlegend=legend(base_label),
-                hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
-                meta={"role": "base_optimum", "size": size},
-            ),
-            row=row, col=col,
-        )
+    _add_optima(fig, row, col, point1(entry), point1(base_entry), entry, base_entry, prefix=prefix,
+                sname=sname, base_label=base_label, size=size, legend=legend)
     tv, tt = _lr_ticks(eta)
     fig.update_xaxes(tickvals=tv, ticktext=tt, range=_padded(ly), row=row, col=col)
     pad = 0.05 * (zmax - zmin)
