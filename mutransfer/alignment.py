@@ -365,7 +365,9 @@ def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: in
     ``activation``, ``residual``, ``width``, ``depth``, ``gamma_exponent``, ``gamma_prime``,
     ``gamma_L``, ``seed``, ``layer`` ("1".."L" or "all"), ``cos_pc_bp``, ``cos_pc_gn`` and
     ``cos_gn_bp`` (NaN for nonlinear nets), ``pc_bp_norm_ratio`` (‖∇F‖ / (γ_L ‖∇loss‖)),
-    ``method`` and ``inference_steps`` (GD steps used; 0 for closed forms).
+    ``presyn_shift`` (‖z*_{l-1} − h_{l-1}‖ / ‖h_{l-1}‖, the relative equilibrium shift of the layer's
+    presynaptic activities — 0 for layer 1, whose input x is clamped; pooled over layers for
+    "all"), ``method`` and ``inference_steps`` (GD steps used; 0 for closed forms).
     """
     x, y = _batch(data, batch_size=batch_size, input_dim=input_dim, output_dim=output_dim, data_seed=data_seed)
     D, C = x.shape[1], y.shape[1]
@@ -380,11 +382,15 @@ def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: in
                 w = init_weights(jax.random.key(seed), layer_dims(D, width, depth, C),
                                  [p.init_std for p in layers], jnp.float64)
             g_bp = bp_grads(net, w, x, y)
+            with jax.enable_x64(True):
+                h_fwd = [np.asarray(h, np.float64) for h in forward(net, w, jnp.asarray(x))[:-1]]
             for ge in gamma_exponents:
                 gamma = output_precision(gamma_prime, ge, width)
                 g_pc, info = pc_equilibrium_grads(net, w, x, y, gamma, method=method, steps=inference_steps,
                                                   beta=beta, tol=tol, return_info=True)
                 g_gn = gn_reference_grads(net, w, x, y, gamma) if linear else None
+                shift = [0.0] + [float(np.sum((z - h) ** 2)) for z, h in zip(info.hidden, h_fwd)]
+                size = [float(np.sum(x ** 2))] + [float(np.sum(h ** 2)) for h in h_fwd]
                 base = {"parametrization": parametrization, "activation": activation, "residual": bool(residual),
                         "width": int(width), "depth": int(depth), "gamma_exponent": float(ge),
                         "gamma_prime": float(gamma_prime), "gamma_L": gamma, "seed": int(seed),
@@ -396,7 +402,8 @@ def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: in
                     rows.append({**base, "layer": name, "cos_pc_bp": cosine(pc_l, bp_l),
                                  "cos_pc_gn": cosine(pc_l, g_gn[sl]) if linear else math.nan,
                                  "cos_gn_bp": cosine(g_gn[sl], bp_l) if linear else math.nan,
-                                 "pc_bp_norm_ratio": ratio})
+                                 "pc_bp_norm_ratio": ratio,
+                                 "presyn_shift": math.sqrt(sum(shift[sl]) / sum(size[sl]))})
     return pd.DataFrame(rows)
 
 

@@ -90,14 +90,19 @@ def test_reconstruction_loss_decreases_under_feedback_training():
     V = tp.init_feedback(kv, dims, tp.feedback_params(dims))
     x = jax.random.normal(kx, (64, 16))
     cfg = tp.TPConfig("dtp", "mse", 0.1, 1)
-    grad = jax.jit(lambda V, k: tp.feedback_grads(net, W, V, x, k, cfg))
-    evaluate = jax.jit(lambda V: tp.feedback_grads(net, W, V, x, jax.random.key(99), cfg).loss)
-    first = float(evaluate(V))
-    for key in jax.random.split(kn, 40):
-        out = grad(V, key)
-        assert out.layer_losses.shape == (2,)
-        V = [v - 0.02 * gv for v, gv in zip(V, out.grads)]
-    last = float(evaluate(V))
+    @jax.jit
+    def train(V):
+        evaluate = lambda V: tp.feedback_grads(net, W, V, x, jax.random.key(99), cfg).loss
+
+        def body(V, key):
+            out = tp.feedback_grads(net, W, V, x, key, cfg)
+            return [v - 0.02 * gv for v, gv in zip(V, out.grads)], out.layer_losses
+        first = evaluate(V)
+        V, per_layer = jax.lax.scan(body, V, jax.random.split(kn, 40))
+        return first, evaluate(V), per_layer
+
+    first, last, per_layer = (np.asarray(a) for a in train(V))
+    assert per_layer.shape == (40, 2)
     assert np.isfinite(last) and last < 0.6 * first, (first, last)
 
 
@@ -109,7 +114,6 @@ def test_feedback_grads_only_touch_V_and_match_autodiff():
     assert [v.shape for v in V] == [(8, 8), (8, 3)]
     x = jax.random.normal(kx, (7, 5))
     cfg = tp.TPConfig("tp", "mse", 0.0, 1, (0.9, 1.3))
-    out = tp.feedback_grads(net, W, V, x, jax.random.key(0), cfg)
     hs = forward(net, W, x)
 
     def by_hand(V):
@@ -120,7 +124,8 @@ def test_feedback_grads_only_touch_V_and_match_autodiff():
             total += 0.5 * jnp.mean(jnp.sum((rec - c) ** 2, -1))
         return total
 
-    val, ref = jax.value_and_grad(by_hand)(V)
+    out = jax.jit(lambda V: tp.feedback_grads(net, W, V, x, jax.random.key(0), cfg))(V)
+    val, ref = jax.jit(jax.value_and_grad(by_hand))(V)
     np.testing.assert_allclose(out.loss, val, rtol=1e-5)
     for a, b in zip(out.grads, ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -134,32 +139,38 @@ def test_forward_grads_are_local_and_match_the_hand_computed_local_gradient():
     x = jax.random.normal(kx, (5, 4))
     y = jax.nn.one_hot(jax.random.randint(ky, (5,), 0, 3), 3)
     cfg = tp.TPConfig("dtp", "mse", 0.0)
-    taus = tp.targets(net, W, V, x, y, 0.3, cfg)
-    grads = tp.forward_grads(net, W, x, taus)
-    hs = forward(net, W, x)
+
+    @jax.jit
+    def compute(W):
+        taus = tp.targets(net, W, V, x, y, 0.3, cfg)
+        grads = tp.forward_grads(net, W, x, taus)
+        hs = forward(net, W, x)
+        # the same loss differentiated end to end through the forward pass
+        chain = jax.grad(lambda w: sum(0.5 * jnp.mean(jnp.sum((t - h) ** 2, -1))
+                                       for t, h in zip(taus, forward(net, w, x))))(W)
+        # locality with the layer inputs held fixed: perturb W_1, W_2 and the lower targets
+        layer_inputs = [x] + list(hs[:-1])
+        _, g0 = tp.local_grads(net, W, layer_inputs, taus)
+        W2 = [W[0] * 3.0 + 1.0, -W[1], W[2]]
+        taus2 = [taus[0] + 5.0, taus[1] * -2.0, taus[2]]
+        _, g1 = tp.local_grads(net, W2, layer_inputs, taus2)
+        return taus, grads, hs, chain, g0, g1
+
+    taus, grads, hs, chain, g0, g1 = compute(W)
     inputs = [x, jnp.tanh(hs[0]), jnp.tanh(hs[1])]
     for l in range(3):
         # ∂/∂W_l of mean_b ½‖τ_l − a_l W_l φ(h_{l-1})‖² = −(a_l/B) (τ_l − h_l)ᵀ φ(h_{l-1})
-        by_hand = -(layers[l].multiplier / 5) * (taus[l] - hs[l]).T @ inputs[l]
+        by_hand = -(layers[l].multiplier / 5) * np.asarray(taus[l] - hs[l]).T @ np.asarray(inputs[l])
         np.testing.assert_allclose(grads[l], by_hand, rtol=1e-4, atol=1e-6)
-    # Not the end-to-end gradient: differentiating the same loss through the forward pass would
-    # send layer 2's and 3's errors into W_1.
-    chain = jax.grad(lambda w: sum(0.5 * jnp.mean(jnp.sum((t - h) ** 2, -1))
-                                   for t, h in zip(taus, forward(net, w, x))))(W)
+    # Not the end-to-end gradient: differentiating through the forward pass would send layer 2's
+    # and 3's errors into W_1; the top layer's gradients agree.
     assert float(jnp.max(jnp.abs(chain[0] - grads[0]))) > 1e-4
-    np.testing.assert_allclose(chain[2], grads[2], rtol=1e-5, atol=1e-7)  # top layer: same
-
-    # Locality with the layer inputs held fixed: layer 3's gradient ignores W_1, W_2 and the other
-    # layers' targets.
-    layer_inputs = [x] + list(hs[:-1])
-    _, g0 = tp.local_grads(net, W, layer_inputs, taus)
-    W2 = [W[0] * 3.0 + 1.0, -W[1], W[2]]
-    taus2 = [taus[0] + 5.0, taus[1] * -2.0, taus[2]]
-    _, g1 = tp.local_grads(net, W2, layer_inputs, taus2)
+    np.testing.assert_allclose(chain[2], grads[2], rtol=1e-5, atol=1e-7)
+    # Layer 3's gradient ignores W_1, W_2 and the other layers' targets (W_1's does not).
     np.testing.assert_allclose(g1[2], g0[2], rtol=1e-6)
     assert float(jnp.max(jnp.abs(g1[0] - g0[0]))) > 1e-3
-    # forward_grads itself never differentiates through h_{l-1}: its gradient is exactly the
-    # local one at the forward activities.
+    # forward_grads never differentiates through h_{l-1}: it is the local gradient at the forward
+    # activities.
     for a, b in zip(grads, g0):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
@@ -171,8 +182,8 @@ def test_output_layer_gradient_is_beta_times_backprop_for_mse():
     x = jax.random.normal(jax.random.key(7), (9, 4))
     y = jax.nn.one_hot(jnp.arange(9) % 3, 3)
     beta = 0.25
-    out = tp.step(net, W, V, x, y, beta, jax.random.key(0), tp.TPConfig("dtp", "mse", 0.1))
-    bp = jax.grad(lambda w: jnp.mean(0.5 * jnp.sum((y - forward(net, w, x)[-1]) ** 2, -1)))(W)
+    out = jax.jit(lambda W: tp.step(net, W, V, x, y, beta, jax.random.key(0), tp.TPConfig("dtp", "mse", 0.1)))(W)
+    bp = jax.jit(jax.grad(lambda w: jnp.mean(0.5 * jnp.sum((y - forward(net, w, x)[-1]) ** 2, -1))))(W)
     np.testing.assert_allclose(out.grads[-1], beta * bp[-1], rtol=1e-4, atol=1e-7)
     f = forward(net, W, x)[-1]
     np.testing.assert_allclose(out.train_loss, jnp.mean(0.5 * jnp.sum((y - f) ** 2, -1)), rtol=1e-6)
@@ -223,17 +234,22 @@ def test_train_step_runs_feedback_before_forward():
     cfg = tp.TPConfig("tp", "mse", 0.1, 3)
     tx = optim.direction("sgd")
     key = jax.random.key(4)
-    out, V_new, _ = tp.train_step(net, W, V, tx.init(V), x, y, 0.5, key, cfg, tx, 0.05)
-    # replay by hand: three SGD feedback steps with the same keys, then targets + forward grads
-    Vh = V
-    for i, k in enumerate(jax.random.split(key, 3)):
-        fb = tp.feedback_grads(net, W, Vh, x, k, cfg)
-        if i == 0:
-            np.testing.assert_allclose(out.reconstruction_loss, fb.loss, rtol=1e-6)
-        Vh = [v - 0.05 * gv for v, gv in zip(Vh, fb.grads)]
+    out, V_new, _ = jax.jit(lambda V: tp.train_step(net, W, V, tx.init(V), x, y, 0.5, key, cfg, tx, 0.05))(V)
+
+    @jax.jit
+    def replay(Vh):
+        """three SGD feedback steps with the same keys, then targets + forward grads"""
+        first = None
+        for k in jax.random.split(key, 3):
+            fb = tp.feedback_grads(net, W, Vh, x, k, cfg)
+            first = fb.loss if first is None else first
+            Vh = [v - 0.05 * gv for v, gv in zip(Vh, fb.grads)]
+        return first, Vh, tp.forward_grads(net, W, x, tp.targets(net, W, Vh, x, y, 0.5, cfg))
+
+    first, Vh, ref = replay(V)
+    np.testing.assert_allclose(out.reconstruction_loss, first, rtol=1e-6)
     for a, b in zip(V_new, Vh):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    ref = tp.forward_grads(net, W, x, tp.targets(net, W, Vh, x, y, 0.5, cfg))
     for a, b in zip(out.grads, ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
