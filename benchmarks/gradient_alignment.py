@@ -147,7 +147,8 @@ def main() -> None:
     print("\nall layers concatenated (mean ± std over seeds):")
     allrows = df[df.layer == "all"]
     tab = allrows.groupby(["gamma_exponent", "width"]).agg(
-        cos_pc_bp=("cos_pc_bp", ms), cos_pc_gn=("cos_pc_gn", ms), cos_gn_bp=("cos_gn_bp", ms),
+        cos_pc_bp=("cos_pc_bp", ms), one_minus_cos_pc_bp=("cos_pc_bp", lambda s: f"{1 - s.mean():.1e}"),
+        cos_pc_gn=("cos_pc_gn", ms), cos_gn_bp=("cos_gn_bp", ms),
         presyn_shift=("presyn_shift", "mean"), norm_ratio=("pc_bp_norm_ratio", "mean"))
     print(tab.sort_index(ascending=[False, True]).to_string())
     print("\nper layer, cos(PC, BP) (mean over seeds):")

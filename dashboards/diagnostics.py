@@ -19,6 +19,7 @@ KINDS = {
     "loss_energy_ratio": ("ratio", False, "loss / equilibrated energy F(z*) (→ 1: Theorem 1)"),
     "hessian_condition_during_training": ("kappa", True, "κ(H_z) during training"),
     "coordinate_check": ("mean_abs_z", False, "coordinate check: mean |z_l|"),
+    "gradient_alignment": ("cos_pc_bp", False, "cos(PC equilibrium gradient, BP gradient) vs width"),
 }
 
 
@@ -91,4 +92,7 @@ def diagnostic_figure(df: pd.DataFrame, kind: str) -> go.Figure:
     if kind == "coordinate_check":
         last = df[df["step"] == df["step"].max()] if "step" in df.columns else df
         return lines(last, "width", value, log=False, title=title + " (last recorded step), per layer", by="layer")
+    if kind == "gradient_alignment":
+        whole = df[df["layer"] == "all"] if "layer" in df.columns else df
+        return lines(whole, "width", value, log=False, title=title, by="gamma_exponent")
     return empty_figure(f"no figure for analysis kind {kind!r}")

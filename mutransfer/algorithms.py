@@ -13,15 +13,19 @@ from mutransfer import bp, pc
 
 
 class Algorithm(NamedTuple):
-    gradients: Callable
+    gradients: Callable | None  # (net, weights, x, y, beta, cfg) -> StepOut; None: see `feedback`
     uses_activity_lr: bool  # whether the sweep's activity-lr axis means anything
     supports_residual: bool = True
     description: str = ""
+    feedback: bool = False  # carries learned feedback weights (TP/DTP: mutransfer.tp.train_step)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
     "pc": Algorithm(pc.gradients, True, True, "predictive coding: T steps of GD inference, then ∇_W F"),
     "bp": Algorithm(bp.gradients, False, True, "backprop on the output loss (baseline)"),
+    # The activity lr of TP/DTP is the output target step β_out.
+    "tp": Algorithm(None, True, False, "target propagation: targets through learned feedback maps", True),
+    "dtp": Algorithm(None, True, False, "difference target propagation (Lee et al. 2015)", True),
 }
 
 

@@ -87,7 +87,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from mutransfer import bp, diagnostics
+from mutransfer import bp
 from mutransfer.networks import Net, Weights, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, energy, output_precision
@@ -272,7 +272,8 @@ def pc_equilibrium_grads(net: Net, weights: Weights, x, y, gamma_L: float, *, me
         w, xj, yj = _f64(weights, x, y)
         steps_done, residual, used_beta = 0, 0.0, math.nan
         if method == "closed_form":
-            hidden = diagnostics.linear_equilibrium(net, w, xj, yj, output_precision=float(gamma_L))
+            from mutransfer.diagnostics import linear_equilibrium  # lazy: diagnostics imports this module
+            hidden = linear_equilibrium(net, w, xj, yj, output_precision=float(gamma_L))
         elif method == "output_space":
             hidden = linear_equilibrium_output_space(net, w, xj, yj, output_precision=float(gamma_L))
         else:
@@ -344,6 +345,14 @@ def _batch(data, *, batch_size: int, input_dim: int, output_dim: int, data_seed:
     return np.asarray(x, np.float64), np.eye(C)[np.asarray(labels, int)]
 
 
+def _shift(shift: list, size: list, sl: slice) -> float:
+    """Relative presynaptic shift of one layer, or pooled over the hidden activities z_1..z_H for
+    "all" (x is clamped and excluded, else its fixed D-dim norm would dilute the pool)."""
+    if sl == slice(None):
+        return math.sqrt(sum(shift[1:]) / sum(size[1:]))
+    return math.sqrt(sum(shift[sl]) / sum(size[sl]))
+
+
 def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: int = 2,
                        gamma_exponents: Sequence[float] = (0.0, -1.0), gamma_prime: float = 1.0,
                        activation: str = "linear", residual: bool = False, data: Any = None,
@@ -366,7 +375,7 @@ def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: in
     ``gamma_L``, ``seed``, ``layer`` ("1".."L" or "all"), ``cos_pc_bp``, ``cos_pc_gn`` and
     ``cos_gn_bp`` (NaN for nonlinear nets), ``pc_bp_norm_ratio`` (‖∇F‖ / (γ_L ‖∇loss‖)),
     ``presyn_shift`` (‖z*_{l-1} − h_{l-1}‖ / ‖h_{l-1}‖, the relative equilibrium shift of the layer's
-    presynaptic activities — 0 for layer 1, whose input x is clamped; pooled over layers for
+    presynaptic activities — 0 for layer 1, whose input x is clamped; pooled over z_1..z_H for
     "all"), ``method`` and ``inference_steps`` (GD steps used; 0 for closed forms).
     """
     x, y = _batch(data, batch_size=batch_size, input_dim=input_dim, output_dim=output_dim, data_seed=data_seed)
@@ -403,7 +412,7 @@ def gradient_alignment(parametrization: str, *, widths: Sequence[int], depth: in
                                  "cos_pc_gn": cosine(pc_l, g_gn[sl]) if linear else math.nan,
                                  "cos_gn_bp": cosine(g_gn[sl], bp_l) if linear else math.nan,
                                  "pc_bp_norm_ratio": ratio,
-                                 "presyn_shift": math.sqrt(sum(shift[sl]) / sum(size[sl]))})
+                                 "presyn_shift": _shift(shift, size, sl)})
     return pd.DataFrame(rows)
 
 
@@ -454,4 +463,3 @@ DESCRIPTION = ("cosine of PC's equilibrium weight gradient with BP's (and a damp
 
 # (name, config class, run function, description) — for the table-driven registry.
 ALIGNMENT = ("gradient_alignment", GradientAlignmentConfig, run_gradient_alignment, DESCRIPTION)
-ANALYSIS = diagnostics.Analysis(GradientAlignmentConfig, run_gradient_alignment, DESCRIPTION)

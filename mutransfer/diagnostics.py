@@ -56,6 +56,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from mutransfer import algorithms, losses, optim
+from mutransfer import alignment as _alignment
 from mutransfer.networks import Net, Weights, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, energy
@@ -970,6 +971,8 @@ ANALYSES: dict[str, Analysis] = {
                                   "loss / equilibrated energy of linear nets (μPC Theorem 1, Fig. 6)"),
     "coordinate_check": Analysis(CoordinateCheckConfig, _run_coordinate_check,
                                  "mean |z_l| per layer at init and after k steps across widths/depths"),
+    # cos(PC equilibrium gradient, BP gradient) across widths and output precisions (Ishikawa et al.)
+    _alignment.ALIGNMENT[0]: Analysis(*_alignment.ALIGNMENT[1:]),
 }
 
 

@@ -97,6 +97,16 @@ PARAMETRIZATIONS: dict[str, Parametrization] = {
         output=(_mean_field_out, _one, _one),
         description="width-only muP (Tensor Programs V, unit-init multiplier form)",
     ),
+    # μP for target propagation (Ishikawa et al. 2025; derivation in docs/tp_mup.md): hidden
+    # layers as in width-μP; the output keeps the standard 1/fan_in variance (multiplier 1/√N, not
+    # μP's 1/N), which removes the kernel regime; Adam lr of hidden and output layers ∝ 1/√N so
+    # each layer's feature update a·ΔW·φ(h) ~ (1/√N)·(η·c)·N stays O(1).
+    "tp_mup": Parametrization(
+        input=(_in_mult, _one, _one),
+        hidden=(_width_mult, _one, _mup_lr),
+        output=(_ntk_out, _one, _mup_lr),
+        description="muP for TP/DTP: 1/sqrt(N) hidden and output multipliers, Adam lr ∝ 1/sqrt(N)",
+    ),
     "ntp": Parametrization(
         input=(_in_mult, _one, _one),
         hidden=(_width_mult, _one, _one),

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mutransfer import algorithms, losses, optim
+from mutransfer import algorithms, losses, optim, tp
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import Net, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
@@ -60,6 +60,10 @@ class CellSpec(NamedTuple):
     optimizer: str = "adam"
     output_precision: float = 1.0  # γ′
     output_precision_exponent: float = 0.0  # γ̄_L: γ_L = γ′ · N^(−γ̄_L)
+    # TP/DTP only: σ_ε of the reconstruction noise, feedback updates per step, feedback lr / η.
+    feedback_noise: float = 0.1
+    feedback_steps: int = 1
+    feedback_lr_ratio: float = 1.0
 
     @property
     def steps_T(self) -> int:
@@ -93,6 +97,14 @@ class _Model(NamedTuple):
     lr_mults: tuple[float, ...]
     dims: tuple[tuple[int, int], ...]
     init_stds: tuple[float, ...]
+    tp: tp.TPConfig | None = None  # TP/DTP: feedback settings (multipliers b_l inside)
+    feedback_stds: tuple[float, ...] = ()
+    feedback_lr_mults: tuple[float, ...] = ()
+
+
+def model_for(cell: CellSpec) -> _Model:
+    """The resolved network, configs and per-layer multipliers of a cell."""
+    return _model(cell)
 
 
 def _model(cell: CellSpec) -> _Model:
@@ -100,13 +112,24 @@ def _model(cell: CellSpec) -> _Model:
                      hidden_layers=cell.depth, output_dim=cell.output_dim, residual=cell.residual,
                      base_width=cell.base_width, base_hidden_layers=cell.base_depth)
     gamma = output_precision(cell.output_precision, cell.output_precision_exponent, cell.width)
-    return _Model(
+    dims = tuple(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim))
+    model = _Model(
         net=make_net(cell.activation, cell.residual, layers),
         pc=PCConfig(inference_steps=cell.steps_T, loss=cell.loss, output_precision=gamma),
         lr_mults=tuple(p.lr_mult for p in layers),
-        dims=tuple(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim)),
+        dims=dims,
         init_stds=tuple(p.init_std for p in layers),
     )
+    if not algorithms.get(cell.algorithm).feedback:
+        return model
+    # Feedback maps g_l = b_l V_l φ(h): standard init under `sp`, unit-init multiplier form
+    # (b_l = 1/√fan_in) under the μP-style rows; width-fed maps get the hidden layers' lr scaling.
+    fb = tp.feedback_params(dims, "sp" if cell.parametrization == "sp" else "unit")
+    hidden_c = layers[1].lr_mult if len(layers) > 2 else 1.0
+    fb_c = tuple(hidden_c if fan_in == cell.width else 1.0 for _, fan_in in tp.feedback_dims(dims))
+    tpc = tp.TPConfig(variant=cell.algorithm, loss=cell.loss, feedback_noise=cell.feedback_noise,
+                      feedback_steps=cell.feedback_steps, feedback_multipliers=tuple(p.multiplier for p in fb))
+    return model._replace(tp=tpc, feedback_stds=tuple(p.init_std for p in fb), feedback_lr_mults=fb_c)
 
 
 def _where_runs(ok: Array, new, old):
@@ -119,6 +142,7 @@ def _where_runs(ok: Array, new, old):
 class _State(NamedTuple):
     weights: list
     opt_state: object
+    aux: object  # TP/DTP: (feedback V, its optimiser state, PRNG key); () otherwise
     alive: Array  # (R,) bool
     loss0: Array  # (R,) initial training loss
     min_loss: Array  # (R,)
@@ -136,22 +160,38 @@ def _programs(cell: CellSpec, divergence_factor: float):
     C = cell.output_dim
 
     def init_one(seed):
-        w = init_weights(jax.random.key(seed), model.dims, model.init_stds)
-        return w, tx.init(w)
+        key = jax.random.key(seed)
+        w = init_weights(key, model.dims, model.init_stds)
+        if not algo.feedback:
+            return w, tx.init(w), ()
+        kf, kn = jax.random.split(jax.random.fold_in(key, 1))
+        V = tp.init_feedback(kf, model.dims, model.feedback_stds)
+        return w, tx.init(w), (V, tx.init(V), kn)
 
     def init(seeds):
-        weights, opt_state = jax.vmap(init_one)(seeds)
+        weights, opt_state, aux = jax.vmap(init_one)(seeds)
         R = seeds.shape[0]
         f32 = jnp.float32
-        return _State(weights, opt_state, jnp.ones(R, bool), jnp.full(R, jnp.nan, f32),
+        return _State(weights, opt_state, aux, jnp.ones(R, bool), jnp.full(R, jnp.nan, f32),
                       jnp.full(R, jnp.inf, f32), jnp.full(R, jnp.nan, f32),
                       jnp.full(R, -1, jnp.int32), jnp.zeros((), jnp.int32))
 
-    def step_one(weights, opt_state, x, y, eta, beta):
-        out = algo.gradients(model.net, weights, x, y, beta, model.pc)
+    def step_one(weights, opt_state, aux, x, y, eta, beta):
+        if algo.feedback:
+            # TP/DTP: k feedback updates of V, then targets and the local forward gradients.
+            V, fopt, key = aux
+            key, sub = jax.random.split(key)
+            out, V, fopt = tp.train_step(model.net, weights, V, fopt, x, y, beta, sub, model.tp, tx,
+                                         eta * cell.feedback_lr_ratio, model.feedback_lr_mults)
+            aux = (V, fopt, key)
+            # Curves: energy_start = target loss Σ½‖τ_l − h_l‖², energy_end = reconstruction loss.
+            metrics = (out.train_loss, out.target_loss, out.reconstruction_loss)
+        else:
+            out = algo.gradients(model.net, weights, x, y, beta, model.pc)
+            metrics = (out.train_loss, out.energy_start, out.energy_end)
         updates, opt_state = tx.update(out.grads, opt_state, weights)
         weights = optim.apply(weights, updates, eta, model.lr_mults)
-        return weights, opt_state, out.train_loss, out.energy_start, out.energy_end
+        return (weights, opt_state, aux, *metrics)
 
     vstep = jax.vmap(step_one)
 
@@ -161,7 +201,7 @@ def _programs(cell: CellSpec, divergence_factor: float):
             ids, ok_step = inp
             xb = x_train[ids][seed_pos]  # (R, B, D): each run's batch, by its seed
             yb = jax.nn.one_hot(y_train[ids][seed_pos], C, dtype=x_train.dtype)
-            w, o, loss, e0, e1 = vstep(st.weights, st.opt_state, xb, yb, eta, beta)
+            w, o, a, loss, e0, e1 = vstep(st.weights, st.opt_state, st.aux, xb, yb, eta, beta)
             loss0 = jnp.where(st.step == 0, loss, st.loss0)
             bad = (~jnp.isfinite(loss)) | (loss > divergence_factor * loss0)
             live = st.alive & ok_step
@@ -171,6 +211,7 @@ def _programs(cell: CellSpec, divergence_factor: float):
             st = _State(
                 weights=_where_runs(accept, w, st.weights),
                 opt_state=_where_runs(accept, o, st.opt_state),
+                aux=_where_runs(accept, a, st.aux),
                 alive=st.alive & ~newly,
                 loss0=jnp.where(ok_step, loss0, st.loss0),
                 min_loss=jnp.where(accept, jnp.minimum(st.min_loss, loss), st.min_loss),
@@ -221,6 +262,8 @@ def bytes_per_run(cell: CellSpec, test_chunk: int = 1000) -> int:
     activations of one training step and one test chunk (float32)."""
     dims = layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim)
     params = sum(a * b for a, b in dims)
+    if algorithms.get(cell.algorithm).feedback:
+        params *= 2  # feedback weights V of the same sizes (transposed)
     moments = 2 if cell.optimizer == "adam" else 0
     # weights, grads, moments, new weights/moments held across the select, plus per-step inputs.
     param_bytes = 4 * params * (3 + 2 * moments)

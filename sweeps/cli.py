@@ -189,7 +189,8 @@ def cmd_diagnose(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     value = {"hessian_condition": "kappa", "hessian_condition_during_training": "kappa",
-             "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z"}[args.kind]
+             "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z",
+             "gradient_alignment": "cos_pc_bp"}[args.kind]
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 200):

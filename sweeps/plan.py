@@ -55,7 +55,10 @@ def plan(spec: SweepSpec) -> list[Cell]:
                         batch_size=t.batch_size, base_width=spec.resolved_base_width,
                         base_depth=spec.resolved_base_depth, inference_steps=t.inference_steps,
                         loss=t.loss, optimizer=t.optimizer, output_precision=t.output_precision,
-                        output_precision_exponent=t.output_precision_exponent)
+                        output_precision_exponent=t.output_precision_exponent,
+                        **{k: v for k, v in (("feedback_noise", t.feedback_noise),
+                                             ("feedback_steps", t.feedback_steps),
+                                             ("feedback_lr_ratio", t.feedback_lr_ratio)) if v is not None})
                     cid = cell_id(algo, param, width, depth)
                     runs = tuple(Run(run_id(h, cid, eta, beta, seed), eta, beta, seed)
                                  for eta in spec.weight_lrs for beta in betas for seed in spec.seeds)

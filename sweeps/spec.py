@@ -84,6 +84,11 @@ class Training(_Strict):
     output_precision: PosFloat = Field(1.0, description="γ′ in γ_L = γ′·N^(−γ̄_L)")
     output_precision_exponent: float = Field(0.0, allow_inf_nan=False, description="γ̄_L")
     divergence_factor: Annotated[float, Field(gt=1)] = 1e3
+    # TP/DTP only (refused on other specs): reconstruction noise σ_ε, feedback updates per step,
+    # and the feedback weights' lr as a multiple of the weight lr η.
+    feedback_noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    feedback_steps: PosInt | None = None
+    feedback_lr_ratio: PosFloat | None = None
     _check_opt = field_validator("optimizer")(lambda cls, v: _choice(DIRECTIONS, "optimizer")(v))
     _check_loss = field_validator("loss")(lambda cls, v: _choice(LOSSES, "loss")(v))
 
@@ -175,6 +180,20 @@ class SweepSpec(_Strict):
         if uses_activity and not self.activity_lrs:
             raise ValueError("activity_lrs: required for algorithms with an activity lr "
                              f"({[a for a in self.algorithms if ALGORITHMS[a].uses_activity_lr]})")
+        fb = [a for a in self.algorithms if ALGORITHMS[a].feedback]
+        t = self.training
+        if fb and self.architecture.residual:
+            raise ValueError(f"architecture.kind: {fb} need a plain mlp (target propagation has no "
+                             "residual form); set architecture.kind: mlp")
+        if not fb:
+            for name in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
+                if getattr(t, name) is not None:
+                    raise ValueError(f"training.{name}: only for tp/dtp; remove it or add tp/dtp to algorithms")
+        if fb and len(fb) == len(self.algorithms):  # PC-only options on a TP-only spec
+            if t.inference_steps is not None:
+                raise ValueError("training.inference_steps: PC inference steps mean nothing for tp/dtp")
+            if t.output_precision != 1.0 or t.output_precision_exponent != 0.0:
+                raise ValueError("training.output_precision: PC's output precision means nothing for tp/dtp")
         return self
 
     # -- derived ---------------------------------------------------------------------------
@@ -195,8 +214,12 @@ class SweepSpec(_Strict):
         data = self.canonical()
         data.pop("description", None)
         data.pop("resources", None)  # where it runs does not change what it computes
+        # Fields added later are left out while unset, so older specs keep their sweep ids.
         if not data.get("analyses"):
-            data.pop("analyses", None)  # keeps ids of specs written before analyses existed
+            data.pop("analyses", None)
+        for key in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
+            if data["training"].get(key) is None:
+                data["training"].pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -233,8 +256,8 @@ def parse_spec(data: Any) -> SweepSpec:
         for err in e.errors():
             field = _field_path(err["loc"])
             msg = _fix_hint(err)
-            if field == "spec" and msg.startswith("activity_lrs:"):
-                field, msg = "activity_lrs", msg.removeprefix("activity_lrs: ")
+            if field == "spec" and ":" in msg and " " not in msg.split(":", 1)[0]:
+                field, msg = msg.split(":", 1)[0], msg.split(":", 1)[1].strip()  # "field: message"
             errors.append((field, msg))
         raise SpecError(errors) from None
 

@@ -273,7 +273,8 @@ def test_coordinate_check_rows_and_width_scaling():
 
 def test_analyses_table_runs_small_configs():
     assert set(dg.ANALYSES) == {"hessian_condition", "hessian_condition_during_training", "loss_energy_ratio",
-                                "coordinate_check"}
+                                "coordinate_check", "gradient_alignment"}
+
     df = dg.run_analysis("hessian_condition", {"widths": [4, 8], "depths": [3], "residual": True})
     assert len(df) == 2 * 2 and {"kappa", "lambda_min", "lambda_max", "positive_definite"} <= set(df.columns)
     assert df["positive_definite"].all() and (df["kappa"] >= 1).all()
