@@ -94,7 +94,6 @@ from mutransfer.pc import PCConfig, energy, output_precision
 
 __all__ = [
     "ALIGNMENT",
-    "ANALYSIS",
     "EquilibriumInfo",
     "GradientAlignmentConfig",
     "bp_grads",

@@ -8,7 +8,6 @@ whose driver is gone.
 from __future__ import annotations
 
 import json
-import math
 from contextlib import asynccontextmanager
 
 import yaml

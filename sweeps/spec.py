@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -279,6 +278,3 @@ def loads_spec(text: str, where: str = "spec") -> SweepSpec:
         raise SpecError([("spec", f"{where} is not valid YAML/JSON: {e}")]) from None
     return parse_spec(data)
 
-
-def is_finite_positive(x: float) -> bool:
-    return math.isfinite(x) and x > 0

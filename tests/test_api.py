@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from mutransfer.results import ResultsStore
 from service.app import create_app
-from service.settings import Limits, from_env
+from service.settings import from_env
 
 SPEC = {
     "name": "api",

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import pickle
 import struct
 import tarfile

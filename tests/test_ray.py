@@ -3,7 +3,6 @@ default) and a second one started with the `ray` CLI on loopback for the --addre
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading

@@ -1,6 +1,5 @@
 """TP/DTP inside the grid trainer and sweeps, and the width checks behind `tp_mup`."""
 
-import jax
 import numpy as np
 import pytest
 
