@@ -18,7 +18,9 @@ def cmd_serve(args) -> int:
 
     # The app reads its settings from the environment (see service/settings.py); the driver
     # processes it starts inherit them.
-    os.environ["MUTRANSFER_RESULTS"] = str(args.results)
+    from sweeps.ray_exec import absolute_root
+
+    os.environ["MUTRANSFER_RESULTS"] = absolute_root(args.results)  # drivers run in other processes
     if args.address:
         os.environ["MUTRANSFER_RAY_ADDRESS"] = args.address
     if args.registry:

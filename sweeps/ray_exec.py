@@ -252,6 +252,10 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     """Run every unfinished trial of ``spec`` through Ray Tune and write its results."""
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
+    # Trials run in other processes (Tune moves them to trial directories, other nodes have
+    # other working directories): a relative local path must be made absolute here.
+    results_root = absolute_root(results_root)
+    jax_cache = str(Path(jax_cache).resolve()) if jax_cache else None
     store = ResultsStore(results_root)
     planned = plan_trials(spec)
     complete = store.completed_parts(sweep_id)
@@ -337,6 +341,12 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
                            error="; ".join(f"{p}: {e}" for p, e in out.cells_failed.items())[:4000] or None)
     out.wall_s = time.perf_counter() - t0
     return out
+
+
+def absolute_root(results_root) -> str:
+    """A local results root as an absolute path; URIs (s3://, file://...) unchanged."""
+    root = str(results_root)
+    return root if "://" in root else str(Path(root).resolve())
 
 
 def _tune_storage(results_root) -> str:

@@ -199,3 +199,15 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path):
     assert proc.returncode == 2 and time.time() - t < 30
     assert "cannot reach a Ray cluster" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_relative_results_path_from_the_cli(ray_cli_cluster, tmp_path):
+    """`mutransfer run spec --results results` (a relative path, as `make run` passes it): the
+    trials run in other directories and must still write where the user asked."""
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({**SPEC, "widths": [8]}))
+    proc = _cli("run", str(spec_file), "--results", "results", "--address", ray_cli_cluster, cwd=tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert len(ResultsStore(tmp_path / "results").load_runs()) == 4
+    assert "Cells not finished" not in out
