@@ -311,7 +311,7 @@ def test_optimum_shift_infinite_regret():
 
 def test_comparison_two_sweeps():
     rep_a = optimum_shift_report(make_runs(bp=False, depths=(2,)), n_bootstrap=0)
-    rep_b = optimum_shift_report(make_runs(bp=False, depths=(2,), parametrization="sp", shift=0.3), n_bootstrap=0)
+    rep_b = optimum_shift_report(make_runs(bp=False, depths=(2,), parametrization="sp", shift=1.0), n_bootstrap=0)
     fig = D.comparison(rep_a, rep_b, labels=("μPC", "SP"))
     contours = [t for t in fig.data if t.type == "contour"]
     assert len(contours) == 2 * len(WIDTHS)
