@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from mutransfer.report import METRICS, fmt_lr
+from mutransfer.report import METRICS, fmt_lr, fmt_num
 
 __all__ = [
     "EMPTY_TEXT",
@@ -87,13 +87,7 @@ def _esc(x: Any) -> str:
     return html.escape(str(x), quote=False)
 
 
-def _fmt(x: Any, spec: str = ".4g") -> str:
-    v = _num(x)
-    if math.isnan(v):
-        return "-"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return format(v, spec)
+_fmt = fmt_num  # one formatting of report numbers, shared with the text report
 
 
 def _pct(x: Any) -> str:

@@ -126,7 +126,8 @@ def _as_float(x: Any) -> float | None:
         return None
 
 
-def _fmt_num(x: Any, spec: str = ".4g") -> str:
+def fmt_num(x: Any, spec: str = ".4g") -> str:
+    """A report number for display: "-" for missing/NaN, "inf"/"-inf", else ``format(x, spec)``."""
     v = _as_float(x)
     if v is None or math.isnan(v):
         return "-"
@@ -893,18 +894,18 @@ def format_report(report: dict[str, Any]) -> str:
                 fmt_lr(e["eta_star_fit"]),
                 fmt_lr(e["beta_star_fit"]),
                 e["fit"],
-                _fmt_num(e["metric_at_opt"]),
+                fmt_num(e["metric_at_opt"]),
                 _fmt_pct(e["regret"]),
-                _fmt_num(e["dlog2_eta"], "+.2f"),
-                _fmt_num(e["dlog2_beta"], "+.2f"),
+                fmt_num(e["dlog2_eta"], "+.2f"),
+                fmt_num(e["dlog2_beta"], "+.2f"),
                 mode,
             ])
         widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
         for r in rows:
             lines.append(" | ".join(cell.rjust(w) for cell, w in zip(r, widths)))
         lines.append(
-            f"drift slope (octaves per doubling of {axis}): η* {_fmt_num(a['drift_slope_eta'], '+.2f')}, "
-            f"β* {_fmt_num(a['drift_slope_beta'], '+.2f')}"
+            f"drift slope (octaves per doubling of {axis}): η* {fmt_num(a['drift_slope_eta'], '+.2f')}, "
+            f"β* {fmt_num(a['drift_slope_beta'], '+.2f')}"
         )
         if a["warnings"]:
             lines.append("warnings:")
