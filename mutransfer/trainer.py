@@ -91,7 +91,7 @@ class CellResult(NamedTuple):
     train_s: float
 
 
-class _Model(NamedTuple):
+class CellModel(NamedTuple):
     net: Net
     pc: PCConfig
     lr_mults: tuple[float, ...]
@@ -102,18 +102,14 @@ class _Model(NamedTuple):
     feedback_lr_mults: tuple[float, ...] = ()
 
 
-def model_for(cell: CellSpec) -> _Model:
+def model_for(cell: CellSpec) -> CellModel:
     """The resolved network, configs and per-layer multipliers of a cell."""
-    return _model(cell)
-
-
-def _model(cell: CellSpec) -> _Model:
     layers = resolve(cell.parametrization, input_dim=cell.input_dim, width=cell.width,
                      hidden_layers=cell.depth, output_dim=cell.output_dim, residual=cell.residual,
                      base_width=cell.base_width, base_hidden_layers=cell.base_depth)
     gamma = output_precision(cell.output_precision, cell.output_precision_exponent, cell.width)
     dims = tuple(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim))
-    model = _Model(
+    model = CellModel(
         net=make_net(cell.activation, cell.residual, layers),
         pc=PCConfig(inference_steps=cell.steps_T, loss=cell.loss, output_precision=gamma),
         lr_mults=tuple(p.lr_mult for p in layers),
@@ -154,7 +150,7 @@ class _State(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _programs(cell: CellSpec, divergence_factor: float):
     """jit-compiled (init, block, evaluate) for a cell; jit re-specialises per chunk shape."""
-    model = _model(cell)
+    model = model_for(cell)
     algo = algorithms.get(cell.algorithm)
     tx = optim.direction(cell.optimizer)
     C = cell.output_dim
