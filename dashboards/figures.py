@@ -529,6 +529,19 @@ def _label_axes(fig: go.Figure, row: int, analysis: Mapping[str, Any], scale: _S
             fig.update_xaxes(title_text="weight lr η", row=row, col=c)
 
 
+def _draw_row(fig: go.Figure, r: int, a: Mapping[str, Any], panels, scale: "_Scale", zrange, legend,
+              kind: str, first: bool, used: set) -> bool:
+    """One row of surface panels (one per size); returns whether the colour bar is still to show."""
+    for c, (s, entry, surf) in enumerate(panels, start=1):
+        has_surface = surf is not None and _is_2d(a)
+        _draw_surface_panel(fig, r, c, a, s, entry, surf, scale, zrange, legend,
+                            show_scale=first and has_surface, kind=kind)
+        first = first and not has_surface
+        used.add((r, c))
+    _label_axes(fig, r, a, scale, len(panels))
+    return first
+
+
 def _hide_unused(fig: go.Figure, used: set[tuple[int, int]], rows: int, cols: int) -> None:
     for r in range(1, rows + 1):
         for c in range(1, cols + 1):
@@ -595,13 +608,7 @@ def transfer_contours(
     used: set[tuple[int, int]] = set()
     first = True
     for r, (a, p) in enumerate(zip(rows_a, panels), start=1):
-        for c, (s, entry, surf) in enumerate(p, start=1):
-            has_surface = surf is not None and _is_2d(a)
-            _draw_surface_panel(fig, r, c, a, s, entry, surf, scale, zrange, legend,
-                                show_scale=first and has_surface, kind=kind)
-            first = first and not has_surface
-            used.add((r, c))
-        _label_axes(fig, r, a, scale, len(p))
+        first = _draw_row(fig, r, a, p, scale, zrange, legend, kind, first, used)
     _hide_unused(fig, used, nrows, ncols)
 
     head = _group_title({k: v for k, v in (rows_a[0].get("group") or {}).items() if k in FIXED_SETTINGS})
@@ -1092,13 +1099,7 @@ def comparison(
             _add_panel_annotation(fig, r, 1, f"{lab}: {_no_analysis_text(rep)}")
             used.add((r, 1))
             continue
-        for c, (s, entry, surf) in enumerate(p, start=1):
-            has_surface = surf is not None and _is_2d(a)
-            _draw_surface_panel(fig, r, c, a, s, entry, surf, scale, zrange, legend,
-                                show_scale=first and has_surface, kind=kind)
-            first = first and not has_surface
-            used.add((r, c))
-        _label_axes(fig, r, a, scale, len(p))
+        first = _draw_row(fig, r, a, p, scale, zrange, legend, kind, first, used)
     _hide_unused(fig, used, 2, ncols)
     c_eta, c_beta, c_reg = 1, 1 + spans[0], 1 + spans[0] + spans[1]
     all_sizes: list[Any] = []
