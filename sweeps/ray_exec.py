@@ -290,6 +290,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         out.wall_s = time.perf_counter() - t0
         return out
 
+    # Our own progress (on_progress / the CLI's bar) replaces Tune's console tables and banner.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
     r = spec.resources
