@@ -419,20 +419,14 @@ def _subgrid_optimum(
                     bool((rx and rx[1]) or (ry and ry[1])))
     elif fit_x:
         wi = _window(i, len(lx))
-        pts = [(lx[a], math.log10(surf[a, j])) for a in wi if usable(a, j)]
-        if pts:
-            px, pz = (np.array(t) for t in zip(*pts))
-            res = _fit_1d(px, pz, lx[wi[0]], lx[wi[-1]])
-            if res is not None:
-                return float(res[0]), gy, "quadratic", res[1]
+        res = _line_fit([(lx[a], surf[a, j]) for a in wi if usable(a, j)], lx[wi[0]], lx[wi[-1]])
+        if res is not None:
+            return float(res[0]), gy, "quadratic", res[1]
     elif fit_y:
         wj = _window(j, len(ly))
-        pts = [(ly[b], math.log10(surf[i, b])) for b in wj if usable(i, b)]
-        if pts:
-            py, pz = (np.array(t) for t in zip(*pts))
-            res = _fit_1d(py, pz, ly[wj[0]], ly[wj[-1]])
-            if res is not None:
-                return gx, float(res[0]), "quadratic", res[1]
+        res = _line_fit([(ly[b], surf[i, b]) for b in wj if usable(i, b)], ly[wj[0]], ly[wj[-1]])
+        if res is not None:
+            return gx, float(res[0]), "quadratic", res[1]
     return gx, gy, "grid", False
 
 
