@@ -136,6 +136,7 @@ class DatasetInfo:
     name: str
     input_dim: int
     num_classes: int
+    image_shape: tuple[int, int, int]  # (C, H, W) of the flat, channel-major inputs (C·H·W = D)
     n_train: int
     n_test: int
     pixel_max: int  # raw pixel value that maps to 1.0
@@ -394,6 +395,7 @@ DATASETS: dict[str, DatasetInfo] = {
         name="fashion_mnist",
         input_dim=784,
         num_classes=10,
+        image_shape=(1, 28, 28),
         n_train=60000,
         n_test=10000,
         pixel_max=255,
@@ -409,6 +411,7 @@ DATASETS: dict[str, DatasetInfo] = {
         name="mnist",
         input_dim=784,
         num_classes=10,
+        image_shape=(1, 28, 28),
         n_train=60000,
         n_test=10000,
         pixel_max=255,
@@ -425,6 +428,7 @@ DATASETS: dict[str, DatasetInfo] = {
         name="cifar10",
         input_dim=3072,
         num_classes=10,
+        image_shape=(3, 32, 32),
         n_train=50000,
         n_test=10000,
         pixel_max=255,
@@ -441,6 +445,7 @@ DATASETS: dict[str, DatasetInfo] = {
         name="digits",
         input_dim=64,
         num_classes=10,
+        image_shape=(1, 8, 8),
         n_train=1797 - DIGITS_TEST_SIZE,
         n_test=DIGITS_TEST_SIZE,
         pixel_max=16,

@@ -1,19 +1,30 @@
-"""Fully connected networks (SPEC §2) as pure functions of a list of weight matrices.
+"""Networks (SPEC §2) as pure functions of a list of weights: MLPs and small CNNs.
 
-Weights are a list ``[W_1, ..., W_L]`` of ``(fan_out, fan_in)`` arrays (L = H + 1); activities are
-batches of row vectors ``(B, N)``. The activation is applied *before* each linear map except the
-first::
+Weights are a list ``[W_1, ..., W_L]`` (L = H + 1). The activation is applied *before* each
+linear map except the first::
 
     MLP:          z_1 = a_1 W_1 x;  z_l = a_l W_l φ(z_{l-1})            (l = 2..H);  f = a_L W_L φ(z_H)
     residual MLP: z_1 = a_1 W_1 x;  z_l = z_{l-1} + a_l W_l φ(z_{l-1})  (l = 2..H);  f = a_L W_L φ(z_H)
 
-Everything static about a network (activation, skips, the per-layer multipliers) lives in the
-hashable :class:`Net`, so jit specialises on it and the weights stay a plain pytree of arrays.
+Dense weights are ``(fan_out, fan_in)`` arrays acting on batches of row vectors ``(B, N)``.
+
+CNNs (:func:`cnn_layers`) replace W_1..W_H by 2-D convolutions — ``(k, k, C_in, C_out)`` (HWIO)
+kernels, SAME padding, stride 1 or 2, activities ``(B, H, W, C)`` (NHWC) — and keep a dense
+readout W_L on the flattened last feature map. A conv layer's fan-in is k²·C_in; its "width" is
+its channel count. Inputs stay flat ``(B, D)`` everywhere else in the package: the first conv
+reshapes them from the datasets' channel-major layout (C, H, W). Residual CNNs add the identity
+skip on hidden layers whose input and output shapes agree (stride 1), as the MLP does on every
+hidden layer but the first.
+
+Everything static about a network (activation, skips, per-layer multipliers, layer geometry)
+lives in the hashable :class:`Net`, so jit specialises on it and the weights stay a plain pytree.
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple, Sequence
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -31,12 +42,77 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
+class Layer(NamedTuple):
+    """Static geometry of one weight layer; shapes are per example.
+
+    ``dense``: ``in_shape`` is whatever it reads (``(N,)``, or a feature map ``(H, W, C)`` it
+    flattens), ``out_shape`` = ``(fan_out,)``. ``conv``: ``in_shape``/``out_shape`` = ``(H, W, C)``,
+    a ``kernel``×``kernel`` filter with ``stride``, SAME padding.
+    """
+
+    kind: str  # "dense" | "conv"
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: int = 1
+    stride: int = 1
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        if self.kind == "conv":
+            return (self.kernel, self.kernel, self.in_shape[-1], self.out_shape[-1])
+        return (self.out_shape[0], math.prod(self.in_shape))
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs summed into one output unit: k²·C_in for a conv, the flattened input size for dense."""
+        if self.kind == "conv":
+            return self.kernel * self.kernel * self.in_shape[-1]
+        return math.prod(self.in_shape)
+
+    @property
+    def width(self) -> int:
+        """Units (dense) or channels (conv) of the output: what a width sweep scales."""
+        return self.out_shape[-1]
+
+
+def dense_layers(dims: Sequence[tuple[int, int]]) -> tuple[Layer, ...]:
+    """The geometry of an MLP from its ``(fan_out, fan_in)`` weight shapes."""
+    return tuple(Layer("dense", (fan_in,), (fan_out,)) for fan_out, fan_in in dims)
+
+
+def _same_out(size: int, stride: int) -> int:
+    return -(-size // stride)  # SAME padding: ceil(size / stride)
+
+
+def cnn_layers(image_shape: tuple[int, int, int], width: int, hidden_layers: int, output_dim: int,
+               kernel: int = 3, downsample_layers: int = 2) -> tuple[Layer, ...]:
+    """A small CNN: ``hidden_layers`` k×k convs to ``width`` channels (the first
+    ``downsample_layers`` of them with stride 2, the rest stride 1), then a dense readout of the
+    flattened last feature map. ``image_shape`` is the dataset's (C, H, W).
+
+    ``hidden_layers=2`` is the 3-layer CNN (two convs + readout) of the TP paper's CIFAR-10 runs.
+    """
+    C, H, W = image_shape
+    if kernel < 1 or downsample_layers < 0:
+        raise ValueError("kernel must be >= 1 and downsample_layers >= 0")
+    layers, shape = [], (H, W, C)
+    for i in range(hidden_layers):
+        stride = 2 if i < downsample_layers else 1
+        out = (_same_out(shape[0], stride), _same_out(shape[1], stride), width)
+        layers.append(Layer("conv", shape, out, kernel, stride))
+        shape = out
+    layers.append(Layer("dense", shape, (output_dim,)))
+    return tuple(layers)
+
+
 class Net(NamedTuple):
-    """Static description of a network: activation name, skips, and per-layer multipliers a_l."""
+    """Static description of a network: activation name, skips, per-layer multipliers a_l and
+    (for CNNs) each layer's geometry; ``layers=()`` means an MLP read off the weight shapes."""
 
     activation: str
     residual: bool
     multipliers: tuple[float, ...]
+    layers: tuple[Layer, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -48,10 +124,25 @@ class Net(NamedTuple):
         return ACTIVATIONS[self.activation]
 
 
-def make_net(activation: str, residual: bool, layers: Sequence[LayerParams]) -> Net:
+    @property
+    def is_conv(self) -> bool:
+        return any(g.kind == "conv" for g in self.layers)
+
+    def skip(self, layer: int) -> bool:
+        """Whether 0-based ``layer`` adds the identity skip (hidden layers of residual nets whose
+        input and output shapes agree)."""
+        if not (self.residual and 0 < layer < self.depth - 1):
+            return False
+        return not self.layers or self.layers[layer].in_shape == self.layers[layer].out_shape
+
+
+def make_net(activation: str, residual: bool, layers: Sequence[LayerParams],
+             geometry: Sequence[Layer] = ()) -> Net:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: unknown {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    return Net(activation, bool(residual), tuple(float(p.multiplier) for p in layers))
+    if geometry and len(geometry) != len(layers):
+        raise ValueError(f"geometry: {len(geometry)} layers for {len(layers)} parameter triples")
+    return Net(activation, bool(residual), tuple(float(p.multiplier) for p in layers), tuple(geometry))
 
 
 def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) -> list[tuple[int, int]]:
@@ -59,9 +150,10 @@ def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) 
     return [(width, input_dim)] + [(width, width)] * (hidden_layers - 1) + [(output_dim, width)]
 
 
-def init_weights(key: Array, dims: Sequence[tuple[int, int]], init_stds: Sequence[float],
+def init_weights(key: Array, dims: Sequence[tuple[int, ...]], init_stds: Sequence[float],
                  dtype=jnp.float32) -> Weights:
-    """W_l ~ N(0, σ_l²), σ_l from the resolved parameterisation (``[p.init_std for p in layers]``)."""
+    """W_l ~ N(0, σ_l²), σ_l from the resolved parameterisation (``[p.init_std for p in layers]``);
+    ``dims`` are weight shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
     keys = jax.random.split(key, len(dims))
     return [std * jax.random.normal(k, d, dtype) for k, d, std in zip(keys, dims, init_stds)]
 
@@ -71,17 +163,61 @@ def linear(W: Array, a: float, h: Array) -> Array:
     return a * (h @ W.T)
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def conv(W: Array, stride: int, h: Array) -> Array:
+    """SAME-padded 2-D convolution of NHWC ``h`` with an HWIO kernel ``W``."""
+    return jax.lax.conv_general_dilated(h, W, (stride, stride), "SAME", dimension_numbers=_NHWC)
+
+
+def _image(h: Array, in_shape: tuple[int, ...]) -> Array:
+    """Flat inputs (B, C·H·W), channel-major, → NHWC; feature maps pass through."""
+    if h.ndim == 2:
+        H, W, C = in_shape
+        h = h.reshape(h.shape[0], C, H, W).transpose(0, 2, 3, 1)
+    return h
+
+
+def apply_layer(net: Net, layer: int, W: Array, a: float, h: Array) -> Array:
+    """a_l · W_l h for 0-based ``layer``: a dense map (flattening feature maps) or a convolution."""
+    g = net.layers[layer] if net.layers else None
+    if g is not None and g.kind == "conv":
+        return a * conv(W, g.stride, _image(h, g.in_shape))
+    return linear(W, a, h.reshape(h.shape[0], -1) if h.ndim > 2 else h)
+
+
+def adjoint_layer(net: Net, layer: int, V: Array, b: float, h: Array) -> Array:
+    """b · Vᵀ h: a map from layer ``layer``'s output shape back to its input shape, the form of
+    TP's feedback maps. Dense: ``V`` is ``(fan_in, fan_out)`` and the result is reshaped to the
+    layer's input (a feature map for a CNN's readout). Conv: ``V`` is an HWIO kernel shaped like
+    the forward one and Vᵀ is the transposed convolution (the exact adjoint of ``conv(V, stride, ·)``,
+    so output sizes match for any input size)."""
+    g = net.layers[layer] if net.layers else None
+    if g is not None and g.kind == "conv":
+        in_spec = jax.ShapeDtypeStruct((h.shape[0], *g.in_shape), h.dtype)
+        (out,) = jax.linear_transpose(lambda u: conv(V, g.stride, u), in_spec)(h)
+        return b * out
+    out = linear(V, b, h)
+    return out.reshape(h.shape[0], *g.in_shape) if g is not None and len(g.in_shape) > 1 else out
+
+
 def predict(net: Net, weights: Weights, layer: int, z_prev: Array) -> Array:
     """μ_l(z_{l-1}) for 0-based ``layer`` >= 1: the prediction of layer l from the one below."""
-    out = linear(weights[layer], net.multipliers[layer], net.phi(z_prev))
-    if net.residual and 0 < layer < net.depth - 1:
+    out = apply_layer(net, layer, weights[layer], net.multipliers[layer], net.phi(z_prev))
+    if net.skip(layer):
         out = out + z_prev
     return out
 
 
+def first_layer(net: Net, weights: Weights, x: Array) -> Array:
+    """z_1 = a_1 W_1 x (no activation on the input)."""
+    return apply_layer(net, 0, weights[0], net.multipliers[0], x)
+
+
 def forward(net: Net, weights: Weights, x: Array) -> list[Array]:
     """All pre-activations [z_1, ..., z_H, f(x)] of the forward pass."""
-    zs = [linear(weights[0], net.multipliers[0], x)]
+    zs = [first_layer(net, weights, x)]
     for layer in range(1, net.depth):
         zs.append(predict(net, weights, layer, zs[-1]))
     return zs

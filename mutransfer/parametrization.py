@@ -8,6 +8,10 @@ Conventions
   layer (fan-in N, fan-out C).
 * ``L`` in the formulas below is the number of weight matrices (H + 1), as in the μPC authors'
   library (jpc) and the reference fixture.
+* Multipliers and init stds depend on a layer's fan-in: the width N for the hidden and output
+  layers of an MLP, k²·C_in for a k×k convolution, the flattened feature-map size for a CNN's
+  readout (pass ``fan_ins`` to :func:`resolve`). The lr multipliers depend on width ratios N/N0
+  (channels, for a CNN), since the rest of a layer's fan-in does not change across a width sweep.
 * The optimiser's lr for layer l is ``c_l · η`` where η is the run's weight learning rate.
 * ``base_width``/``base_depth`` (N0, L0-as-H0) are the sweep's base shape; they only enter the lr
   multipliers of ``depth_mup`` and ``mup`` (c_l = 1 at the base shape).
@@ -60,14 +64,15 @@ def _const(v: float) -> Rule:
 
 _one = _const(1.0)
 _std_fan_in: Rule = lambda s: 1.0 / math.sqrt(s.fan_in)
-_in_mult: Rule = lambda s: 1.0 / math.sqrt(s.input_dim)
-_width_mult: Rule = lambda s: 1.0 / math.sqrt(s.width)
-_depth_width_mult: Rule = lambda s: 1.0 / math.sqrt(s.width * s.depth)
+# Multipliers use the fan-in (= N for MLP hidden/output layers, k²·C for convolutions).
+_in_mult: Rule = lambda s: 1.0 / math.sqrt(s.fan_in)
+_width_mult: Rule = lambda s: 1.0 / math.sqrt(s.fan_in)
+_depth_width_mult: Rule = lambda s: 1.0 / math.sqrt(s.fan_in * s.depth)
 _mupc_hidden: Rule = lambda s: (
     _depth_width_mult(s) if s.residual else _width_mult(s)  # jpc: 1/√(NL) only with skips
 )
-_mean_field_out: Rule = lambda s: 1.0 / s.width
-_ntk_out: Rule = lambda s: 1.0 / math.sqrt(s.width)
+_mean_field_out: Rule = lambda s: 1.0 / s.fan_in
+_ntk_out: Rule = lambda s: 1.0 / math.sqrt(s.fan_in)
 # Adam lr scalings relative to the base shape (c = 1 at the base).
 _depth_mup_lr: Rule = lambda s: math.sqrt(s.base_width * s.base_depth) / math.sqrt(s.width * s.depth)
 _mup_lr: Rule = lambda s: math.sqrt(s.base_width) / math.sqrt(s.width)
@@ -126,10 +131,13 @@ def resolve(
     residual: bool,
     base_width: int | None = None,
     base_hidden_layers: int | None = None,
+    fan_ins: "list[int] | tuple[int, ...] | None" = None,
 ) -> list[LayerParams]:
-    """Per-layer (multiplier, init std, lr multiplier) for an MLP with ``hidden_layers`` = H.
+    """Per-layer (multiplier, init std, lr multiplier) for a network with ``hidden_layers`` = H.
 
     Returns L = H + 1 triples, input layer first. ``base_*`` default to the network's own shape.
+    ``fan_ins``: each layer's fan-in (``[g.fan_in for g in cnn_layers(...)]`` for a CNN);
+    default: an MLP's ``[input_dim, N, ..., N]``.
     """
     if name not in PARAMETRIZATIONS:
         raise ValueError(
@@ -139,12 +147,16 @@ def resolve(
         raise ValueError("width, hidden_layers, input_dim and output_dim must all be >= 1")
     p = PARAMETRIZATIONS[name]
     depth = hidden_layers + 1
+    if fan_ins is None:
+        fan_ins = [input_dim] + [width] * hidden_layers
+    if len(fan_ins) != depth or min(fan_ins) < 1:
+        raise ValueError(f"fan_ins: need {depth} positive fan-ins (one per layer), got {list(fan_ins)}")
     base_depth = (base_hidden_layers if base_hidden_layers is not None else hidden_layers) + 1
     out: list[LayerParams] = []
     for layer in range(depth):
         kind = p.input if layer == 0 else p.output if layer == depth - 1 else p.hidden
         shape = Shape(
-            fan_in=input_dim if layer == 0 else width,
+            fan_in=int(fan_ins[layer]),
             width=width,
             depth=depth,
             input_dim=input_dim,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import losses
-from mutransfer.networks import Net, Weights, forward, linear, make_net, predict
+from mutransfer.networks import Net, Weights, first_layer, forward, make_net, predict
 from mutransfer.parametrization import resolve
 
 Array = jax.Array
@@ -44,10 +44,11 @@ def energy(net: Net, weights: Weights, hidden: Sequence[Array], x: Array, y: Arr
     """Batch-mean energy F at free activities ``hidden`` = [z_1, ..., z_H].
 
     ``mu1`` (= a_1 W_1 x) may be passed in: it does not depend on the activities, so inference
-    computes it once instead of every step.
+    computes it once instead of every step. Activities may be vectors (B, N) or feature maps
+    (B, H, W, C); the squared errors sum over every non-batch axis.
     """
     if mu1 is None:
-        mu1 = linear(weights[0], net.multipliers[0], x)
+        mu1 = first_layer(net, weights, x)
     sq = 0.5 * jnp.sum((hidden[0] - mu1) ** 2)
     for layer in range(1, net.depth - 1):
         sq = sq + 0.5 * jnp.sum((hidden[layer] - predict(net, weights, layer, hidden[layer - 1])) ** 2)

@@ -1,6 +1,7 @@
 """Target propagation (TP) and difference target propagation (DTP), SPEC §4.4.
 
-Plain MLPs only (no residual skips). Notation, 1-based as in the SPEC (code lists are 0-based)::
+Plain MLPs and plain CNNs (no residual skips). Notation, 1-based as in the SPEC (code lists are
+0-based)::
 
     h_0 = x,  h_1 = a_1 W_1 x,  h_l = μ_l(h_{l-1}) = a_l W_l φ(h_{l-1}),  h_L = f(x)
 
@@ -12,6 +13,12 @@ so ``feedback = [V_2, ..., V_L]`` (a list of L − 1 arrays; ``feedback[i]`` map
 ``hs[i]`` where ``hs = forward(net, weights, x) = [h_1, ..., h_H, f]``). The feedback
 multipliers b_l live in :class:`TPConfig` (static), their weights V_l are a plain pytree.
 
+In a CNN, g_l of a conv layer is a transposed convolution: V_l is a kernel shaped like W_l and
+g_l(h) = b_l V_lᵀ φ(h) with Vᵀ the exact adjoint of the strided conv (so it maps layer l's feature
+map back onto layer l−1's); g_L of the dense readout maps the output back onto the last feature
+map (V_L of shape (H·W·C, classes), then reshaped). Fan-in of a transposed conv: k²·C_l/s²
+(the average number of terms summed into one output unit).
+
 Conventions (decided here; the trainer and docs rely on them)
 -----------------------------------------------------------
 * **β_out units.** The output target is τ_L = f − β_out · ∂ℓ/∂f with ℓ the *per-example* loss
@@ -21,8 +28,8 @@ Conventions (decided here; the trainer and docs rely on them)
 * **Hidden targets.** TP: τ_{l-1} = g_l(τ_l); DTP: τ_{l-1} = h_{l-1} + g_l(τ_l) − g_l(h_l).
   Every layer including h_1 gets a target (there is no g_1: x is never a target). Targets are
   constants (``stop_gradient``).
-* **Forward (local) loss.** Σ_l mean_batch ½‖τ_l − μ_l(h_{l-1})‖² (summed over units, averaged
-  over the batch), differentiated w.r.t. W_l only with h_{l-1} and τ_l constant. At the current
+* **Forward (local) loss.** Σ_l mean_batch ½‖τ_l − μ_l(h_{l-1})‖² (summed over units — every
+  non-batch axis of a feature map — averaged over the batch), differentiated w.r.t. W_l only with h_{l-1} and τ_l constant. At the current
   weights μ_l(h_{l-1}) = h_l, so its value is Σ_l ½‖τ_l − h_l‖², reported as ``target_loss``.
 * **Feedback (reconstruction) loss**, the same for TP and DTP (the denoising inverse loss of
   Bengio 2014 / Lee et al. 2015 that both use)::
@@ -55,7 +62,7 @@ import jax
 import jax.numpy as jnp
 
 from mutransfer import losses, optim
-from mutransfer.networks import Net, Weights, forward, linear, predict
+from mutransfer.networks import Layer, Net, Weights, adjoint_layer, dense_layers, first_layer, forward, predict
 from mutransfer.parametrization import LayerParams
 from mutransfer.pc import StepOut
 
@@ -111,16 +118,38 @@ def _b(net: Net, cfg: TPConfig) -> tuple[float, ...]:
 # Feedback weights
 # ---------------------------------------------------------------------------------------------
 
-def feedback_dims(net_dims: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(fan_out, fan_in) of V_2..V_L from the forward (fan_out, fan_in) dims: V_l maps the output
-    of W_l (width ``net_dims[l][0]``) back to the output of W_{l-1}."""
-    return [(net_dims[i - 1][0], net_dims[i][0]) for i in range(1, len(net_dims))]
+def _geometry(net_layout: Sequence) -> tuple[Layer, ...]:
+    """Layer geometry from either a CNN's/MLP's :class:`Layer` list or an MLP's (fan_out, fan_in) dims."""
+    if all(isinstance(g, Layer) for g in net_layout):
+        return tuple(net_layout)
+    return dense_layers(net_layout)
 
 
-def feedback_params(net_dims: Sequence[tuple[int, int]], scheme: str = "sp") -> list[LayerParams]:
+def _feedback_shape(g: Layer) -> tuple[tuple[int, ...], float]:
+    """(shape of V, fan-in of g = b Vᵀ φ(·)) for the feedback map of forward layer ``g``."""
+    if g.kind == "conv":
+        return g.weight_shape, g.kernel * g.kernel * g.out_shape[-1] / g.stride ** 2
+    fan_out, fan_in = g.weight_shape
+    return (fan_in, fan_out), fan_out
+
+
+def feedback_dims(net_layout: Sequence) -> list[tuple[int, ...]]:
+    """Shapes of V_2..V_L. ``net_layout``: the forward (fan_out, fan_in) dims of an MLP (then V_l
+    is (fan_in, fan_out) of W_l: it maps W_l's output back to its input), or a list of
+    :class:`~mutransfer.networks.Layer` (conv layers: V_l shaped like W_l)."""
+    return [_feedback_shape(g)[0] for g in _geometry(net_layout)[1:]]
+
+
+def feedback_fan_ins(net_layout: Sequence) -> list[float]:
+    """Fan-in of each feedback map g_2..g_L (the width of h_l for dense maps; k²·C_l/s² for a
+    transposed conv)."""
+    return [_feedback_shape(g)[1] for g in _geometry(net_layout)[1:]]
+
+
+def feedback_params(net_layout: Sequence, scheme: str = "sp") -> list[LayerParams]:
     """Per feedback layer (b_l, init std, lr multiplier 1) for a named scheme (see module doc)."""
     out = []
-    for _, fan_in in feedback_dims(net_dims):
+    for fan_in in feedback_fan_ins(net_layout):
         if scheme == "sp":
             out.append(LayerParams(1.0, 1.0 / math.sqrt(fan_in), 1.0))
         elif scheme == "unit":
@@ -130,11 +159,12 @@ def feedback_params(net_dims: Sequence[tuple[int, int]], scheme: str = "sp") -> 
     return out
 
 
-def init_feedback(key: Array, net_dims: Sequence[tuple[int, int]], feedback_params: Sequence,
+def init_feedback(key: Array, net_layout: Sequence, feedback_params: Sequence,
                   dtype=jnp.float32) -> Feedback:
-    """V_l ~ N(0, s_l²) for l = 2..L. ``feedback_params``: L − 1 init stds (floats) or objects with
-    an ``init_std`` attribute (e.g. the :class:`LayerParams` of :func:`feedback_params`)."""
-    dims = feedback_dims(net_dims)
+    """V_l ~ N(0, s_l²) for l = 2..L. ``net_layout`` as for :func:`feedback_dims`;
+    ``feedback_params``: L − 1 init stds (floats) or objects with an ``init_std`` attribute (e.g.
+    the :class:`LayerParams` of :func:`feedback_params`)."""
+    dims = feedback_dims(net_layout)
     if len(feedback_params) != len(dims):
         raise ValueError(f"feedback_params: need {len(dims)} entries (one per layer 2..L), "
                          f"got {len(feedback_params)}")
@@ -143,9 +173,23 @@ def init_feedback(key: Array, net_dims: Sequence[tuple[int, int]], feedback_para
     return [s * jax.random.normal(k, d, dtype) for k, d, s in zip(keys, dims, stds)]
 
 
-def g(net: Net, V: Array, b: float, h: Array) -> Array:
-    """g_l(h) = b_l V_l φ(h) for a batch of row vectors."""
-    return linear(V, b, net.phi(h))
+def g(net: Net, V: Array, b: float, h: Array, layer: int | None = None) -> Array:
+    """g_l(h) = b_l V_lᵀ φ(h): layer l's activity mapped back onto layer l−1's. ``layer`` is the
+    0-based index of the forward layer W_l (needed for CNNs; MLPs may omit it)."""
+    if layer is None:
+        if net.is_conv:
+            raise ValueError("layer: a CNN's feedback map needs the forward layer's index")
+        return _dense_g(V, b, net.phi(h))
+    return adjoint_layer(net, layer, V, b, net.phi(h))
+
+
+def _dense_g(V: Array, b: float, h: Array) -> Array:
+    return b * (h @ V.T)
+
+
+def _sq(err: Array) -> Array:
+    """mean over the batch of ½ Σ err² over every other axis."""
+    return 0.5 * jnp.sum(err ** 2) / err.shape[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,9 +209,9 @@ def _targets_from(net: Net, hs: Sequence[Array], feedback: Feedback, y: Array,
     taus[-1] = output_target(hs[-1], y, beta_out, cfg.loss)
     for j in range(net.depth - 1, 0, -1):  # feedback map from hs[j] to hs[j-1] is feedback[j-1]
         V, bj = feedback[j - 1], b[j - 1]
-        back = g(net, V, bj, taus[j])
+        back = g(net, V, bj, taus[j], j)
         if cfg.variant == "dtp":
-            back = hs[j - 1] + back - g(net, V, bj, hs[j])
+            back = hs[j - 1] + back - g(net, V, bj, hs[j], j)
         taus[j - 1] = back
     return [jax.lax.stop_gradient(t) for t in taus]
 
@@ -194,8 +238,8 @@ def gauss_newton_targets(net: Net, weights: Weights, x: Array, tau_out: Array,
     if net.activation != "linear":
         raise ValueError(f"activation: the closed-form Gauss–Newton target needs a linear net, "
                          f"got {net.activation!r}")
-    if net.residual:
-        raise ValueError("residual: gauss_newton_targets supports plain MLPs only")
+    if net.residual or net.is_conv:
+        raise ValueError("architecture: gauss_newton_targets supports plain MLPs only")
     hs = forward(net, weights, x)
     df = tau_out - hs[-1]
     out = [None] * net.depth
@@ -224,10 +268,10 @@ def local_loss(net: Net, weights: Weights, inputs: Sequence[Array], taus: Sequen
     total = 0.0
     for layer in range(net.depth):
         if layer == 0:
-            mu = linear(weights[0], net.multipliers[0], inputs[0])
+            mu = first_layer(net, weights, inputs[0])
         else:
             mu = predict(net, weights, layer, inputs[layer])
-        total = total + 0.5 * jnp.mean(jnp.sum((taus[layer] - mu) ** 2, axis=-1))
+        total = total + _sq(taus[layer] - mu)
     return total
 
 
@@ -271,8 +315,7 @@ def _feedback_from(net: Net, weights: Weights, feedback: Feedback, hs: Sequence[
         preds.append(jax.lax.stop_gradient(predict(net, weights, i + 1, c)))
 
     def loss_fn(fb):
-        ls = [0.5 * jnp.mean(jnp.sum((g(net, fb[i], b[i], preds[i]) - corrupted[i]) ** 2, axis=-1))
-              for i in range(n)]
+        ls = [_sq(g(net, fb[i], b[i], preds[i], i + 1) - corrupted[i]) for i in range(n)]
         ls = jnp.stack(ls)
         return jnp.sum(ls), ls
 

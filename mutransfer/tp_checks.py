@@ -39,7 +39,7 @@ def feature_updates(algorithm: str, parametrization: str, widths: Sequence[int],
         fb = None
         if m.tp is not None:
             kf, key = jax.random.split(jax.random.fold_in(key, 1))
-            V = tp.init_feedback(kf, m.dims, m.feedback_stds)
+            V = tp.init_feedback(kf, m.geometry, m.feedback_stds)
             fb = (V, tx.init(V))
 
         @jax.jit

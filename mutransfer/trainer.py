@@ -34,7 +34,7 @@ import numpy as np
 
 from mutransfer import algorithms, losses, optim, tp
 from mutransfer.data import Dataset, batch_indices
-from mutransfer.networks import Net, forward, init_weights, layer_dims, make_net
+from mutransfer.networks import Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, output_precision
 
@@ -64,6 +64,12 @@ class CellSpec(NamedTuple):
     feedback_noise: float = 0.1
     feedback_steps: int = 1
     feedback_lr_ratio: float = 1.0
+    # "mlp" (residual or not) or "cnn": `depth` k×k convs of `width` channels (the first
+    # `downsample_layers` with stride 2) and a dense readout; `image_shape` is the data's (C, H, W).
+    architecture: str = "mlp"
+    kernel_size: int = 3
+    downsample_layers: int = 2
+    image_shape: tuple[int, ...] = ()
 
     @property
     def steps_T(self) -> int:
@@ -95,34 +101,56 @@ class CellModel(NamedTuple):
     net: Net
     pc: PCConfig
     lr_mults: tuple[float, ...]
-    dims: tuple[tuple[int, int], ...]
+    dims: tuple[tuple[int, ...], ...]  # weight shapes
     init_stds: tuple[float, ...]
     tp: tp.TPConfig | None = None  # TP/DTP: feedback settings (multipliers b_l inside)
     feedback_stds: tuple[float, ...] = ()
     feedback_lr_mults: tuple[float, ...] = ()
+    geometry: tuple[Layer, ...] = ()  # every layer's shapes (dense layers for an MLP)
+
+
+ARCHITECTURES = ("mlp", "cnn")
+
+
+def geometry_for(cell: CellSpec) -> tuple[Layer, ...]:
+    """Per-layer shapes of a cell's network."""
+    if cell.architecture == "mlp":
+        return dense_layers(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim))
+    if cell.architecture != "cnn":
+        raise ValueError(f"architecture: unknown {cell.architecture!r}; choose one of {list(ARCHITECTURES)}")
+    if len(cell.image_shape) != 3 or math.prod(cell.image_shape) != cell.input_dim:
+        raise ValueError(f"image_shape: a CNN needs the inputs' (C, H, W) with C·H·W = {cell.input_dim}, "
+                         f"got {cell.image_shape!r}")
+    return cnn_layers(tuple(cell.image_shape), cell.width, cell.depth, cell.output_dim,
+                      cell.kernel_size, cell.downsample_layers)
 
 
 def model_for(cell: CellSpec) -> CellModel:
     """The resolved network, configs and per-layer multipliers of a cell."""
+    geometry = geometry_for(cell)
     layers = resolve(cell.parametrization, input_dim=cell.input_dim, width=cell.width,
                      hidden_layers=cell.depth, output_dim=cell.output_dim, residual=cell.residual,
-                     base_width=cell.base_width, base_hidden_layers=cell.base_depth)
+                     base_width=cell.base_width, base_hidden_layers=cell.base_depth,
+                     fan_ins=[g.fan_in for g in geometry])
     gamma = output_precision(cell.output_precision, cell.output_precision_exponent, cell.width)
-    dims = tuple(layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim))
     model = CellModel(
-        net=make_net(cell.activation, cell.residual, layers),
+        # MLPs keep the geometry-free Net (their ops follow from the weight shapes).
+        net=make_net(cell.activation, cell.residual, layers, geometry if cell.architecture == "cnn" else ()),
         pc=PCConfig(inference_steps=cell.steps_T, loss=cell.loss, output_precision=gamma),
         lr_mults=tuple(p.lr_mult for p in layers),
-        dims=dims,
+        dims=tuple(g.weight_shape for g in geometry),
         init_stds=tuple(p.init_std for p in layers),
+        geometry=geometry,
     )
     if not algorithms.get(cell.algorithm).feedback:
         return model
     # Feedback maps g_l = b_l V_l φ(h): standard init under `sp`, unit-init multiplier form
     # (b_l = 1/√fan_in) under the μP-style rows; width-fed maps get the hidden layers' lr scaling.
-    fb = tp.feedback_params(dims, "sp" if cell.parametrization == "sp" else "unit")
+    fb = tp.feedback_params(geometry, "sp" if cell.parametrization == "sp" else "unit")
     hidden_c = layers[1].lr_mult if len(layers) > 2 else 1.0
-    fb_c = tuple(hidden_c if fan_in == cell.width else 1.0 for _, fan_in in tp.feedback_dims(dims))
+    # V_l (l = 2..L) reads h_l: a hidden layer's (width-scaled) activity except for l = L.
+    n_fb = len(geometry) - 1
+    fb_c = tuple(hidden_c if i < n_fb - 1 else 1.0 for i in range(n_fb))
     tpc = tp.TPConfig(variant=cell.algorithm, loss=cell.loss, feedback_noise=cell.feedback_noise,
                       feedback_steps=cell.feedback_steps, feedback_multipliers=tuple(p.multiplier for p in fb))
     return model._replace(tp=tpc, feedback_stds=tuple(p.init_std for p in fb), feedback_lr_mults=fb_c)
@@ -161,7 +189,7 @@ def _programs(cell: CellSpec, divergence_factor: float):
         if not algo.feedback:
             return w, tx.init(w), ()
         kf, kn = jax.random.split(jax.random.fold_in(key, 1))
-        V = tp.init_feedback(kf, model.dims, model.feedback_stds)
+        V = tp.init_feedback(kf, model.geometry, model.feedback_stds)
         return w, tx.init(w), (V, tx.init(V), kn)
 
     def init(seeds):
@@ -256,14 +284,15 @@ def _aot(jitted):
 def bytes_per_run(cell: CellSpec, test_chunk: int = 1000) -> int:
     """Rough device memory of one run: weights + optimiser moments + update temporaries, and the
     activations of one training step and one test chunk (float32)."""
-    dims = layer_dims(cell.input_dim, cell.width, cell.depth, cell.output_dim)
-    params = sum(a * b for a, b in dims)
+    geometry = geometry_for(cell)
+    params = sum(math.prod(g.weight_shape) for g in geometry)
     if algorithms.get(cell.algorithm).feedback:
         params *= 2  # feedback weights V of the same sizes (transposed)
     moments = 2 if cell.optimizer == "adam" else 0
     # weights, grads, moments, new weights/moments held across the select, plus per-step inputs.
     param_bytes = 4 * params * (3 + 2 * moments)
-    act = 4 * cell.width * (cell.depth + 1) * (cell.batch_size * 6 + test_chunk * 2)
+    units = sum(math.prod(g.out_shape) for g in geometry)  # activations per example
+    act = 4 * units * (cell.batch_size * 6 + test_chunk * 2)
     return int(param_bytes + act + 4 * cell.batch_size * cell.input_dim)
 
 

@@ -56,6 +56,7 @@ def plan(spec: SweepSpec) -> list[Cell]:
                         base_depth=spec.resolved_base_depth, inference_steps=t.inference_steps,
                         loss=t.loss, optimizer=t.optimizer, output_precision=t.output_precision,
                         output_precision_exponent=t.output_precision_exponent,
+                        **_architecture(spec, info),
                         **{k: v for k, v in (("feedback_noise", t.feedback_noise),
                                              ("feedback_steps", t.feedback_steps),
                                              ("feedback_lr_ratio", t.feedback_lr_ratio)) if v is not None})
@@ -64,6 +65,15 @@ def plan(spec: SweepSpec) -> list[Cell]:
                                  for eta in spec.weight_lrs for beta in betas for seed in spec.seeds)
                     cells.append(Cell(cid, cs, runs))
     return cells
+
+
+def _architecture(spec: SweepSpec, info) -> dict:
+    """CellSpec fields of a CNN (none for an MLP, so MLP cells keep their defaults)."""
+    a = spec.architecture
+    if not a.is_cnn:
+        return {}
+    return {"architecture": "cnn", "kernel_size": a.resolved_kernel_size,
+            "downsample_layers": a.resolved_downsample_layers, "image_shape": tuple(info.image_shape)}
 
 
 class Trial(NamedTuple):

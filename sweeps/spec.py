@@ -55,13 +55,42 @@ PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Architecture(_Strict):
-    kind: Literal["mlp", "residual_mlp"] = "residual_mlp"
+    """``mlp``/``residual_mlp``: dense layers of ``width`` units. ``cnn``/``residual_cnn``: ``depth``
+    k×k SAME convolutions of ``width`` channels (fan-in k²·C), the first ``downsample_layers`` with
+    stride 2, then a dense readout of the flattened last feature map; residual CNNs skip over the
+    stride-1 hidden convs. depth 2 is the TP paper's 3-layer CNN."""
+
+    kind: Literal["mlp", "residual_mlp", "cnn", "residual_cnn"] = "residual_mlp"
     activation: str = "tanh"
+    kernel_size: PosInt | None = Field(None, description="CNN kernel size k (default 3)")
+    downsample_layers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="CNN: how many leading convs have stride 2 (default 2)")
     _check_act = field_validator("activation")(lambda cls, v: _choice(ACTIVATIONS, "activation")(v))
+
+    @model_validator(mode="after")
+    def _cnn_only(self):
+        if not self.is_cnn:
+            for name in ("kernel_size", "downsample_layers"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"architecture.{name}: only for kind cnn/residual_cnn; remove it "
+                                     "or set architecture.kind: cnn")
+        return self
 
     @property
     def residual(self) -> bool:
-        return self.kind == "residual_mlp"
+        return self.kind.startswith("residual_")
+
+    @property
+    def is_cnn(self) -> bool:
+        return self.kind.endswith("cnn")
+
+    @property
+    def resolved_kernel_size(self) -> int:
+        return self.kernel_size or 3
+
+    @property
+    def resolved_downsample_layers(self) -> int:
+        return 2 if self.downsample_layers is None else self.downsample_layers
 
 
 class DatasetSpec(_Strict):
@@ -182,8 +211,8 @@ class SweepSpec(_Strict):
         fb = [a for a in self.algorithms if ALGORITHMS[a].feedback]
         t = self.training
         if fb and self.architecture.residual:
-            raise ValueError(f"architecture.kind: {fb} need a plain mlp (target propagation has no "
-                             "residual form); set architecture.kind: mlp")
+            raise ValueError(f"architecture.kind: {fb} need a plain mlp or cnn (target propagation has "
+                             "no residual form); set architecture.kind: mlp or cnn")
         if not fb:
             for name in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
                 if getattr(t, name) is not None:
@@ -219,6 +248,13 @@ class SweepSpec(_Strict):
         for key in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
             if data["training"].get(key) is None:
                 data["training"].pop(key, None)
+        arch = data["architecture"]
+        if self.architecture.is_cnn:  # defaults spelled out or not: the same network
+            arch["kernel_size"] = self.architecture.resolved_kernel_size
+            arch["downsample_layers"] = self.architecture.resolved_downsample_layers
+        else:
+            arch.pop("kernel_size", None)
+            arch.pop("downsample_layers", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -255,8 +291,9 @@ def parse_spec(data: Any) -> SweepSpec:
         for err in e.errors():
             field = _field_path(err["loc"])
             msg = _fix_hint(err)
-            if field == "spec" and ":" in msg and " " not in msg.split(":", 1)[0]:
-                field, msg = msg.split(":", 1)[0], msg.split(":", 1)[1].strip()  # "field: message"
+            head = msg.split(":", 1)[0]
+            if ":" in msg and " " not in head and (field == "spec" or head.startswith(field + ".")):
+                field, msg = head, msg.split(":", 1)[1].strip()  # a validator's "field: message"
             errors.append((field, msg))
         raise SpecError(errors) from None
 
