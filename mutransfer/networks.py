@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Sequence
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -164,10 +165,42 @@ def linear(W: Array, a: float, h: Array) -> Array:
 
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+CONV_IMPL_ENV = "MUTRANSFER_CONV_IMPL"
 
 
-def conv(W: Array, stride: int, h: Array) -> Array:
-    """SAME-padded 2-D convolution of NHWC ``h`` with an HWIO kernel ``W``."""
+def conv_impl() -> str:
+    """``patches`` (im2col + matmul) or ``xla`` (``lax.conv_general_dilated``): $MUTRANSFER_CONV_IMPL,
+    else ``patches`` on CPU and ``xla`` on accelerators. On XLA:CPU a native convolution inside a
+    loop (the trainer's ``lax.scan`` over steps) runs 50–150× slower than outside one, while the
+    patch matmul stays fast (benchmarks/cnn_throughput.py); on GPUs the native conv is cuDNN's."""
+    impl = os.environ.get(CONV_IMPL_ENV) or ("patches" if jax.default_backend() == "cpu" else "xla")
+    if impl not in ("patches", "xla"):
+        raise ValueError(f"{CONV_IMPL_ENV}: unknown {impl!r}; choose 'patches' or 'xla'")
+    return impl
+
+
+def _same_pads(size: int, stride: int, kernel: int) -> tuple[int, int]:
+    total = max((_same_out(size, stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2  # XLA/TensorFlow SAME: the extra pixel goes after
+
+
+def conv_patches(W: Array, stride: int, h: Array) -> Array:
+    """The SAME conv as one matmul: the k² shifted (strided) views of the padded input, concatenated
+    in HWIO order, times the kernel reshaped to (k²·C_in, C_out)."""
+    k, _, c_in, c_out = W.shape
+    _, H, Wd, _ = h.shape
+    oh, ow = _same_out(H, stride), _same_out(Wd, stride)
+    hp = jnp.pad(h, ((0, 0), _same_pads(H, stride, k), _same_pads(Wd, stride, k), (0, 0)))
+    cols = [hp[:, i:i + (oh - 1) * stride + 1:stride, j:j + (ow - 1) * stride + 1:stride, :]
+            for i in range(k) for j in range(k)]
+    return jnp.concatenate(cols, axis=-1) @ W.reshape(k * k * c_in, c_out)
+
+
+def conv(W: Array, stride: int, h: Array, impl: str | None = None) -> Array:
+    """SAME-padded 2-D convolution of NHWC ``h`` with an HWIO kernel ``W`` (``impl``: see
+    :func:`conv_impl`; both give the same numbers up to float rounding)."""
+    if (impl or conv_impl()) == "patches":
+        return conv_patches(W, stride, h)
     return jax.lax.conv_general_dilated(h, W, (stride, stride), "SAME", dimension_numbers=_NHWC)
 
 

@@ -93,3 +93,34 @@ def test_yaml_safe_loader_and_not_a_mapping():
         loads_spec("name: !!python/object/apply:os.system ['true']")
     with pytest.raises(SpecError, match="expected a mapping"):
         loads_spec("- 1\n- 2\n")
+
+
+def test_every_shipped_spec_validates_and_builds_its_networks():
+    from pathlib import Path
+
+    from sweeps.spec import load_spec
+    from mutransfer.trainer import model_for
+
+    files = sorted((Path(__file__).parent.parent / "sweeps" / "specs").glob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        cells = plan(load_spec(f))
+        for c in cells:
+            model_for(c.spec)  # geometry and parameterisation resolve for every cell
+
+
+def test_cnn_spec_plans_cnn_cells_with_the_dataset_image_shape():
+    spec = parse_spec(with_(architecture={"kind": "cnn", "activation": "relu"}, dataset={"name": "fashion_mnist"}))
+    cs = plan(spec)[0].spec
+    assert (cs.architecture, cs.kernel_size, cs.downsample_layers, cs.image_shape) == ("cnn", 3, 2, (1, 28, 28))
+    assert not cs.residual
+    # Spelling out the defaults computes the same thing, so it is the same sweep.
+    explicit = parse_spec(with_(architecture={"kind": "cnn", "activation": "relu", "kernel_size": 3,
+                                              "downsample_layers": 2}, dataset={"name": "fashion_mnist"}))
+    assert explicit.default_sweep_id() == spec.default_sweep_id()
+    other = parse_spec(with_(architecture={"kind": "cnn", "activation": "relu", "kernel_size": 5},
+                             dataset={"name": "fashion_mnist"}))
+    assert other.default_sweep_id() != spec.default_sweep_id()
+    # MLP cells are unchanged by the CNN fields.
+    assert plan(parse_spec(BASE))[0].spec.architecture == "mlp"
+    assert parse_spec(with_(architecture={"kind": "residual_cnn"})).architecture.residual
