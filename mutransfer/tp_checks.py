@@ -1,8 +1,9 @@
 """Width checks for target propagation: the coordinate check that fixes ``tp_mup`` (SPEC §4.4)
 and the kernel-regime contrast with backprop (Ishikawa et al.: TP has no kernel regime).
 
-Both train a plain tanh MLP for a few Adam steps on fixed batches (seed 0) and measure, on a fixed
-probe batch, the mean |h_l(k) − h_l(0)| of every layer's pre-activations (including the output).
+Both train a plain tanh MLP (or, with ``architecture="cnn"``, a CNN whose width is its channel
+count) for a few Adam steps on fixed batches (seed 0) and measure, on a fixed probe batch, the mean
+|h_l(k) − h_l(0)| of every layer's pre-activations (including the output).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from mutransfer import bp, optim, tp
+from mutransfer import algorithms, optim, tp
 from mutransfer.networks import forward, init_weights
 from mutransfer.trainer import CellSpec, model_for
 
@@ -22,15 +23,19 @@ from mutransfer.trainer import CellSpec, model_for
 def feature_updates(algorithm: str, parametrization: str, widths: Sequence[int], *, x: np.ndarray,
                     y: np.ndarray, hidden_layers: int = 2, steps: int = 3, lr: float = 1e-2,
                     beta_out: float = 0.5, batch_size: int = 64, base_width: int | None = None,
-                    probe: int = 256, relative: bool = False) -> pd.DataFrame:
+                    probe: int = 256, relative: bool = False, activation: str = "tanh",
+                    architecture: str = "mlp", image_shape: tuple[int, ...] = ()) -> pd.DataFrame:
     """Rows (algorithm, parametrization, width, layer, delta): mean |Δh_l| after ``steps`` Adam steps
-    (``relative``: divided by mean |h_l(0)|). ``algorithm``: tp, dtp or bp. ``y`` one-hot."""
+    (``relative``: divided by mean |h_l(0)|). ``algorithm``: tp, dtp, bp or pc (``beta_out`` is then
+    PC's activity lr β, with T = H inference steps). ``y`` one-hot. ``image_shape`` (C, H, W) for
+    ``architecture="cnn"``."""
     rows = []
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     xp = x[:probe]
     for width in widths:
-        cell = CellSpec(algorithm, parametrization, width, hidden_layers, "tanh", False, x.shape[1], y.shape[1],
-                        batch_size=batch_size, base_width=base_width or min(widths))
+        cell = CellSpec(algorithm, parametrization, width, hidden_layers, activation, False, x.shape[1],
+                        y.shape[1], batch_size=batch_size, base_width=base_width or min(widths),
+                        architecture=architecture, image_shape=tuple(image_shape))
         m = model_for(cell)
         key = jax.random.key(0)
         w = init_weights(key, m.dims, m.init_stds)
@@ -45,7 +50,7 @@ def feature_updates(algorithm: str, parametrization: str, widths: Sequence[int],
         @jax.jit
         def step(w, opt, fb, xb, yb, k):
             if fb is None:
-                grads = bp.gradients(m.net, w, xb, yb, 0.0, m.pc).grads
+                grads = algorithms.get(algorithm).gradients(m.net, w, xb, yb, beta_out, m.pc).grads
             else:
                 out, V, fopt = tp.train_step(m.net, w, fb[0], fb[1], xb, yb, beta_out, k, m.tp, tx, lr,
                                              m.feedback_lr_mults)

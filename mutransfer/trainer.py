@@ -2,8 +2,9 @@
 
 A *cell* fixes every array shape (algorithm, parameterisation, width, depth, ...); its *runs*
 differ only in weight lr η, activity lr β and seed. All runs of a cell are stacked along a leading
-run axis, one training step is ``jax.vmap``-ed over that axis, and a block of steps is a
-``lax.scan`` — one jit-compiled program per cell shape, run unchanged on CPU or GPU.
+run axis, one training step is ``jax.vmap``-ed over that axis (``lax.map``-ed for CNNs on CPU, see
+:func:`batching_for`), and a block of steps is a ``lax.scan`` — one jit-compiled program per cell
+shape, run unchanged on CPU or GPU.
 
 Conventions
 -----------
@@ -86,6 +87,7 @@ class TrainOptions(NamedTuple):
     divergence_factor: float = 1e3
     memory_budget_bytes: int | None = None  # None → a share of the device's memory
     test_chunk: int = 1000
+    run_batching: str | None = None  # "vmap" | "map" | None → batching_for(cell)
 
 
 class CellResult(NamedTuple):
@@ -175,8 +177,29 @@ class _State(NamedTuple):
     step: Array  # () int32, updates done so far
 
 
+RUN_BATCHING = ("vmap", "map")
+
+
+def batching_for(cell: CellSpec, requested: str | None = None) -> str:
+    """How one step treats the runs of a chunk: ``vmap`` (one batched program: MLPs, and any
+    cell on an accelerator) or ``map`` (``lax.map``: the runs one after another inside the same
+    compiled step — CNNs on CPU, where the batched patch matmuls of many runs were measured slower
+    than one run at a time; benchmarks/cnn_checks.py). Same numbers either way."""
+    if requested is not None:
+        if requested not in RUN_BATCHING:
+            raise ValueError(f"run_batching: unknown {requested!r}; choose one of {list(RUN_BATCHING)}")
+        return requested
+    return "map" if cell.architecture == "cnn" and jax.default_backend() == "cpu" else "vmap"
+
+
+def _over_runs(fn: Callable, batching: str) -> Callable:
+    if batching == "vmap":
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+
+
 @functools.lru_cache(maxsize=64)
-def _programs(cell: CellSpec, divergence_factor: float):
+def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
     """jit-compiled (init, block, evaluate) for a cell; jit re-specialises per chunk shape."""
     model = model_for(cell)
     algo = algorithms.get(cell.algorithm)
@@ -217,7 +240,7 @@ def _programs(cell: CellSpec, divergence_factor: float):
         weights = optim.apply(weights, updates, eta, model.lr_mults)
         return (weights, opt_state, aux, *metrics)
 
-    vstep = jax.vmap(step_one)
+    vstep = _over_runs(step_one, batching)
 
     def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta):
         """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads."""
@@ -261,7 +284,7 @@ def _programs(cell: CellSpec, divergence_factor: float):
             l, c = jax.lax.map(chunk, (x_test, y_test, mask))
             n = jnp.sum(mask)
             return jnp.sum(l) / n, jnp.sum(c) / n
-        loss, acc = jax.vmap(per_run)(weights)
+        loss, acc = _over_runs(per_run, batching)(weights)
         return jnp.where(alive, loss, jnp.nan), jnp.where(alive, acc, jnp.nan)
 
     return (jax.jit(init), _aot(jax.jit(block, donate_argnums=(0,))), _aot(jax.jit(evaluate)))
@@ -291,7 +314,9 @@ def bytes_per_run(cell: CellSpec, test_chunk: int = 1000) -> int:
     moments = 2 if cell.optimizer == "adam" else 0
     # weights, grads, moments, new weights/moments held across the select, plus per-step inputs.
     param_bytes = 4 * params * (3 + 2 * moments)
-    units = sum(math.prod(g.out_shape) for g in geometry)  # activations per example
+    # activations per example, plus a conv's patch matrix (k²·C_in per output position)
+    units = sum(math.prod(g.out_shape) + (g.fan_in * math.prod(g.out_shape[:-1]) if g.kind == "conv" else 0)
+                for g in geometry)
     act = 4 * units * (cell.batch_size * 6 + test_chunk * 2)
     return int(param_bytes + act + 4 * cell.batch_size * cell.input_dim)
 
@@ -418,7 +443,8 @@ def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[
 def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.ndarray,
                  seeds: np.ndarray, options: TrainOptions,
                  progress: Callable[[int, int], None] | None = None) -> CellResult:
-    init, block, evaluate = _programs(cell, float(options.divergence_factor))
+    init, block, evaluate = _programs(cell, float(options.divergence_factor),
+                                      batching_for(cell, options.run_batching))
     per_epoch = dd.n_train // cell.batch_size
     if per_epoch < 1:
         raise ValueError(f"batch_size {cell.batch_size} exceeds the {dd.n_train} training examples")
