@@ -22,10 +22,9 @@ lives in the hashable :class:`Net`, so jit specialises on it and the weights sta
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
-
 import math
 import os
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +123,6 @@ class Net(NamedTuple):
     def phi(self) -> Callable[[Array], Array]:
         return ACTIVATIONS[self.activation]
 
-
     @property
     def is_conv(self) -> bool:
         return any(g.kind == "conv" for g in self.layers)
@@ -172,7 +170,7 @@ def conv_impl() -> str:
     """``patches`` (im2col + matmul) or ``xla`` (``lax.conv_general_dilated``): $MUTRANSFER_CONV_IMPL,
     else ``patches`` on CPU and ``xla`` on accelerators. On XLA:CPU a native convolution inside a
     loop (the trainer's ``lax.scan`` over steps) runs 50–150× slower than outside one, while the
-    patch matmul stays fast (benchmarks/cnn_throughput.py); on GPUs the native conv is cuDNN's."""
+    patch matmul stays fast (benchmarks/cnn_checks.py); on GPUs the native conv is cuDNN's."""
     impl = os.environ.get(CONV_IMPL_ENV) or ("patches" if jax.default_backend() == "cpu" else "xla")
     if impl not in ("patches", "xla"):
         raise ValueError(f"{CONV_IMPL_ENV}: unknown {impl!r}; choose 'patches' or 'xla'")

@@ -29,7 +29,8 @@ Conventions (decided here; the trainer and docs rely on them)
   Every layer including h_1 gets a target (there is no g_1: x is never a target). Targets are
   constants (``stop_gradient``).
 * **Forward (local) loss.** Σ_l mean_batch ½‖τ_l − μ_l(h_{l-1})‖² (summed over units — every
-  non-batch axis of a feature map — averaged over the batch), differentiated w.r.t. W_l only with h_{l-1} and τ_l constant. At the current
+  non-batch axis of a feature map — averaged over the batch), differentiated w.r.t. W_l only
+  with h_{l-1} and τ_l constant. At the current
   weights μ_l(h_{l-1}) = h_l, so its value is Σ_l ½‖τ_l − h_l‖², reported as ``target_loss``.
 * **Feedback (reconstruction) loss**, the same for TP and DTP (the denoising inverse loss of
   Bengio 2014 / Lee et al. 2015 that both use)::
@@ -62,7 +63,8 @@ import jax
 import jax.numpy as jnp
 
 from mutransfer import losses, optim
-from mutransfer.networks import Layer, Net, Weights, adjoint_layer, dense_layers, first_layer, forward, predict
+from mutransfer.networks import (Layer, Net, Weights, adjoint_layer, dense_layers, first_layer, forward,
+                                 linear, predict)
 from mutransfer.parametrization import LayerParams
 from mutransfer.pc import StepOut
 
@@ -94,7 +96,7 @@ def _is_concrete(v) -> bool:
 def validate(net: Net, cfg: TPConfig) -> None:
     """Raise ValueError (naming the offending field) if ``net``/``cfg`` cannot run TP."""
     if net.residual:
-        raise ValueError("residual: TP/DTP supports plain MLPs only (residual=True is not allowed)")
+        raise ValueError("residual: TP/DTP supports plain MLPs and CNNs only (residual=True is not allowed)")
     if cfg.variant not in VARIANTS:
         raise ValueError(f"variant: unknown {cfg.variant!r}; choose one of {list(VARIANTS)}")
     if cfg.loss not in losses.LOSSES:
@@ -179,12 +181,8 @@ def g(net: Net, V: Array, b: float, h: Array, layer: int | None = None) -> Array
     if layer is None:
         if net.is_conv:
             raise ValueError("layer: a CNN's feedback map needs the forward layer's index")
-        return _dense_g(V, b, net.phi(h))
+        return linear(V, b, net.phi(h))
     return adjoint_layer(net, layer, V, b, net.phi(h))
-
-
-def _dense_g(V: Array, b: float, h: Array) -> Array:
-    return b * (h @ V.T)
 
 
 def _sq(err: Array) -> Array:

@@ -35,7 +35,8 @@ import numpy as np
 
 from mutransfer import algorithms, losses, optim, tp
 from mutransfer.data import Dataset, batch_indices
-from mutransfer.networks import Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims, make_net
+from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
+                                 make_net)
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, output_precision
 

@@ -240,3 +240,34 @@ def test_cnn_cell_needs_a_matching_image_shape(digits):
         model_for(_cell("pc", "mupc")._replace(image_shape=(1, 28, 28)))
     with pytest.raises(ValueError, match="architecture"):
         model_for(_cell("pc", "mupc")._replace(architecture="transformer"))
+
+
+def test_map_and_vmap_over_runs_give_the_same_numbers(digits):
+    cell = _cell("pc", "mupc")
+    runs = ([1e-2, 3e-2, 1e5], [0.1, 0.3, 0.3], [0, 1, 1])
+    out = {b: train_cell(cell, digits, *runs, TrainOptions(max_steps=10, log_every=1, run_batching=b))
+           for b in ("map", "vmap")}
+    # float32 sums in another order, amplified a little by Adam over 10 steps
+    np.testing.assert_allclose(out["map"].curves["train_loss"], out["vmap"].curves["train_loss"], rtol=1e-3)
+    assert list(out["map"].runs["status"]) == list(out["vmap"].runs["status"]) == ["ok", "ok", "diverged"]
+    with pytest.raises(ValueError, match="run_batching"):
+        train_cell(cell, digits, [0.1], [0.1], [0], TrainOptions(max_steps=2, run_batching="pmap"))
+
+
+def test_unknown_conv_implementation_is_refused(monkeypatch):
+    from mutransfer.networks import conv_impl
+
+    monkeypatch.setenv(CONV_IMPL_ENV, "cudnn")
+    with pytest.raises(ValueError, match=CONV_IMPL_ENV):
+        conv_impl()
+
+
+def test_residual_cnn_trains_with_mupc(digits):
+    # 8×8 → stride 2 → 4×4, then two stride-1 convs with skips (μPC's 1/√(fan_in·L) multipliers).
+    cell = CellSpec("pc", "mupc", 8, 3, "tanh", True, 64, 10, batch_size=32, architecture="cnn",
+                    downsample_layers=1, image_shape=(1, 8, 8))
+    m = model_for(cell)
+    assert [m.net.skip(i) for i in range(4)] == [False, True, True, False]
+    assert m.net.multipliers[1] == pytest.approx(1 / math.sqrt(9 * 8 * 4))
+    res = train_cell(cell, digits, [1e-1], [0.5], [0], TrainOptions(max_steps=60, log_every=5))
+    assert res.runs["status"][0] == "ok" and res.runs["best_test_acc"][0] > 0.5
