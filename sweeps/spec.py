@@ -62,7 +62,7 @@ class Architecture(_Strict):
 
     kind: Literal["mlp", "residual_mlp", "cnn", "residual_cnn"] = "residual_mlp"
     activation: str = "tanh"
-    kernel_size: PosInt | None = Field(None, description="CNN kernel size k (default 3)")
+    kernel_size: Annotated[int, Field(ge=1, le=15)] | None = Field(None, description="CNN kernel size k (default 3)")
     downsample_layers: Annotated[int, Field(ge=0)] | None = Field(
         None, description="CNN: how many leading convs have stride 2 (default 2)")
     _check_act = field_validator("activation")(lambda cls, v: _choice(ACTIVATIONS, "activation")(v))

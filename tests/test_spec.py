@@ -70,6 +70,7 @@ def test_same_spec_same_id_description_ignored():
     (with_(architecture={"kind": "transformer"}), "architecture.kind", "mlp"),
     (with_(architecture={"kind": "mlp", "kernel_size": 3}), "architecture.kernel_size", "only for kind cnn"),
     (with_(architecture={"kind": "cnn", "kernel_size": 0}), "architecture.kernel_size", "greater than or equal to 1"),
+    (with_(architecture={"kind": "cnn", "kernel_size": 99}), "architecture.kernel_size", "less than or equal to 15"),
     (with_(architecture={"kind": "cnn", "downsample_layers": -1}), "architecture.downsample_layers",
      "greater than or equal to 0"),
     (with_(algorithms=["dtp"], parametrizations=["tp_mup"], architecture={"kind": "residual_cnn"}),
