@@ -169,8 +169,8 @@ CONV_IMPL_ENV = "MUTRANSFER_CONV_IMPL"
 def conv_impl() -> str:
     """``patches`` (im2col + matmul) or ``xla`` (``lax.conv_general_dilated``): $MUTRANSFER_CONV_IMPL,
     else ``patches`` on CPU and ``xla`` on accelerators. On XLA:CPU a native convolution inside a
-    loop (the trainer's ``lax.scan`` over steps) runs 50–150× slower than outside one, while the
-    patch matmul stays fast (benchmarks/cnn_checks.py); on GPUs the native conv is cuDNN's."""
+    loop (the trainer's ``lax.scan`` over steps) ran 20–30× slower than outside one and 50–150×
+    slower than the patch matmul (benchmarks/cnn_checks.py); on GPUs the native conv is cuDNN's."""
     impl = os.environ.get(CONV_IMPL_ENV) or ("patches" if jax.default_backend() == "cpu" else "xla")
     if impl not in ("patches", "xla"):
         raise ValueError(f"{CONV_IMPL_ENV}: unknown {impl!r}; choose 'patches' or 'xla'")
