@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from mutransfer.report import METRICS, fmt_lr, fmt_num
+from mutransfer.report import METRICS, fmt_lr, fmt_num, with_run_defaults
 
 __all__ = [
     "EMPTY_TEXT",
@@ -639,13 +639,7 @@ def _prepare_runs(runs: pd.DataFrame | None, metric: str) -> pd.DataFrame | None
     """Finished runs with ``_val`` (natural units, NaN when bad) and ``_bad`` (diverged/failed)."""
     if runs is None or not isinstance(runs, pd.DataFrame) or len(runs) == 0 or metric not in runs.columns:
         return None
-    df = runs.copy()
-    if BETA not in df.columns:
-        df[BETA] = np.nan
-    if "seed" not in df.columns:
-        df["seed"] = 0
-    if "status" not in df.columns:
-        df["status"] = "ok"
+    df = with_run_defaults(runs)
     status = df["status"].astype(str).str.lower()
     df = df.loc[status.eq("ok") | status.isin(BAD_STATUSES)].copy()
     if len(df) == 0:

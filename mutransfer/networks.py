@@ -69,11 +69,6 @@ class Layer(NamedTuple):
             return self.kernel * self.kernel * self.in_shape[-1]
         return math.prod(self.in_shape)
 
-    @property
-    def width(self) -> int:
-        """Units (dense) or channels (conv) of the output: what a width sweep scales."""
-        return self.out_shape[-1]
-
 
 def dense_layers(dims: Sequence[tuple[int, int]]) -> tuple[Layer, ...]:
     """The geometry of an MLP from its ``(fan_out, fan_in)`` weight shapes."""

@@ -91,6 +91,16 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+def with_run_defaults(runs: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a runs table with its optional columns filled in where absent: activity_lr NaN
+    (algorithms without one), seed 0, status ok."""
+    df = runs.copy()
+    for column, default in ((BETA_COL, np.nan), ("seed", 0), ("status", OK_STATUS)):
+        if column not in df.columns:
+            df[column] = default
+    return df
+
+
 def _metric_info(metric: str) -> MetricInfo:
     if metric not in METRICS:
         raise ValueError(f"unknown metric={metric!r}; allowed values: {sorted(METRICS)}")
@@ -200,13 +210,7 @@ def _prepare(runs: pd.DataFrame, info: MetricInfo) -> tuple[pd.DataFrame, list[s
     missing = [c for c in (ETA_COL, info.column) if c not in runs.columns]
     if missing:
         raise ValueError(f"runs table lacks required column(s): {missing}")
-    df = runs.copy()
-    if BETA_COL not in df.columns:
-        df[BETA_COL] = np.nan
-    if "seed" not in df.columns:
-        df["seed"] = 0
-    if "status" not in df.columns:
-        df["status"] = OK_STATUS
+    df = with_run_defaults(runs)
     df[ETA_COL] = pd.to_numeric(df[ETA_COL], errors="coerce").astype(float).map(_lr_key)
     df[BETA_COL] = pd.to_numeric(df[BETA_COL], errors="coerce").astype(float).map(_lr_key)
     status = df["status"].astype(str).str.lower()

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 
 from mutransfer import losses, optim
 from mutransfer.networks import (Layer, Net, Weights, adjoint_layer, dense_layers, first_layer, forward,
-                                 linear, predict)
+                                 predict)
 from mutransfer.parametrization import LayerParams
 from mutransfer.pc import StepOut
 
@@ -175,13 +175,9 @@ def init_feedback(key: Array, net_layout: Sequence, feedback_params: Sequence,
     return [s * jax.random.normal(k, d, dtype) for k, d, s in zip(keys, dims, stds)]
 
 
-def g(net: Net, V: Array, b: float, h: Array, layer: int | None = None) -> Array:
-    """g_l(h) = b_l V_lᵀ φ(h): layer l's activity mapped back onto layer l−1's. ``layer`` is the
-    0-based index of the forward layer W_l (needed for CNNs; MLPs may omit it)."""
-    if layer is None:
-        if net.is_conv:
-            raise ValueError("layer: a CNN's feedback map needs the forward layer's index")
-        return linear(V, b, net.phi(h))
+def g(net: Net, V: Array, b: float, h: Array, layer: int) -> Array:
+    """g_l(h) = b_l V_lᵀ φ(h): layer l's activity mapped back onto layer l−1's; ``layer`` is the
+    0-based index of the forward layer W_l."""
     return adjoint_layer(net, layer, V, b, net.phi(h))
 
 

@@ -104,12 +104,16 @@ class CellModel(NamedTuple):
     net: Net
     pc: PCConfig
     lr_mults: tuple[float, ...]
-    dims: tuple[tuple[int, ...], ...]  # weight shapes
+    geometry: tuple[Layer, ...]  # every layer's shapes (dense layers for an MLP)
     init_stds: tuple[float, ...]
     tp: tp.TPConfig | None = None  # TP/DTP: feedback settings (multipliers b_l inside)
     feedback_stds: tuple[float, ...] = ()
     feedback_lr_mults: tuple[float, ...] = ()
-    geometry: tuple[Layer, ...] = ()  # every layer's shapes (dense layers for an MLP)
+
+    @property
+    def dims(self) -> tuple[tuple[int, ...], ...]:
+        """Weight shapes, input layer first."""
+        return tuple(g.weight_shape for g in self.geometry)
 
 
 ARCHITECTURES = ("mlp", "cnn")
@@ -141,9 +145,8 @@ def model_for(cell: CellSpec) -> CellModel:
         net=make_net(cell.activation, cell.residual, layers, geometry if cell.architecture == "cnn" else ()),
         pc=PCConfig(inference_steps=cell.steps_T, loss=cell.loss, output_precision=gamma),
         lr_mults=tuple(p.lr_mult for p in layers),
-        dims=tuple(g.weight_shape for g in geometry),
-        init_stds=tuple(p.init_std for p in layers),
         geometry=geometry,
+        init_stds=tuple(p.init_std for p in layers),
     )
     if not algorithms.get(cell.algorithm).feedback:
         return model
