@@ -1,7 +1,9 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +21,30 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def ray_cli_cluster(tmp_path_factory):
-    """A Ray cluster started the way users start one: `ray start --head` on loopback."""
+    """A Ray cluster started the way users start one: `ray start --head` on loopback.
+
+    `--block` keeps the `ray start` process in the foreground so that terminating it stops exactly
+    this cluster's processes (`ray stop` would stop every Ray cluster of the user on the machine): the
+    cluster's processes share the new session's process group, which teardown kills.
+    """
     ray_bin = Path(sys.executable).with_name("ray")
     port = free_port()
     tmp = tmp_path_factory.mktemp("raycli")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", str(tmp / "ray")],
-                   check=True, capture_output=True, env=env, timeout=180)
+    log = open(tmp / "ray_start.log", "wb")
+    proc = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                             "--temp-dir", str(tmp / "ray")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while "block forever" not in (tmp / "ray_start.log").read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            log.close()
+            raise RuntimeError("ray start --head failed: " + (tmp / "ray_start.log").read_text()[-2000:])
+        time.sleep(0.5)
     yield f"127.0.0.1:{port}"
-    subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=180)
+    # The whole process group is this cluster (gcs, raylet, its workers): stop it without the 30-s drain.
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    log.close()
