@@ -93,7 +93,7 @@ def build_sweep(root: str) -> str:
     reg.register(sid, spec.name, spec.canonical(), spec.spec_hash(),
                  [(t.part, t.cell.cell_id, len(t.runs)) for t in planned])
     for t in planned:
-        reg.set_trial(sid, t.part, "done", progress=1.0)
+        reg.set_trial(sid, t.part, "finished", progress=1.0)
     reg.set_sweep(sid, "finished")
     return sid
 

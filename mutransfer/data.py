@@ -55,6 +55,7 @@ import pickle
 import shutil
 import tarfile
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,7 @@ import numpy as np
 __all__ = [
     "DATASETS",
     "ChecksumError",
+    "DownloadError",
     "Dataset",
     "DatasetInfo",
     "DatasetNotFoundError",
@@ -74,6 +76,7 @@ __all__ = [
     "default_data_dir",
     "fetch",
     "load_dataset",
+    "locate",
     "read_idx",
 ]
 
@@ -118,6 +121,10 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class ChecksumError(OSError):
     """A downloaded file's SHA-256 does not match the pinned value."""
+
+
+class DownloadError(OSError):
+    """A file could not be downloaded; the message names the URL and the reason."""
 
 
 class _RawSplits(NamedTuple):
@@ -590,6 +597,37 @@ def load_dataset(
 _CHUNK = 1 << 20
 
 
+def locate(name: str, *, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where ``name``'s files are (None for a bundled dataset), found the way :func:`load_dataset`
+    searches but without reading them: a cheap check before accepting a sweep.
+
+    Raises:
+        ValueError: unknown name.
+        DatasetNotFoundError: files missing; the message says how to get them.
+    """
+    info = _info(name)
+    dirs = _candidate_dirs(info, data_dir)
+    if name == "digits":
+        import importlib.util
+
+        if importlib.util.find_spec("sklearn") is None:
+            raise _not_found(info, dirs, "scikit-learn (which bundles it)")
+        return None
+    if name == "cifar10":
+        needed = _CIFAR10_TRAIN + _CIFAR10_TEST
+        for d in dirs:
+            for batch_dir in (d, d / CIFAR10_SUBDIR):
+                if all((batch_dir / n).is_file() for n in needed):
+                    return batch_dir
+            if (d / CIFAR10_TARBALL).is_file():
+                return d
+        raise _not_found(info, dirs, f"{CIFAR10_SUBDIR}/ (data_batch_1..5, test_batch) or {CIFAR10_TARBALL}")
+    hit = _find_idx_dir(dirs)
+    if hit is None:
+        raise _not_found(info, dirs, "the four IDX files (train/t10k images/labels)")
+    return hit[0]
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -613,12 +651,16 @@ def _download_verified(url: str, dest: Path, sha256: str, timeout: float) -> Non
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                h.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except (urllib.error.URLError, OSError) as e:  # offline, refused, 404, timeout: name the URL
+            reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+            raise DownloadError(f"cannot download {url}: {reason}") from e
         got = h.hexdigest()
         if got != sha256.lower():
             raise ChecksumError(
@@ -688,7 +730,7 @@ def fetch(
     Raises:
         ValueError: unknown name.
         ChecksumError: a downloaded file does not match its pinned hash.
-        urllib.error.URLError / OSError: the mirror cannot be reached.
+        DownloadError: the mirror cannot be reached (the message names the URL).
     """
     info = _info(name)
     if name == "digits":

@@ -28,6 +28,11 @@ Design notes
   this module only return curves of complete parts.
 * Readers go file by file; an unreadable file (e.g. truncated) is skipped with
   a :class:`ResultsReadWarning` naming it.
+* A part counts as done only once verified (:meth:`ResultsStore.verify_parts`):
+  its files read in full and its runs file has the expected row count. A bad
+  part is moved aside (:meth:`ResultsStore.quarantine`) to
+  ``ROOT/_quarantine/<table>/sweep_id=<id>/<part>.<stamp>.parquet`` (outside
+  the tables, so no reader sees it) and is recomputed by the next driver.
 * Floats keep NaN/inf as-is (no NaN->null conversion); nulls in float columns
   become NaN, nulls in int/string columns are rejected on write.
 """
@@ -36,10 +41,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,7 +62,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "ResultsStore",
     "ResultsReadWarning",
+    "PartsCheck",
     "UnknownSweepError",
+    "ResultsRootError",
     "load",
     "default_results_root",
     "empty_frame",
@@ -69,6 +77,7 @@ RUN_STATUSES = ("ok", "diverged", "failed")
 SCHEMA_VERSION = "1"
 PARTITION_KEY = "sweep_id"
 ANALYSES_DIR = "analyses"  # diagnostics tables: ROOT/analyses/sweep_id=<id>/<name>.parquet
+QUARANTINE_DIR = "_quarantine"  # parts that failed verification, moved out of the tables
 
 _NAN = float("nan")
 _REQUIRED = object()  # sentinel: column has no default
@@ -181,6 +190,10 @@ def empty_frame(table: str | pa.Schema = "runs") -> pd.DataFrame:
 
 class ResultsReadWarning(UserWarning):
     """An unreadable / incompatible parquet file was skipped while reading."""
+
+
+class ResultsRootError(OSError):
+    """A results root that cannot be used (a file, or not writable); the message says which."""
 
 
 class UnknownSweepError(KeyError):
@@ -434,12 +447,20 @@ def _to_frame(tables: list[pa.Table], table: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 
+class PartsCheck(NamedTuple):
+    """Verified parts of a sweep: ``done`` (readable, expected rows), ``bad`` (part -> why not)."""
+
+    done: frozenset
+    bad: dict
+
+
 class ResultsStore:
     """A results root: a local path or any pyarrow filesystem URI."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = root
         self._fs, self._base, self._local = _resolve(root)
+        self._checked: dict[tuple, tuple[int | None, str | None]] = {}  # file version -> (rows, error)
 
     @classmethod
     def _from_fs(cls, fs: pafs.FileSystem, base: str, root: Any = None) -> "ResultsStore":
@@ -447,10 +468,34 @@ class ResultsStore:
         self.root = root if root is not None else base
         self._fs, self._base = fs, base
         self._local = isinstance(fs, pafs.LocalFileSystem)
+        self._checked = {}
         return self
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.root)!r})"
+
+    def check_writable(self) -> None:
+        """Raise :class:`ResultsRootError` (one line naming the root and the fix) unless this root is,
+        or can be created as, a directory this process can write in. Checked before anything starts;
+        creates nothing (a probe file is written and removed in the nearest existing directory)."""
+        if not self._local:
+            return  # object stores: their credentials and buckets are checked by the first write
+        path = Path(self._base)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise ResultsRootError(f"--results {self.root}: {existing} is a file, not a directory; pass a directory")
+        try:
+            probe = existing / f".mutransfer-write-test-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ResultsRootError(f"--results {self.root}: cannot write there ({e.strerror or e}); pass a "
+                                   "directory you can write to") from None
+
+    def check_readable(self) -> None:
+        """Raise :class:`ResultsRootError` if this local root exists but is not a directory."""
+        if self._local and Path(self._base).exists() and not Path(self._base).is_dir():
+            raise ResultsRootError(f"--results {self.root}: is a file, not a results directory")
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -571,17 +616,77 @@ class ResultsStore:
                     out.add(sid)
         return sorted(out)
 
-    def _data_files(self, table: str, sweep_id: str) -> dict[str, str]:
-        """part name -> path for the visible parquet files of one partition."""
-        files = {}
+    def _data_infos(self, table: str, sweep_id: str) -> dict[str, pafs.FileInfo]:
+        """part name -> file info for the visible parquet files of one partition."""
+        infos = {}
         for info in _list(self._fs, self.partition_dir(table, sweep_id)):
             if _is_data_file(info):
-                files[info.base_name[: -len(".parquet")]] = info.path
-        return dict(sorted(files.items()))
+                infos[info.base_name[: -len(".parquet")]] = info
+        return dict(sorted(infos.items()))
+
+    def _data_files(self, table: str, sweep_id: str) -> dict[str, str]:
+        """part name -> path for the visible parquet files of one partition."""
+        return {part: info.path for part, info in self._data_infos(table, sweep_id).items()}
 
     def completed_parts(self, sweep_id: str) -> set[str]:
-        """Parts whose runs file exists (ignores temp/dot files)."""
+        """Parts whose runs file exists (ignores temp/dot files). Unverified: deciding what is done
+        (and so never recomputed) goes through :meth:`verify_parts`."""
         return set(self._data_files("runs", sweep_id))
+
+    # -- verification ---------------------------------------------------------
+    def _check_file(self, info: pafs.FileInfo, table: str) -> tuple[int | None, str | None]:
+        """(rows, None) when the whole file reads and conforms to the table's schema, else
+        (None, why). Cached per file version (path, size, mtime), so a part is read once."""
+        key = (info.path, info.size, info.mtime_ns)
+        hit = self._checked.get(key)
+        if hit is not None:
+            return hit
+        try:
+            with self._fs.open_input_file(info.path) as f:
+                t = _conform(pq.read_table(f), table, strict=False)
+            if table == "runs":
+                _validate_runs(t)
+            result = (t.num_rows, None)
+        except Exception as e:  # truncated, corrupt, foreign: all mean "not done"
+            result = (None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+        if len(self._checked) > 100_000:
+            self._checked.clear()
+        self._checked[key] = result
+        return result
+
+    def verify_parts(self, sweep_id: str, expected_rows: Mapping[str, int] | None = None) -> PartsCheck:
+        """Which parts of a sweep are really done: the runs file reads in full with the expected
+        number of rows (``expected_rows[part]``, from the plan, when given) and the curves file, if
+        any, reads in full. Everything else is listed in ``bad`` with the reason."""
+        curves = self._data_infos("curves", sweep_id)
+        done, bad = set(), {}
+        for part, info in self._data_infos("runs", sweep_id).items():
+            rows, err = self._check_file(info, "runs")
+            want = None if expected_rows is None else expected_rows.get(part)
+            if err is not None:
+                bad[part] = f"runs file unreadable ({err})"
+            elif want is not None and rows != want:
+                bad[part] = f"runs file has {rows} rows, expected {want}"
+            elif part in curves and (cerr := self._check_file(curves[part], "curves")[1]) is not None:
+                bad[part] = f"curves file unreadable ({cerr})"
+            else:
+                done.add(part)
+        return PartsCheck(frozenset(done), bad)
+
+    def quarantine(self, sweep_id: str, part: str, reason: str) -> str:
+        """Move a bad part's files out of the tables (so it is recomputed and no reader sees it);
+        returns the directory they went to. The reason is kept beside them."""
+        validate_name(part, "part")
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+        target = _join(self._base, QUARANTINE_DIR, f"{PARTITION_KEY}={sweep_id}")
+        self._fs.create_dir(target, recursive=True)
+        for table in ("runs", "curves"):  # runs first: it is the commit marker
+            src = self.part_path(table, sweep_id, part)
+            if self._fs.get_file_info(src).type == pafs.FileType.File:
+                self._fs.move(src, _join(target, f"{table}-{part}.{stamp}.parquet"))
+        with self._fs.open_output_stream(_join(target, f"{part}.{stamp}.reason.txt")) as out:
+            out.write(reason.encode())
+        return target
 
     # -- reading ------------------------------------------------------------
     def _sweep_list(self, sweep_id: str | None) -> list[str]:

@@ -1,32 +1,27 @@
 """The mutransfer HTTP service: ``service.app:app`` (started by ``mutransfer serve``).
 
 Sweeps are driven by detached driver processes (see :mod:`service.launcher`), never in a request
-handler, so restarting this process loses nothing; at start-up it relaunches drivers for sweeps
-whose driver is gone.
+handler, so restarting this process loses nothing. A supervisor task (:mod:`service.supervisor`)
+notices within a second when a driver is gone and relaunches it (or records the sweep as failed
+with its log), and quarantines and recomputes stored parts that fail verification.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 
-import yaml
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
-from service import launcher
+from service import errors, supervisor
 from service.data import SweepData
+from service.deps import strict_query
+from service.models import Health
 from service.routers import pages, sweeps
 from service.settings import Settings, from_env
-
-
-def _field(loc) -> str:
-    parts = [str(p) for p in loc if p != "body"]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
-    return out or "body"
+from sweeps.spec import SweepSpec
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,46 +29,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if settings.launch_drivers:
-            launcher.adopt_orphans(settings)
-        yield
+        task = asyncio.create_task(supervisor.run(settings, app.state.data))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan,
-                  description="Hyperparameter-transfer sweeps for local learning algorithms.")
+                  description="Hyperparameter-transfer sweeps for local learning algorithms. Statuses of sweeps "
+                              "and of their cells share one vocabulary: queued, running, finished, failed, "
+                              "cancelled. Unknown query parameters are refused (422).")
     app.state.settings = settings
     app.state.data = SweepData(settings)
+    errors.install(app)
 
-    @app.middleware("http")
-    async def yaml_bodies(request: Request, call_next):
-        """Accept YAML specs: parsed with the safe loader (no tags, no code) into JSON."""
-        ctype = request.headers.get("content-type", "")
-        if request.method == "POST" and ("yaml" in ctype or ctype.startswith("text/plain")):
-            body = await request.body()
-            try:
-                parsed = yaml.safe_load(body.decode("utf-8") or "null")
-            except (yaml.YAMLError, UnicodeDecodeError) as e:
-                return JSONResponse({"detail": [{"loc": ["body"], "msg": f"not valid YAML: {e}",
-                                                 "type": "yaml"}], "message": "body: not valid YAML"}, 422)
-            new = json.dumps(parsed, allow_nan=True).encode()
-            request._body = new
-            headers = [(k, v) for k, v in request.scope["headers"] if k not in (b"content-type", b"content-length")]
-            request.scope["headers"] = headers + [(b"content-type", b"application/json"),
-                                                  (b"content-length", str(len(new)).encode())]
-        return await call_next(request)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        errors = []
-        for e in exc.errors():
-            msg = str(e.get("msg", "")).removeprefix("Value error, ")
-            if e.get("type") == "extra_forbidden":
-                msg = "unknown key (check the spelling; see sweeps/specs/*.yaml)"
-            errors.append({"loc": list(e.get("loc", [])), "field": _field(e.get("loc", [])), "msg": msg,
-                           "type": e.get("type")})
-        text = "; ".join(f"{e['field']}: {e['msg']}" for e in errors)
-        return JSONResponse({"detail": errors, "message": text}, status_code=422)
-
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], response_model=Health, dependencies=[Depends(strict_query)])
     def health() -> dict:
         reg_ok = True
         try:
@@ -84,6 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(sweeps.router)
     app.include_router(pages.router)
+
+    def openapi() -> dict:
+        """The generated schema plus the spec's (the submit route reads its body itself, within limits)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            spec = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            comps.update(spec.pop("$defs", {}))
+            comps["SweepSpec"] = spec
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 

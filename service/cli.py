@@ -1,4 +1,4 @@
-"""The ``mutransfer`` console script: the sweeps CLI (run, report, data) plus ``serve``.
+"""The ``mutransfer`` console script: the sweeps CLI (run, report, data, schema) plus ``serve``.
 
     mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
 
@@ -12,24 +12,52 @@ import sys
 
 from sweeps import cli as sweeps_cli
 
+SHUTDOWN_GRACE_S = 5  # open requests get this long after SIGTERM/SIGINT; event streams end at once
+
 
 def cmd_serve(args) -> int:
     import uvicorn
 
-    # The app reads its settings from the environment (see service/settings.py); the driver
-    # processes it starts inherit them.
+    from mutransfer.results import ResultsStore
     from sweeps.ray_exec import absolute_root
 
-    os.environ["MUTRANSFER_RESULTS"] = absolute_root(args.results)  # drivers run in other processes
+    root = absolute_root(args.results)  # drivers run in other processes
+    ResultsStore(root).check_writable()  # a file or an unwritable directory: one error line, now
+    # The app reads its settings from the environment (see service/settings.py); the driver
+    # processes it starts inherit them.
+    os.environ["MUTRANSFER_RESULTS"] = root
     if args.address:
         os.environ["MUTRANSFER_RAY_ADDRESS"] = args.address
     if args.registry:
         os.environ["MUTRANSFER_REGISTRY"] = args.registry
+    from service.settings import from_env
+
+    from_env()  # a bad MUTRANSFER_* value fails here, as one line
     print(f"mutransfer: serving http://{args.host}:{args.port}/ (results: {args.results}; sweeps run on "
           f"{args.address or 'an embedded local Ray per sweep'})", file=sys.stderr)
-    uvicorn.run("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
-                workers=args.workers)
+    if args.workers > 1:  # uvicorn's worker processes: open streams are cut after the grace period
+        uvicorn.run("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
+                    workers=args.workers, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        return 0
+    config = uvicorn.Config("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    _server(config).run()
     return 0
+
+
+def _server(config):
+    """uvicorn's server, which also tells open event streams to end when asked to stop (uvicorn
+    waits for open connections to close, and an event stream would otherwise stay open)."""
+    import uvicorn
+
+    from service.deps import shutting_down
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            shutting_down.set()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def build_parser():

@@ -4,6 +4,7 @@ recompute the report on every request."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -15,10 +16,15 @@ import pandas as pd
 from mutransfer.report import optimum_shift_report
 from mutransfer.results import ResultsStore
 from service.settings import Settings
-from sweeps.registry import Registry
+from sweeps import progress as eta
+from sweeps.recovery import open_registry
+from sweeps.registry import ACTIVE, TERMINAL, effective_status
+
+log = logging.getLogger("service")
 
 # Server-generated ids look like <spec name>-<8 hex>; anything else is not a sweep (never a path).
-SWEEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}$")
+# Always used with fullmatch: `$` would also match before a trailing newline ("...%0A").
+SWEEP_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}")
 
 
 class _LRU:
@@ -65,24 +71,60 @@ class _Ttl:
 
 
 class SweepData:
-    """Shared read access; one per app."""
+    """Shared read access; one per app. Reads of results (runs, curves, reports) need only the
+    store; status needs the registry, and degrades to what the store says when it cannot be read."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = ResultsStore(settings.results)
-        self.registry = Registry(settings.registry)
+        self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
 
+    # -- registry reads that never raise ---------------------------------------------------
+    def row(self, sweep_id: str) -> dict:
+        try:
+            return self.registry.sweep(sweep_id) or {}
+        except Exception as e:
+            log.warning("registry read failed (%s); answering from the results store", e)
+            return {}
+
+    def trials(self, sweep_id: str) -> list[dict]:
+        try:
+            return self.registry.trials(sweep_id)
+        except Exception as e:
+            log.warning("registry read failed (%s); answering from the results store", e)
+            return []
+
+    def sweep_rows(self, status: str | None = None) -> list[dict]:
+        try:
+            return self.registry.sweeps(status)
+        except Exception as e:
+            log.warning("registry read failed (%s); listing the results store", e)
+            return []
+
+    def sweep_ids(self, status: str | None = None) -> list[str]:
+        """Sweeps newest first: the registry's, then results with no registry row (finished)."""
+        ids = [r["sweep_id"] for r in self.sweep_rows(status)]
+        if status in (None, "finished"):
+            known = set(ids) | ({r["sweep_id"] for r in self.sweep_rows()} if status else set())
+            ids += [s for s in self.store.sweeps() if s not in known and SWEEP_ID.fullmatch(s)]
+        return ids
+
+    # -- results ------------------------------------------------------------------------------
     def parts(self, sweep_id: str) -> frozenset:
-        """Finished parts, re-listed at most every 0.5 s per sweep."""
-        return self._parts.get(sweep_id, lambda: frozenset(self.store.completed_parts(sweep_id)))
+        """Verified finished parts (readable, expected row count), re-listed at most every 0.5 s;
+        each part file is read once per version (ResultsStore.verify_parts)."""
+        def make():
+            expected = {t["part"]: t["runs"] for t in self.trials(sweep_id)} or None
+            return self.store.verify_parts(sweep_id, expected).done
+        return self._parts.get(sweep_id, make)
 
     def exists(self, sweep_id: str) -> bool:
-        if not SWEEP_ID.match(sweep_id):
+        if not SWEEP_ID.fullmatch(sweep_id):
             return False
-        return self._exists.get(sweep_id, lambda: self.registry.sweep(sweep_id) is not None
-                                or bool(self.parts(sweep_id)))
+        return self._exists.get(sweep_id, lambda: bool(self.store.completed_parts(sweep_id))
+                                or bool(self.row(sweep_id)))
 
     def runs(self, sweep_id: str) -> pd.DataFrame:
         key = (sweep_id, self.parts(sweep_id))
@@ -116,31 +158,53 @@ class SweepData:
         return self.pages.get(key, render)
 
     def _read_status(self, sweep_id: str) -> dict:
-        row = self.registry.sweep(sweep_id) or {}
-        trials = self.registry.trials(sweep_id) if row else []
-        parts = self.parts(sweep_id)
-        runs_total = row.get("runs_total") or 0
-        runs_done = sum(t["runs"] for t in trials if t["part"] in parts)
-        partial = sum(t["runs"] * t["progress"] for t in trials if t["status"] == "running" and t["part"] not in parts)
-        if not row:  # results without a registry row (e.g. a CLI run elsewhere)
+        now = time.time()
+        row = self.row(sweep_id)
+        trials = self.trials(sweep_id) if row else []
+        done = self.parts(sweep_id)
+        status, error = effective_status(row, self.settings.registry) if row else ("finished", None)
+        note = row.get("note")
+        if not row:  # results without a registry row (a CLI run elsewhere, or a registry being rebuilt)
             runs_done = runs_total = len(self.runs(sweep_id))
-        status = row.get("status") or "finished"
-        eta = None
-        if status == "running" and row.get("updated_at") and runs_total:
-            frac = (runs_done + partial) / runs_total
-            elapsed = time.time() - row["created_at"]
-            if frac > 0:
-                eta = max(0.0, elapsed * (1 - frac) / frac)
+        else:
+            runs_total = row.get("runs_total") or 0
+            runs_done = sum(t["runs"] for t in trials if t["part"] in done)
+            missing = [t["part"] for t in trials if t["part"] not in done]
+            if status == "finished" and missing:  # its stored results are not all there (any more)
+                status = "failed"
+                error = (f"{len(missing)} of {len(trials)} cells' stored results are missing or unreadable; "
+                         "they are quarantined and recomputed (or resubmit the spec)")
+        cells = []
+        for t in trials:
+            st, note_t = t["status"], t.get("note")
+            if t["part"] in done:
+                st = "finished"
+            elif st == "finished":
+                st, note_t = "queued", note_t or "its stored results are missing or unreadable; to be recomputed"
+            elif status == "cancelled" and st in ACTIVE:
+                st = "cancelled"
+            elif status in TERMINAL and st == "running":
+                st = "queued"  # a stale row of a driver that is gone
+            cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
+                          "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
+                          "attempts": t["attempts"], "error": t["error"], "note": note_t})
+        running = sum(eta.running_runs(c["runs"], c["progress"]) for c in cells if c["status"] == "running")
+        finishes = [t.get("finished_at") for t in trials if t.get("finished_at") and t["part"] in done
+                    and row.get("started_at") and t["finished_at"] >= row["started_at"]]
+        eta_s = eta.eta_seconds(now, row.get("started_at"), row.get("runs_at_start"), runs_done, runs_total,
+                                max(finishes) if finishes else None) if status == "running" else None
         spec = row.get("spec") or {}
+        beat = row.get("heartbeat_at")
         return {
             "id": sweep_id, "name": row.get("name") or sweep_id.rsplit("-", 1)[0], "status": status,
             "description": spec.get("description", ""),
-            "runs_done": runs_done, "runs_in_progress": round(partial, 2), "runs_total": runs_total,
-            "progress": (runs_done + partial) / runs_total if runs_total else 1.0,
-            "eta_s": eta, "error": row.get("error"), "created_at": row.get("created_at"),
-            "updated_at": row.get("updated_at"), "metric": spec.get("metric", "min_train_loss"),
-            "cells": [{"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"],
-                       "status": "done" if t["part"] in parts else t["status"],
-                       "progress": 1.0 if t["part"] in parts else t["progress"], "attempts": t["attempts"],
-                       "error": t["error"]} for t in trials],
+            "runs_done": runs_done, "runs_in_progress": round(running, 2), "runs_total": runs_total,
+            "progress": eta.fraction(runs_done, running, runs_total, status == "finished"),
+            "eta_s": None if eta_s is None else round(eta_s, 1),
+            "error": error, "note": note, "created_at": row.get("created_at"), "updated_at": row.get("updated_at"),
+            "started_at": row.get("started_at"),
+            "heartbeat_age_s": round(now - beat, 1) if beat and status in ACTIVE else None,
+            "restarts": row.get("restarts") or 0,
+            "metric": spec.get("metric", "min_train_loss"),
+            "cells": cells,
         }

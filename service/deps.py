@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import threading
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.data import SweepData
+from service.data import SWEEP_ID, SweepData
+from service.errors import ApiError
 from service.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -32,7 +34,43 @@ def require_writer(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
 
 
 def sweep_id(sweep_id: str, data: SweepData = Depends(get_data)) -> str:
-    """A known sweep id, else 404 (ids are never used as paths)."""
-    if not data.exists(sweep_id):
+    """A known sweep id, else 404 (ids are never used as paths; the whole id must match, so a
+    trailing newline or slash is not an id)."""
+    if not SWEEP_ID.fullmatch(sweep_id) or not data.exists(sweep_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sweep {sweep_id!r}")
     return sweep_id
+
+
+_ACCEPTED: dict[int, tuple[str, ...]] = {}
+
+
+def _accepted_query(route) -> tuple[str, ...]:
+    """Query parameter names a route takes (its own and its dependencies'), computed once per route."""
+    key = id(route)
+    if key not in _ACCEPTED:
+        names, todo = set(), [route.dependant]
+        while todo:
+            dep = todo.pop()
+            names |= {p.alias for p in dep.query_params}
+            todo.extend(dep.dependencies)
+        _ACCEPTED[key] = tuple(sorted(names))
+    return _ACCEPTED[key]
+
+
+def strict_query(request: Request) -> None:
+    """422 for a query parameter the route does not take (``?widht=128`` must not silently match
+    everything), naming it and the ones it accepts."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant"):
+        return
+    accepted = _accepted_query(route)
+    unknown = sorted({k for k in request.query_params.keys() if k not in accepted})
+    if unknown:
+        takes = ", ".join(accepted) if accepted else "no query parameters"
+        raise ApiError(422, [(k, f"unknown query parameter; {route.path} accepts: {takes}", "unknown_query")
+                             for k in unknown])
+
+
+# Set when the server is asked to stop (service/cli.py): open event streams end at once, so that a
+# connected client never holds up shutdown.
+shutting_down = threading.Event()

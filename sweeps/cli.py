@@ -4,6 +4,7 @@
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
     mutransfer data fetch NAME [--cache-dir DIR]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
+    mutransfer schema                 the spec's JSON Schema (for editors validating YAML specs)
 
 ``run`` starts an embedded local Ray by default; ``--address HOST:PORT`` (or $RAY_ADDRESS) attaches
 to a running cluster; ``--executor local`` trains in this process without Ray.
@@ -13,32 +14,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from mutransfer.results import ResultsStore, default_results_root
+from mutransfer.results import ResultsRootError, ResultsStore, default_results_root
 from sweeps.spec import SpecError, SweepSpec, load_spec, parse_spec
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one ``error:`` line (exit status 2)."""
 
 
 def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
     """The spec a sweep was started with: from the registry, else specs/<id>.json beside the
     results (either may be missing or corrupt; then None)."""
-    from sweeps.registry import Registry, default_path
+    from sweeps.local import load_saved_spec
+    from sweeps.registry import default_path
 
     reg = default_path(store.root)
     if reg is not None and reg.exists():
         try:
-            row = Registry(reg).sweep(sweep_id)
+            from sweeps.recovery import open_registry
+
+            row = open_registry(reg, store).sweep(sweep_id)
             if row and row.get("spec"):
                 return parse_spec(row["spec"])
-        except Exception:  # a corrupt registry must not break report
+        except Exception:  # an unreadable registry must not break report
             pass
-    path = f"{store.base_path}/specs/{sweep_id}.json"
-    try:
-        with store.filesystem.open_input_stream(path) as f:
-            return parse_spec(json.loads(f.read().decode()))
-    except (FileNotFoundError, OSError, ValueError):
-        return None
+    return load_saved_spec(store, sweep_id)
 
 
 def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool) -> str:
@@ -52,8 +56,9 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
     if spec is not None:
         from sweeps.plan import trials
 
-        done = store.completed_parts(sweep_id)
-        report["cells_missing"] = [t.part.removeprefix("cell-") for t in trials(spec) if t.part not in done]
+        planned = trials(spec)
+        done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
+        report["cells_missing"] = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
     if as_json:
         return json.dumps(report, indent=2, allow_nan=False)
     text = format_report(report)
@@ -69,6 +74,16 @@ def cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     store = ResultsStore(args.results)
+    store.check_writable()  # a file, or a directory we cannot write: say so before anything starts
+    if args.executor == "local" or not (args.address or os.environ.get("RAY_ADDRESS")):
+        from mutransfer.data import locate
+
+        locate(spec.dataset.name, data_dir=spec.dataset.data_dir)  # trained here: it must be here
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if args.executor == "ray" and address:
+        from sweeps.ray_exec import check_reachable
+
+        check_reachable(address)  # an unreachable cluster: said within seconds, before anything is written
     sweep_id = args.resume or spec.default_sweep_id()
     if args.resume:
         old = _store_spec(store, args.resume)
@@ -81,25 +96,23 @@ def cmd_run(args) -> int:
                   "started with; resume with the same spec, or run it as a new sweep", file=sys.stderr)
             return 2
     cache = compile_cache.enable(args.jax_cache)
-    print(f"sweep {sweep_id}: {count_runs(spec)} runs -> {args.results} "
-          f"({'in-process' if args.executor == 'local' else 'Ray at ' + (args.address or 'an embedded local cluster')})",
-          file=sys.stderr)
-    if args.executor == "local":
-        def progress(part: str, status: str, done: int, total: int) -> None:
-            print(f"  [{done}/{total}] {part}: {status}", file=sys.stderr, flush=True)
+    lock = _lock_sweep(store, args.registry, sweep_id)
+    try:
+        print(f"sweep {sweep_id}: {count_runs(spec)} runs -> {args.results} "
+              f"({'in-process' if args.executor == 'local' else 'Ray at ' + (args.address or 'an embedded local cluster')})",
+              file=sys.stderr)
+        if args.executor == "local":
+            def progress(part: str, status: str, done: int, total: int) -> None:
+                print(f"  [{done}/{total}] {part}: {status}", file=sys.stderr, flush=True)
 
-        outcome = run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress)
-    else:
-        from sweeps.ray_exec import ClusterError, run_sweep_ray
+            outcome = run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress)
+        else:
+            outcome = _run_on_ray(spec, store, args, sweep_id, str(cache))
+            print(file=sys.stderr)
+    finally:
+        from sweeps import locks
 
-        try:
-            outcome = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
-                                    registry_path=args.registry, max_failures=args.max_failures,
-                                    jax_cache=str(cache), on_progress=_progress_printer())
-        except ClusterError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(file=sys.stderr)
+        locks.release(lock)
     print(_report(store, sweep_id, None, args.json))
     print(f"\nresults: {args.results} (sweep_id={sweep_id}); "
           f"pandas: mutransfer.results.load({sweep_id!r}, root={str(args.results)!r})", file=sys.stderr)
@@ -108,20 +121,77 @@ def cmd_run(args) -> int:
     return 1 if outcome.cells_failed else 0
 
 
+def _lock_sweep(store: ResultsStore, registry: str | None, sweep_id: str) -> int | None:
+    """Hold the sweep's lock while this process runs it (none without a local registry)."""
+    from sweeps import locks
+    from sweeps.registry import default_path
+
+    reg = registry or default_path(store.root)
+    if reg is None:
+        return None
+    path = locks.lock_path(reg, sweep_id)
+    fd = locks.acquire(path, wait_s=1.0)
+    if fd is None:
+        raise UserError(f"sweep {sweep_id} is being run by another process (pid {locks.owner(path)}); wait for "
+                        "it to finish, or cancel it")
+    locks.record_owner(fd)
+    return fd
+
+
+def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str):
+    """Run on Ray with a reaper (the embedded Ray's processes die with this one, however it dies)
+    and a watch on the embedded cluster (if it dies, say so and stop instead of hanging)."""
+    from sweeps import processes
+    from sweeps.driver import Heartbeat
+    from sweeps.ray_exec import connect, run_sweep_ray
+
+    reaper = processes.start_reaper()
+
+    def ray_died(message: str) -> None:
+        print(f"\nerror: {message}; rerun the same command to resume (finished cells are kept)",
+              file=sys.stderr, flush=True)
+        os._exit(1)
+
+    beat = Heartbeat(None, sweep_id, ray_died).start()
+    try:
+        started = connect(args.address)
+        if started:
+            beat.watch_embedded_ray()
+        out = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
+                            registry_path=args.registry, max_failures=args.max_failures, jax_cache=cache,
+                            on_progress=_progress_printer())
+        beat.stop()
+        if started:
+            import ray
+
+            ray.shutdown()
+        return out
+    finally:
+        beat.stop()
+        reaper.disarm()
+
+
 def _progress_printer():
-    """A one-line progress bar on a terminal; a line per finished trial otherwise."""
+    """A one-line progress bar on a terminal (with elapsed time and ETA; below 100 % until the sweep
+    has finished); a line per finished trial otherwise."""
+    import time
+
+    from sweeps.progress import clock
+
     tty = sys.stderr.isatty()
     last = {"done": -1}
+    t0 = time.time()
 
     def show(p) -> None:
-        runs = p.runs_done + p.runs_in_progress
-        frac = runs / max(p.runs_total, 1)
+        frac = p.fraction
         bar = "#" * int(30 * frac)
+        runs = p.runs_done + p.runs_in_progress
         line = (f"[{bar:<30}] {frac:6.1%}  runs {runs:,.0f}/{p.runs_total}  trials {p.trials_done}/"
-                f"{p.trials_total} done, {len(p.running)} running, {p.trials_failed} failed")
+                f"{p.trials_total} done, {len(p.running)} running, {p.trials_failed} failed  "
+                f"elapsed {clock(time.time() - t0)}  ETA {clock(p.eta_s()) if not p.finished else '0:00'}")
         if tty:
             print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif p.trials_done + p.trials_failed != last["done"]:
+        elif p.trials_done + p.trials_failed != last["done"] or p.finished:
             last["done"] = p.trials_done + p.trials_failed
             print(line, file=sys.stderr, flush=True)
     return show
@@ -129,20 +199,23 @@ def _progress_printer():
 
 def _known_sweeps(store: ResultsStore) -> list[str]:
     """Sweeps with results in the store, plus those the registry knows (e.g. just started)."""
-    from sweeps.registry import Registry, default_path
+    from sweeps.registry import default_path
 
     known = set(store.sweeps())
     reg = default_path(store.root)
     if reg is not None and reg.exists():
         try:
-            known |= {row["sweep_id"] for row in Registry(reg).sweeps()}
-        except Exception:
+            from sweeps.recovery import open_registry
+
+            known |= {row["sweep_id"] for row in open_registry(reg, store).sweeps()}
+        except Exception:  # an unreadable registry must not break report
             pass
     return sorted(known)
 
 
 def cmd_report(args) -> int:
     store = ResultsStore(args.results)
+    store.check_readable()
     known = _known_sweeps(store)
     if args.sweep_id not in known:
         print(f"error: no sweep {args.sweep_id!r} under {args.results} (known: {known or 'none'})",
@@ -153,10 +226,21 @@ def cmd_report(args) -> int:
 
 
 def cmd_data_fetch(args) -> int:
-    from mutransfer.data import fetch
+    from mutransfer.data import DownloadError, fetch
 
-    path = fetch(args.name, cache_dir=args.cache_dir, base_url=args.base_url)
+    try:
+        path = fetch(args.name, cache_dir=args.cache_dir, base_url=args.base_url)
+    except DownloadError as e:
+        raise UserError(f"{e}; check the network connection, or pass --base-url MIRROR "
+                        "(http://, https:// or file:// holding the same files)") from None
     print(f"{args.name}: {path}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from sweeps.spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -209,9 +293,15 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error:`` line saying where to look (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mutransfer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="mutransfer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     results_kw = dict(default=str(default_results_root()),
                       help="results root: a directory or a pyarrow filesystem URI (default: %(default)s)")
@@ -235,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("sweep_id")
     rep.add_argument("--results", **results_kw)
     rep.add_argument("--json", action="store_true")
-    rep.add_argument("--metric", default=None)
+    rep.add_argument("--metric", default=None, choices=_metric_names(),
+                     help="metric the optimum is taken over (default: the spec's)")
     rep.set_defaults(func=cmd_report)
 
     dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed)",
@@ -251,23 +342,61 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     f = dsub.add_parser("fetch", help="download and verify a dataset (mnist, cifar10)")
-    f.add_argument("name")
+    f.add_argument("name", choices=_dataset_names())
     f.add_argument("--cache-dir", default=None)
     f.add_argument("--base-url", default=None, help="mirror to download from")
     f.set_defaults(func=cmd_data_fetch)
+
+    sc = sub.add_parser("schema", help="print the sweep spec's JSON Schema (for editors validating YAML specs)")
+    sc.set_defaults(func=cmd_schema)
     return p
 
 
+def _metric_names() -> list[str]:
+    from mutransfer.report import METRICS
+
+    return sorted(METRICS)
+
+
+def _dataset_names() -> list[str]:
+    from mutransfer.data import DATASETS
+
+    return sorted(DATASETS)
+
+
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run a command. A user error is one ``error:`` line and exit status 2; a reader that goes
+    away (``report --json | head``) ends the command quietly with 141, as shell tools do."""
+    from sweeps.ray_exec import ClusterError
+
     args = (parser or build_parser()).parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as e:
+    except (SpecError, UserError, ClusterError, ResultsRootError, FileNotFoundError, PermissionError) as e:
+        # FileNotFoundError: e.g. a missing dataset (its message says how to get it)
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:  # e.g. a missing dataset: its message says how to get it
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except KeyboardInterrupt:
+        print("\nerror: interrupted; rerun the same command to resume (finished cells are kept)", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("MUTRANSFER_DEBUG"):
+            raise
+        print(f"error: {type(e).__name__}: {e} (unexpected; set MUTRANSFER_DEBUG=1 to see the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

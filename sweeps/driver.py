@@ -1,11 +1,20 @@
 """Drive one registered sweep to the end, in a process of its own.
 
-    python -m sweeps.driver SWEEP_ID --results ROOT [--registry FILE] [--address HOST:PORT]
+    python -m sweeps.driver SWEEP_ID --results ROOT [--registry FILE] [--address HOST:PORT] [--lock-fd N]
 
-The service starts one of these per submitted sweep (in a new session, so restarting the web
-process does not stop it) and starts another for any sweep left queued/running by a dead driver;
-finished trials are never recomputed. The registry's cancel flag (DELETE /sweeps/{id}) cancels
-the sweep: running trials stop, finished results stay.
+The service starts one of these per accepted sweep (in a new session, so restarting the web process
+does not stop it) and another when one dies mid-sweep (up to ``resources.driver_restarts`` times);
+finished cells are never recomputed. While it lives it:
+
+* holds the sweep's lock (``sweeps/locks.py``; the service hands it over locked as ``--lock-fd``):
+  a second driver for the sweep cannot start, and the service knows within a second when it is gone;
+* writes a heartbeat to the registry every second (a frozen driver is killed and relaunched);
+* watches its embedded Ray: if the GCS or raylet dies, it exits at once (the service relaunches it)
+  instead of waiting on a dead cluster;
+* runs a reaper (``sweeps/processes.py``) that kills the Ray processes it started if it is killed.
+
+The registry's cancel flag (DELETE /sweeps/{id}), even if set before this process started, cancels
+the sweep: running trials stop, finished cells stay.
 """
 
 from __future__ import annotations
@@ -14,11 +23,54 @@ import argparse
 import logging
 import os
 import sys
+import threading
+from typing import Callable
 
+from mutransfer.results import ResultsStore
+from sweeps import locks, processes
+from sweeps.recovery import open_registry
 from sweeps.registry import Registry, default_path
 from sweeps.spec import parse_spec
 
 log = logging.getLogger("sweeps.driver")
+HEARTBEAT_S = 1.0
+RAY_DIED_EXIT = 75  # the embedded Ray stopped under us: the service may relaunch
+
+
+class Heartbeat:
+    """A daemon thread: the registry heartbeat every second, and the embedded Ray's GCS and raylet
+    watched (``on_ray_death(message)`` is called, once, when one of them is gone)."""
+
+    def __init__(self, registry: Registry | None, sweep_id: str, on_ray_death: Callable[[str], None]):
+        self.registry, self.sweep_id, self.on_ray_death = registry, sweep_id, on_ray_death
+        self.watched: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def watch_embedded_ray(self) -> None:
+        """Watch the GCS server and raylet this process started (none when attached elsewhere)."""
+        self.watched = {p: v for p, v in processes.descendants(os.getpid()).items()
+                        if v[0] in ("gcs_server", "raylet")}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                if self.registry is not None:
+                    self.registry.heartbeat(self.sweep_id)
+            except Exception as e:  # a busy or rebuilt registry: try again next second
+                log.warning("heartbeat failed: %s", e)
+            dead = [f"{name} (pid {pid})" for pid, (name, start) in self.watched.items()
+                    if not processes.alive(pid, start)]
+            if dead:
+                self._stop.set()
+                self.on_ray_death(f"the embedded Ray cluster stopped: {', '.join(dead)} exited")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,30 +81,73 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--address", default=None)
     ap.add_argument("--jax-cache", default=None)
     ap.add_argument("--max-failures", type=int, default=2)
+    ap.add_argument("--lock-fd", type=int, default=None, help="the sweep's lock, already held (from the service)")
     args = ap.parse_args(argv)
-    registry = Registry(args.registry or default_path(args.results))
-    row = registry.sweep(args.sweep_id)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    store = ResultsStore(args.results)
+    registry = open_registry(args.registry or default_path(args.results), store)
+    sid = args.sweep_id
+    row = registry.sweep(sid)
     if row is None or row.get("spec") is None:
-        print(f"error: sweep {args.sweep_id!r} is not in the registry (or its spec is unreadable)", file=sys.stderr)
+        print(f"error: sweep {sid!r} is not in the registry (or its spec is unreadable)", file=sys.stderr)
         return 2
+    path = locks.lock_path(registry.path, sid)
+    lock = args.lock_fd if args.lock_fd is not None else locks.acquire(path, wait_s=2.0)
+    if lock is None:
+        print(f"error: sweep {sid!r} already has a driver (pid {locks.owner(path)}); not starting another",
+              file=sys.stderr)
+        return 3
+    os.set_inheritable(lock, False)  # Ray's processes must not keep the sweep locked after we die
+    locks.record_owner(lock)
+    log.info("driver %d started for sweep %s", os.getpid(), sid)
     if row.get("cancel"):
-        registry.set_sweep(args.sweep_id, "cancelled")
+        registry.set_sweep(sid, "cancelled")
         return 0
-    registry.set_driver(args.sweep_id, os.getpid())
+    registry.set_driver(sid, os.getpid())
+    reaper = processes.start_reaper()
+
+    def ray_died(message: str) -> None:
+        log.error("%s; exiting so that the service can relaunch this sweep", message)
+        try:
+            registry.set_note(sid, message)
+        finally:
+            os._exit(RAY_DIED_EXIT)
+
+    beat = Heartbeat(registry, sid, ray_died).start()
     try:
         from sweeps import compile_cache
-        from sweeps.ray_exec import run_sweep_ray
+        from sweeps.ray_exec import connect, run_sweep_ray
 
         cache = compile_cache.enable(args.jax_cache)
-        run_sweep_ray(parse_spec(row["spec"]), args.results, sweep_id=args.sweep_id, address=args.address,
-                      registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache))
+        if connect(args.address):
+            beat.watch_embedded_ray()
+        run_sweep_ray(parse_spec(row["spec"]), args.results, sweep_id=sid, address=args.address,
+                      registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache),
+                      owner="service", fresh=False)
         return 0
     except Exception as e:  # recorded for GET /sweeps/{id}; the process still exits non-zero
-        log.exception("sweep %s failed", args.sweep_id)
-        registry.set_sweep(args.sweep_id, "failed", error=f"{type(e).__name__}: {e}")
+        log.exception("sweep %s failed", sid)
+        if not (registry.sweep(sid) or {}).get("cancel"):
+            registry.set_sweep(sid, "failed", error=f"{type(e).__name__}: {e}")
+        else:
+            registry.set_sweep(sid, "cancelled")
         return 1
     finally:
-        registry.set_driver(args.sweep_id, None)
+        beat.stop()
+        try:
+            _shutdown_ray()
+        finally:
+            registry.set_driver(sid, None)
+            reaper.disarm()
+            locks.release(lock)
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 if __name__ == "__main__":

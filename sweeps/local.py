@@ -1,7 +1,8 @@
 """Run a sweep in this process, cell after cell (the Ray executor distributes the same cells).
 
 Every finished cell is written to the results store atomically; cells already complete in the
-store are skipped, so rerunning or resuming a sweep never recomputes or duplicates a run.
+store (verified: readable, expected row count) are skipped, so rerunning or resuming a sweep never
+recomputes or duplicates a run, and a corrupt part is quarantined and recomputed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,49 @@ def save_spec(store: ResultsStore, sweep_id: str, spec: SweepSpec) -> None:
         f.write(json.dumps(spec.canonical(), indent=2).encode())
 
 
+def load_saved_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
+    """The spec saved beside a sweep's results (None when missing or unreadable)."""
+    from sweeps.spec import parse_spec
+
+    try:
+        with store.filesystem.open_input_stream(f"{store.base_path}/specs/{sweep_id}.json") as f:
+            return parse_spec(json.loads(f.read().decode()))
+    except (OSError, ValueError):
+        return None
+
+
+def saved_spec_ids(store: ResultsStore) -> list[str]:
+    """Ids of the sweeps whose spec is saved under ``specs/``."""
+    from pyarrow import fs as pafs
+
+    try:
+        infos = store.filesystem.get_file_info(pafs.FileSelector(f"{store.base_path}/specs", allow_not_found=True))
+    except OSError:
+        return []
+    return sorted(i.base_name[:-5] for i in infos if i.base_name.endswith(".json") and not i.base_name.startswith("."))
+
+
+def check_parts(store: ResultsStore, sweep_id: str, planned) -> tuple[frozenset, dict[str, str]]:
+    """Parts of ``planned`` verified done, and a note per bad part, which is quarantined here so the
+    sweep recomputes it (``ResultsStore.verify_parts``/``quarantine``)."""
+    check = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned})
+    notes = {}
+    for part, why in check.bad.items():
+        where = store.quarantine(sweep_id, part, why)
+        log.warning("sweep %s: part %s is bad (%s); moved to %s and recomputed", sweep_id, part, why, where)
+        notes[part] = f"recomputed: the stored part was bad ({why}); it was moved to {where}"
+    return check.done, notes
+
+
+def verified_parts(store: ResultsStore, sweep_id: str, planned, registry=None) -> frozenset:
+    """:func:`check_parts`, recording each bad part's note on its cell in ``registry``."""
+    done, notes = check_parts(store, sweep_id, planned)
+    if registry is not None and registry.sweep(sweep_id) is not None:
+        for part, note in notes.items():
+            registry.set_trial(sweep_id, part, "queued", progress=0.0, note=note)
+    return done
+
+
 def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
               on_cell: Callable[[str, str, int, int], None] | None = None) -> SweepOutcome:
     """Train every unfinished trial of ``spec`` in-process and write its results.
@@ -51,7 +95,7 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     store = ResultsStore(results_root)
     planned = plan_trials(spec)
     out = SweepOutcome(sweep_id, len(planned))
-    complete = store.completed_parts(sweep_id)
+    complete, _ = check_parts(store, sweep_id, planned)
     todo = [t for t in planned if t.part not in complete]
     out.cells_skipped = [t.part for t in planned if t.part in complete]
     for part in out.cells_skipped:

@@ -11,7 +11,7 @@ from mutransfer.algorithms import ALGORITHMS
 from mutransfer.data import DATASETS
 from mutransfer.results import part_name
 from mutransfer.trainer import CellSpec, TrainOptions
-from sweeps.spec import SweepSpec
+from sweeps.spec import SweepSpec, count_runs  # noqa: F401  (count_runs: re-exported)
 
 
 class Run(NamedTuple):
@@ -108,6 +108,3 @@ def train_options(spec: SweepSpec) -> TrainOptions:
         divergence_factor=spec.training.divergence_factor,
         memory_budget_bytes=int(gb * 2**30) if gb else None, test_chunk=spec.logging.test_chunk)
 
-
-def count_runs(spec: SweepSpec) -> int:
-    return sum(len(c.runs) for c in plan(spec))

@@ -8,6 +8,9 @@ sweep never duplicates a run, and parts already complete in the store are never 
 
 Every node must see the same results root (a shared filesystem, or an object store URI such as
 ``s3://bucket/prefix?endpoint_override=...``) and the same dataset.
+
+The embedded local Ray listens on and advertises 127.0.0.1 only (:func:`loopback_only`); a
+multi-node cluster is started with ``ray start`` on each node and attached with ``address``.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ from pathlib import Path
 from typing import Callable
 
 from mutransfer.results import ResultsStore
-from sweeps.local import SweepOutcome, save_spec
+from sweeps import progress as eta
+from sweeps.local import SweepOutcome, check_parts, save_spec, verified_parts
 from sweeps.plan import Trial, trials as plan_trials
+from sweeps.recovery import open_registry
 from sweeps.registry import Registry, default_path
 from sweeps.spec import SweepSpec
 
 log = logging.getLogger(__name__)
 
 PID_DIR_ENV = "MUTRANSFER_TRIAL_PID_DIR"  # when set, each trial writes <dir>/<part>.<pid> at start
+# Ray reads this when it is imported: "0" makes a node's IP 127.0.0.1 (as on macOS/Windows), so an
+# embedded cluster binds and advertises loopback only instead of the machine's first routable address.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class ClusterError(RuntimeError):
@@ -49,10 +57,23 @@ class Progress:
     running: dict[str, float] = field(default_factory=dict)  # part -> runs-equivalent done
     trial_wall_s: dict[str, float] = field(default_factory=dict)  # start → complete, as Tune saw it
     trial_compute_s: dict[str, float] = field(default_factory=dict)  # inside the trial: data+train+write
+    started_at: float = field(default_factory=time.time)  # this driver's start (ETA clock)
+    runs_at_start: int = 0
+    last_finish_at: float | None = None
+    finished: bool = False
 
     @property
     def runs_in_progress(self) -> float:
         return sum(self.running.values())
+
+    @property
+    def fraction(self) -> float:
+        """Shown progress: below 1 until the sweep has finished (sweeps/progress.py)."""
+        return eta.fraction(self.runs_done, self.runs_in_progress, self.runs_total, self.finished)
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        return eta.eta_seconds(now or time.time(), self.started_at, self.runs_at_start, self.runs_done,
+                               self.runs_total, self.last_finish_at)
 
 
 def _parse_host_port(address: str) -> tuple[str, int] | None:
@@ -93,20 +114,45 @@ def _default_token_auth() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def connect(address: str | None = None) -> None:
-    """Connect to ``address`` (or $RAY_ADDRESS), or start an embedded local Ray."""
+def loopback_only() -> None:
+    """Make Ray's node address 127.0.0.1 in this process and the processes it starts.
+
+    Ray 2.60 takes a node's IP from the route to the outside (``node_ip_address_from_perspective``)
+    and even rewrites an explicit ``127.0.0.1`` to it (``resolve_ip_for_localhost``), then binds its
+    gRPC servers to that IP. With ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` it uses 127.0.0.1, so the
+    GCS, raylet, object manager, agents and workers listen on loopback only (checked with ``ss`` in
+    tests/test_reliability_ray.py). The variable is read when Ray is imported; if Ray is already
+    imported here, the constant it set is updated too.
+    """
+    os.environ[LOOPBACK_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str) -> bool:
+    hp = _parse_host_port(address)
+    return hp is not None and (hp[0] in ("localhost", "::1") or hp[0].startswith("127."))
+
+
+def connect(address: str | None = None) -> bool:
+    """Connect to ``address`` (or $RAY_ADDRESS), or start an embedded local Ray on loopback.
+    Returns whether this call started an embedded cluster."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and "ray" not in sys.modules:  # Ray reads its auth mode when first imported
         check_reachable(address)
         _default_token_auth()
+    if not address or _is_loopback(address):
+        loopback_only()  # a driver of a loopback cluster must itself be on loopback (it is dialled back)
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if address:
         check_reachable(address)
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING, configure_logging=False)
+    return not address
 
 
 def check_resources(spec: SweepSpec) -> None:
@@ -180,6 +226,7 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
         return trial.config["part"]
 
     started: dict[str, float] = {}
+    finished: set[str] = set()
 
     class RegistryCallback(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
@@ -190,8 +237,10 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             p = part(trial)
+            if p in finished:  # a late result of a cell already counted as finished
+                return
             frac = float(result.get("progress", 0.0))
-            prog.running[p] = frac * len(trials_by_part[p].runs)
+            prog.running[p] = eta.running_runs(len(trials_by_part[p].runs), frac)
             if "compute_s" in result:
                 prog.trial_compute_s[p] = float(result["compute_s"])
             registry and registry.set_trial(prog.sweep_id, p, progress=frac)
@@ -200,17 +249,21 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
         def on_trial_recover(self, iteration, trials, trial, **info):
             p = part(trial)
             prog.running.pop(p, None)
-            registry and registry.set_trial(prog.sweep_id, p, "pending", progress=0.0,
+            registry and registry.set_trial(prog.sweep_id, p, "queued", progress=0.0,
                                             error=f"retrying: {info.get('exception') or 'worker failed'}")
             emit()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             p = part(trial)
             prog.running.pop(p, None)
+            if p in finished:
+                return
+            finished.add(p)
             prog.trial_wall_s[p] = time.perf_counter() - started.get(p, time.perf_counter())
             prog.trials_done += 1
             prog.runs_done += len(trials_by_part[p].runs)
-            registry and registry.set_trial(prog.sweep_id, p, "done", progress=1.0)
+            prog.last_finish_at = time.time()
+            registry and registry.set_trial(prog.sweep_id, p, "finished", progress=1.0)
             emit()
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -248,8 +301,17 @@ def _cancel_stopper(registry: Registry, sweep_id: str):
 def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None, address: str | None = None,
                   registry_path: str | os.PathLike | None = None, max_failures: int = 2,
                   jax_cache: str | None = None, extra_env: dict[str, str] | None = None,
-                  on_progress: Callable[[Progress], None] | None = None) -> SweepOutcome:
-    """Run every unfinished trial of ``spec`` through Ray Tune and write its results."""
+                  on_progress: Callable[[Progress], None] | None = None, owner: str = "cli",
+                  fresh: bool = True) -> SweepOutcome:
+    """Run every unfinished trial of ``spec`` through Ray Tune and write its results.
+
+    A part counts as finished only once verified (readable, expected row count); a bad one is
+    quarantined and recomputed, and its cell's note says so. ``owner``/``fresh``: see
+    :meth:`Registry.register` (the service's driver passes ``"service"``, ``fresh=False``, so a
+    cancel sent before it started is honoured). The sweep ends ``finished`` only when every planned
+    part is verified; ``cancelled`` (finished cells kept) when its cancel flag was set; else
+    ``failed`` with the reasons.
+    """
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
     # Trials run in other processes (Tune moves them to trial directories, other nodes have
@@ -258,7 +320,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     jax_cache = str(Path(jax_cache).resolve()) if jax_cache else None
     store = ResultsStore(results_root)
     planned = plan_trials(spec)
-    complete = store.completed_parts(sweep_id)
+    by_part = {t.part: t for t in planned}
+    complete, notes = check_parts(store, sweep_id, planned)
     todo = [t for t in planned if t.part not in complete]
     out = SweepOutcome(sweep_id, len(planned), cells_skipped=[t.part for t in planned if t.part in complete])
 
@@ -269,35 +332,55 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         device_data(spec.dataset, spec.logging.test_chunk)
     save_spec(store, sweep_id, spec)
     reg_path = registry_path or default_path(results_root)
-    registry = Registry(reg_path) if reg_path else None
+    registry = open_registry(reg_path, store) if reg_path else None
     if registry:
         registry.register(sweep_id, spec.name, spec.canonical(), spec.spec_hash(),
-                          [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], address)
+                          [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], address, owner=owner, fresh=fresh)
         for t in planned:  # a previous driver may have died mid-trial: start from the store's truth
-            registry.set_trial(sweep_id, t.part, "done" if t.part in complete else "pending",
-                               progress=1.0 if t.part in complete else 0.0)
-        registry.set_sweep(sweep_id, "running")
+            registry.set_trial(sweep_id, t.part, "finished" if t.part in complete else "queued",
+                               progress=1.0 if t.part in complete else 0.0, note=notes.get(t.part))
+        if _cancelled(registry, sweep_id):
+            return _end(registry, store, sweep_id, planned, out, t0)
+        registry.start_run(sweep_id, sum(len(t.runs) for t in planned if t.part in complete))
     prog = Progress(sweep_id, len(planned), trials_done=len(out.cells_skipped),
                     runs_total=sum(len(t.runs) for t in planned),
                     runs_done=sum(len(t.runs) for t in planned if t.part in complete))
+    prog.runs_at_start = prog.runs_done
     if on_progress:
         on_progress(prog)
-    if not todo:
-        if spec.analyses:
-            from sweeps.worker import run_analyses
-            run_analyses(spec, store, sweep_id)
-        registry and registry.set_sweep(sweep_id, "finished")
-        out.wall_s = time.perf_counter() - t0
-        return out
 
     # Our own progress (on_progress / the CLI's bar) replaces Tune's console tables and banner.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for attempt in range(2):  # a second round recomputes parts that failed verification after the first
+        if not todo or _cancelled(registry, sweep_id):
+            break
+        prog.runs_done = sum(len(t.runs) for t in planned if t.part in complete)  # the verified truth
+        prog.trials_done = sum(t.part in complete for t in planned)
+        failed = _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failures, jax_cache,
+                      extra_env, on_progress)
+        out.cells_failed.update(failed)
+        complete = verified_parts(store, sweep_id, planned, registry)
+        todo = [t for t in todo if t.part not in complete and t.part not in out.cells_failed]
+    if spec.analyses and not _cancelled(registry, sweep_id):
+        from sweeps.worker import run_analyses
+        try:
+            run_analyses(spec, store, sweep_id)
+        except Exception as e:
+            out.cells_failed["analyses"] = f"{type(e).__name__}: {e}"
+    return _end(registry, store, sweep_id, planned, out, t0, prog=prog, on_progress=on_progress)
+
+
+def _cancelled(registry: Registry | None, sweep_id: str) -> bool:
+    return bool(registry and (registry.sweep(sweep_id) or {}).get("cancel"))
+
+
+def _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failures, jax_cache, extra_env,
+         on_progress) -> dict[str, str]:
+    """One Tune run over ``todo``; returns part -> error for trials that failed for good."""
     from ray import tune
 
     r = spec.resources
     env = {**trial_env(spec), **(extra_env or {})}
-    by_part = {t.part: t for t in planned}
-    tune_dir = _tune_storage(results_root)
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}),
         param_space={"part": tune.grid_search([t.part for t in todo]), "spec": spec.canonical(),
@@ -306,8 +389,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         tune_config=tune.TuneConfig(max_concurrent_trials=r.max_concurrent_trials, reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["part"],
                                     trial_dirname_creator=lambda t: t.config["part"]),
-        run_config=tune.RunConfig(name=f"{sweep_id}-{int(time.time())}", storage_path=tune_dir, verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+        run_config=tune.RunConfig(name=f"{sweep_id}-{int(time.time())}", storage_path=_tune_storage(results_root),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=max_failures),
                                   stop=_cancel_stopper(registry, sweep_id) if registry else None,
                                   callbacks=[_callback(registry, prog, by_part, on_progress)]),
     )
@@ -315,32 +398,39 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         grid = tuner.fit()
     except BaseException as e:
         if registry:
-            cancelled = bool((registry.sweep(sweep_id) or {}).get("cancel"))
+            cancelled = _cancelled(registry, sweep_id)
             registry.set_sweep(sweep_id, "cancelled" if cancelled else "failed",
                                error=None if cancelled else f"{type(e).__name__}: {e}")
         raise
-    done_now = store.completed_parts(sweep_id)
-    cancelled_now = bool(registry and (registry.sweep(sweep_id) or {}).get("cancel"))
-    if spec.analyses and not cancelled_now:
-        from sweeps.worker import run_analyses
-        try:
-            run_analyses(spec, store, sweep_id)
-        except Exception as e:
-            out.cells_failed["analyses"] = f"{type(e).__name__}: {e}"
+    failed = {}
     for res in grid:
-        p = res.config["part"]
-        if res.error is not None:
-            out.cells_failed[p] = f"{type(res.error).__name__}: {res.error}"
-        elif p in done_now:
-            out.cells_done.append(p)
-    cancelled = bool(registry and (registry.sweep(sweep_id) or {}).get("cancel"))
+        # A trial stopped before it started (cancel) has no config and no error: nothing to record.
+        p = (res.config or {}).get("part")
+        if p is not None and res.error is not None:
+            failed[p] = f"{type(res.error).__name__}: {res.error}"
+    return failed
+
+
+def _end(registry, store, sweep_id, planned, out: SweepOutcome, t0: float, prog: Progress | None = None,
+         on_progress=None) -> SweepOutcome:
+    """Record how the sweep ended, from the verified store (not from what Tune said)."""
+    done = verified_parts(store, sweep_id, planned, registry)
+    out.cells_done = [t.part for t in planned if t.part in done and t.part not in out.cells_skipped]
+    missing = [t.part for t in planned if t.part not in done and t.part not in out.cells_failed]
+    cancelled = _cancelled(registry, sweep_id)
+    if missing and not cancelled and not out.cells_failed:
+        out.cells_failed.update({p: "did not finish (the run was interrupted)" for p in missing})
     if registry:
-        for t in todo:
-            if t.part not in done_now and t.part not in out.cells_failed:
-                registry.set_trial(sweep_id, t.part, "pending", progress=0.0)
+        for p in missing:
+            registry.set_trial(sweep_id, p, "cancelled" if cancelled else "queued", progress=0.0)
         status = "cancelled" if cancelled else "failed" if out.cells_failed else "finished"
         registry.set_sweep(sweep_id, status,
                            error="; ".join(f"{p}: {e}" for p, e in out.cells_failed.items())[:4000] or None)
+    if prog is not None:
+        prog.finished = not missing and not out.cells_failed
+        prog.running.clear()
+        if on_progress:
+            on_progress(prog)
     out.wall_s = time.perf_counter() - t0
     return out
 

@@ -1,18 +1,46 @@
-"""The sweep registry: SQLite (WAL mode) beside the results, recording sweeps, their specs,
-status, and per-trial progress. The driver is its only writer; the service reads it.
+"""The sweep registry: SQLite (WAL mode) beside the results, recording sweeps, their specs, status,
+heartbeats and per-cell progress. A sweep's driver writes its own rows; the service reads them,
+and writes only what it decides (submissions, cancel flags, relaunches, failures it detects).
 
 It is bookkeeping, not the source of truth for results: the Parquet parts are. A sweep's finished
-cells are always recomputed from the store, so a lost or corrupted registry row loses nothing.
+cells are always recomputed from the store, so a lost or corrupted registry loses nothing: a file
+SQLite cannot read is moved aside (``registry.sqlite.corrupt-<time>``) and a new one is rebuilt from
+the results store and the specs stored beside it (``sweeps/recovery.py``), by whichever process
+first notices.
+
+**Status vocabulary** (:class:`Status`, the one place it is defined): sweeps and their cells share
+it. queued (accepted, waiting for a driver / a cell not started), running, finished (every cell's
+results are in the store and verified), failed (``error`` says why), cancelled (finished cells kept).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+
+class Status(str, Enum):
+    """Status of a sweep and of each of its cells (one vocabulary for both)."""
+
+    queued = "queued"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+ACTIVE: tuple[str, ...] = ("queued", "running")
+TERMINAL: tuple[str, ...] = ("finished", "failed", "cancelled")
+SWEEP_STATUSES = TRIAL_STATUSES = STATUSES  # older names
+_LEGACY = {"pending": "queued", "done": "finished", "skipped": "finished"}  # cell statuses before one vocabulary
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -20,12 +48,12 @@ CREATE TABLE IF NOT EXISTS sweeps (
     name         TEXT NOT NULL,
     spec_json    TEXT NOT NULL,
     spec_hash    TEXT NOT NULL,
-    status       TEXT NOT NULL,          -- queued | running | finished | failed | cancelled
+    status       TEXT NOT NULL,          -- Status
     runs_total   INTEGER NOT NULL,
     trials_total INTEGER NOT NULL,
     address      TEXT,
     error        TEXT,
-    driver_pid   INTEGER,                -- the process driving it (service-launched sweeps)
+    driver_pid   INTEGER,                -- the process driving it
     cancel       INTEGER NOT NULL DEFAULT 0,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL
@@ -35,7 +63,7 @@ CREATE TABLE IF NOT EXISTS trials (
     part       TEXT NOT NULL,
     cell_id    TEXT NOT NULL,
     runs       INTEGER NOT NULL,
-    status     TEXT NOT NULL,            -- pending | running | done | failed | skipped
+    status     TEXT NOT NULL,            -- Status
     progress   REAL NOT NULL DEFAULT 0,  -- fraction of the trial's steps done
     attempts   INTEGER NOT NULL DEFAULT 0,
     error      TEXT,
@@ -43,9 +71,18 @@ CREATE TABLE IF NOT EXISTS trials (
     PRIMARY KEY (sweep_id, part)
 );
 """
-
-SWEEP_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
-TRIAL_STATUSES = ("pending", "running", "done", "failed", "skipped")
+# Columns added since the first schema (added to older files on open).
+_ADDED = {
+    "sweeps": {
+        "owner": "TEXT",                 # service | cli: who relaunches it when its driver dies
+        "heartbeat_at": "REAL",          # the driver's last heartbeat (every second while it lives)
+        "started_at": "REAL",            # when the current driver started training
+        "runs_at_start": "INTEGER",      # runs already done then (ETA: measured throughput since)
+        "restarts": "INTEGER NOT NULL DEFAULT 0",
+        "note": "TEXT",                  # what the service did about it (relaunches, recoveries)
+    },
+    "trials": {"note": "TEXT", "finished_at": "REAL"},
+}
 
 
 def default_path(results_root: str | Path) -> Path | None:
@@ -57,13 +94,28 @@ def default_path(results_root: str | Path) -> Path | None:
     return Path(root.removeprefix("file://")) / "registry.sqlite"
 
 
-class Registry:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(SCHEMA)
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    """A file SQLite cannot read as a database (not a busy or locked one)."""
+    name = getattr(e, "sqlite_errorname", "")
+    return name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or any(
+        w in str(e) for w in ("file is not a database", "malformed", "file is encrypted"))
 
+
+class Registry:
+    """One registry file. Every method opens its own short connection (processes share the file).
+
+    ``rebuild(registry)`` is called after a corrupt file was moved aside and a fresh one created
+    (the service and the CLI pass ``sweeps.recovery.rebuild`` bound to their results store).
+    """
+
+    def __init__(self, path: str | Path, rebuild: Callable[["Registry"], None] | None = None):
+        self.path = Path(path)
+        self.rebuild = rebuild
+        self.recovered: list[str] = []  # where corrupt files were moved, oldest first
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._call(self._init_schema)
+
+    # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30)
@@ -76,81 +128,172 @@ class Registry:
         finally:
             db.close()
 
-    # -- writes (driver) --------------------------------------------------------------------
+    def _call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` in a transaction; a corrupt file is moved aside, rebuilt, and ``fn`` retried once."""
+        try:
+            with self._db() as db:
+                return fn(db)
+        except sqlite3.DatabaseError as e:
+            if not _corrupt(e):
+                raise
+            self._recover(str(e))
+            with self._db() as db:
+                return fn(db)
+
+    @staticmethod
+    def _init_schema(db: sqlite3.Connection) -> None:
+        db.executescript(SCHEMA)
+        for table, cols in _ADDED.items():
+            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            for col, decl in cols.items():
+                if col not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+        for old, new in _LEGACY.items():
+            db.execute("UPDATE trials SET status=? WHERE status=?", (new, old))
+
+    def _recover(self, why: str) -> None:
+        """Move a corrupt file aside (with its WAL) and start a fresh one; one process at a time."""
+        lock = open(str(self.path) + ".lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:  # another process may have recovered it already
+                with self._db() as db:
+                    db.execute("SELECT count(*) FROM sweeps").fetchone()
+                    self._init_schema(db)
+                return
+            except sqlite3.DatabaseError as e:
+                if not _corrupt(e) and "no such table" not in str(e):
+                    raise
+            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(self.path) + suffix)
+                if src.exists():
+                    os.replace(src, aside + suffix)
+            self.recovered.append(aside)
+            with self._db() as db:
+                self._init_schema(db)
+        finally:
+            lock.close()
+        if self.rebuild is not None:
+            self.rebuild(self)
+
+    # -- writes -----------------------------------------------------------------------------
     def register(self, sweep_id: str, name: str, spec: dict, spec_hash: str, trials: list[tuple[str, str, int]],
-                 address: str | None = None) -> None:
-        """Create or refresh a sweep and its trials (part, cell_id, runs); keeps finished trials."""
+                 address: str | None = None, *, owner: str = "cli", fresh: bool = True) -> None:
+        """Create a sweep and its cells (part, cell_id, runs), keeping cells already recorded.
+
+        ``fresh`` (a new submission or ``mutransfer run``): the sweep is queued again with its cancel
+        flag, error and restart count cleared. A driver re-registering a sweep it was given
+        (``fresh=False``) never clears a cancel sent before it started.
+        """
         now = time.time()
-        with self._db() as db:
+        on_conflict = ("status='queued', address=excluded.address, error=NULL, cancel=0, restarts=0, note=NULL, "
+                       "owner=excluded.owner, updated_at=excluded.updated_at") if fresh else "address=excluded.address"
+
+        def write(db):
             db.execute(
                 "INSERT INTO sweeps (sweep_id, name, spec_json, spec_hash, status, runs_total, trials_total, "
-                "address, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep_id) DO UPDATE "
-                "SET status='queued', address=excluded.address, error=NULL, cancel=0, "
-                "updated_at=excluded.updated_at",
+                f"address, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sweep_id) "
+                f"DO UPDATE SET {on_conflict}",
                 (sweep_id, name, json.dumps(spec), spec_hash, "queued", sum(t[2] for t in trials),
-                 len(trials), address, now, now))
+                 len(trials), address, owner, now, now))
             db.executemany(
                 "INSERT INTO trials (sweep_id, part, cell_id, runs, status, updated_at) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(sweep_id, part) DO NOTHING",
-                [(sweep_id, p, c, n, "pending", now) for p, c, n in trials])
+                [(sweep_id, p, c, n, "queued", now) for p, c, n in trials])
+        self._call(write)
 
-    def set_sweep(self, sweep_id: str, status: str, error: str | None = None) -> None:
-        assert status in SWEEP_STATUSES
-        with self._db() as db:
-            db.execute("UPDATE sweeps SET status=?, error=?, updated_at=? WHERE sweep_id=?",
-                       (status, error, time.time(), sweep_id))
+    def _update(self, table: str, where: str, args: tuple, **cols) -> None:
+        cols["updated_at"] = time.time()
+        sets = ", ".join(f"{k}=?" for k in cols)
+        self._call(lambda db: db.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*cols.values(), *args)))
+
+    def set_sweep(self, sweep_id: str, status: str, error: str | None = None, **cols) -> None:
+        assert status in STATUSES, status
+        self._update("sweeps", "sweep_id=?", (sweep_id,), status=status, error=error, **cols)
+
+    def start_run(self, sweep_id: str, runs_at_start: int, pid: int | None = None) -> None:
+        """A driver begins training: running, with the clock its ETA is measured from."""
+        now = time.time()
+        self._update("sweeps", "sweep_id=?", (sweep_id,), status="running", error=None, started_at=now,
+                     heartbeat_at=now, runs_at_start=int(runs_at_start), driver_pid=pid or os.getpid())
+
+    def heartbeat(self, sweep_id: str) -> None:
+        now = time.time()
+        self._call(lambda db: db.execute("UPDATE sweeps SET heartbeat_at=? WHERE sweep_id=?", (now, sweep_id)))
 
     def set_driver(self, sweep_id: str, pid: int | None) -> None:
-        with self._db() as db:
-            db.execute("UPDATE sweeps SET driver_pid=?, updated_at=? WHERE sweep_id=?", (pid, time.time(), sweep_id))
+        self._update("sweeps", "sweep_id=?", (sweep_id,), driver_pid=pid)
 
     def request_cancel(self, sweep_id: str) -> None:
-        with self._db() as db:
-            db.execute("UPDATE sweeps SET cancel=1, updated_at=? WHERE sweep_id=?", (time.time(), sweep_id))
+        self._update("sweeps", "sweep_id=?", (sweep_id,), cancel=1)
+
+    def relaunched(self, sweep_id: str, note: str) -> None:
+        """The service starts another driver for a sweep whose driver died."""
+        self._call(lambda db: db.execute(
+            "UPDATE sweeps SET status='queued', restarts=restarts+1, note=?, heartbeat_at=NULL, driver_pid=NULL, "
+            "updated_at=? WHERE sweep_id=?", (note, time.time(), sweep_id)))
+
+    def set_note(self, sweep_id: str, note: str | None) -> None:
+        self._update("sweeps", "sweep_id=?", (sweep_id,), note=note)
 
     def set_trial(self, sweep_id: str, part: str, status: str | None = None, *, progress: float | None = None,
-                  error: str | None = None, attempt: bool = False) -> None:
-        assert status is None or status in TRIAL_STATUSES
+                  error: str | None = None, attempt: bool = False, note: str | None = None) -> None:
+        assert status is None or status in STATUSES, status
         sets, args = ["updated_at=?"], [time.time()]
         if status is not None:
             sets.append("status=?"), args.append(status)
+            if status == "finished":
+                sets.append("finished_at=?"), args.append(time.time())
         if progress is not None:
             sets.append("progress=?"), args.append(float(progress))
-        if error is not None or status == "done":
+        if error is not None or status == "finished":
             sets.append("error=?"), args.append(error)
+        if note is not None:
+            sets.append("note=?"), args.append(note or None)
         if attempt:
             sets.append("attempts=attempts+1")
-        with self._db() as db:
-            db.execute(f"UPDATE trials SET {', '.join(sets)} WHERE sweep_id=? AND part=?",
-                       (*args, sweep_id, part))
+        self._call(lambda db: db.execute(f"UPDATE trials SET {', '.join(sets)} WHERE sweep_id=? AND part=?",
+                                         (*args, sweep_id, part)))
 
     # -- reads ------------------------------------------------------------------------------
     def sweep(self, sweep_id: str) -> dict | None:
-        with self._db() as db:
-            row = db.execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
+        row = self._call(lambda db: db.execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone())
         return _sweep_row(row) if row else None
 
     def sweeps(self, status: str | None = None) -> list[dict]:
         q, args = "SELECT * FROM sweeps", ()
         if status:
             q, args = q + " WHERE status=?", (status,)
-        with self._db() as db:
-            rows = db.execute(q + " ORDER BY created_at DESC", args).fetchall()
+        rows = self._call(lambda db: db.execute(q + " ORDER BY created_at DESC", args).fetchall())
         return [_sweep_row(r) for r in rows]
 
     def trials(self, sweep_id: str) -> list[dict]:
-        with self._db() as db:
-            rows = db.execute("SELECT * FROM trials WHERE sweep_id=? ORDER BY part", (sweep_id,)).fetchall()
+        rows = self._call(lambda db: db.execute(
+            "SELECT * FROM trials WHERE sweep_id=? ORDER BY part", (sweep_id,)).fetchall())
         return [dict(r) for r in rows]
 
     def progress(self, sweep_id: str) -> dict[str, Any]:
-        """Runs done/total (counting partly trained trials by their step fraction) and per-status counts."""
+        """Runs done/total (counting partly trained cells by their step fraction) and per-status counts."""
         ts = self.trials(sweep_id)
-        done = sum(t["runs"] for t in ts if t["status"] in ("done", "skipped"))
+        done = sum(t["runs"] for t in ts if t["status"] == "finished")
         partial = sum(t["runs"] * t["progress"] for t in ts if t["status"] == "running")
-        counts = {s: sum(t["status"] == s for t in ts) for s in TRIAL_STATUSES}
+        counts = {s: sum(t["status"] == s for t in ts) for s in STATUSES}
         return {"runs_done": done, "runs_in_progress": partial, "runs_total": sum(t["runs"] for t in ts),
                 "trials": counts}
+
+
+def effective_status(row: dict, registry_path: str | Path) -> tuple[str, str | None]:
+    """(status, error) as a reader should show them: a sweep recorded ``running`` whose driver is gone
+    (its lock is free: the process ended, however it ended) is ``failed``, not running forever. The
+    service's supervisor also relaunches such sweeps; readers without it (``mutransfer list``) use this."""
+    from sweeps import locks
+
+    if row.get("status") == "running" and not locks.held(locks.lock_path(registry_path, row["sweep_id"])):
+        return "failed", row.get("error") or (
+            f"its driver (pid {row.get('driver_pid')}) stopped before the sweep finished; resubmit the spec or "
+            "rerun the same `mutransfer run` to resume it (finished cells are kept)")
+    return row.get("status"), row.get("error")
 
 
 def _sweep_row(row: sqlite3.Row) -> dict:

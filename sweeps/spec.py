@@ -2,7 +2,11 @@
 
 A spec is the product algorithm × parameterisation × width × depth (the *cells*) × weight lr ×
 activity lr × seed (the *runs* of each cell). Unknown keys, empty grids, non-positive learning
-rates, unknown names: all rejected with a :class:`SpecError` naming the field and the fix.
+rates, unknown names: all rejected with a :class:`SpecError` naming the field and the fix. Types
+are strict (``widths: [true]`` is refused, not read as 1) and every number has a sane bound, so a
+spec can never ask for 1e20 steps or an infinite budget; the bounds and the choices of every named
+field (algorithms, parameterisations, datasets, metrics, ...) are published as a JSON Schema
+(:func:`json_schema`, ``mutransfer schema``) that editors can validate a YAML spec against.
 
 Learning-rate units: ``weight_lrs`` are the optimiser's base lr η (scaled per layer by the
 parameterisation's c_l); ``activity_lrs`` are the inference step β on the gradient of the
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.data import DATASETS
@@ -27,6 +32,7 @@ from mutransfer.optim import DIRECTIONS
 from mutransfer.losses import LOSSES
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import METRICS
+from sweeps.documents import DEFAULT_LIMITS, DocumentError, load_yaml
 
 
 class SpecError(ValueError):
@@ -39,7 +45,8 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion (a boolean is not a width, "3" is not a count); ints are accepted as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _choice(table: dict, what: str):
@@ -50,8 +57,32 @@ def _choice(table: dict, what: str):
     return check
 
 
-PosInt = Annotated[int, Field(ge=1)]
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+def Choice(table: dict, what: str):
+    """A name from ``table``: validated with a message listing the choices, published as a JSON
+    Schema ``enum`` (so an editor flags a typo in a YAML spec)."""
+    return Annotated[str, AfterValidator(_choice(table, what)), Field(json_schema_extra={"enum": sorted(table)})]
+
+
+# Bounds of single numbers (absurd values are refused, never trained): the one table of them.
+INT32 = 2**31 - 1
+MAX_WIDTH, MAX_DEPTH = 65536, 1024      # network size (the service's limits are lower: sweeps/limits.py)
+MAX_GRID = 256                         # values per lr/size axis
+MAX_SEEDS = 1000
+MAX_RUNS = 1_000_000                   # runs in one spec (counted arithmetically; split bigger sweeps)
+
+
+def Int(lo: int, hi: int, description: str | None = None):
+    return Annotated[int, Field(ge=lo, le=hi, description=description)]
+
+
+def Float(lo: float, hi: float, *, open_lo: bool = True, description: str | None = None):
+    low = {"gt": lo} if open_lo else {"ge": lo}
+    return Annotated[float, Field(**low, le=hi, allow_inf_nan=False, description=description)]
+
+
+PosInt = Int(1, 10**8)
+PosFloat = Float(0, 1e6)
+LR = Float(0, 1e6)
 
 
 class Architecture(_Strict):
@@ -61,11 +92,10 @@ class Architecture(_Strict):
     stride-1 hidden convs. depth 2 is the TP paper's 3-layer CNN."""
 
     kind: Literal["mlp", "residual_mlp", "cnn", "residual_cnn"] = "residual_mlp"
-    activation: str = "tanh"
-    kernel_size: Annotated[int, Field(ge=1, le=15)] | None = Field(None, description="CNN kernel size k (default 3)")
-    downsample_layers: Annotated[int, Field(ge=0)] | None = Field(
+    activation: Choice(ACTIVATIONS, "activation") = "tanh"
+    kernel_size: Int(1, 15) | None = Field(None, description="CNN kernel size k (default 3)")
+    downsample_layers: Int(0, 16) | None = Field(
         None, description="CNN: how many leading convs have stride 2 (default 2)")
-    _check_act = field_validator("activation")(lambda cls, v: _choice(ACTIVATIONS, "activation")(v))
 
     @model_validator(mode="after")
     def _cnn_only(self):
@@ -94,45 +124,44 @@ class Architecture(_Strict):
 
 
 class DatasetSpec(_Strict):
-    name: str = "fashion_mnist"
+    name: Choice(DATASETS, "dataset") = "fashion_mnist"
     train_examples: PosInt | None = None
     test_examples: PosInt | None = None
-    data_dir: str | None = None
-    subset_seed: Annotated[int, Field(ge=0)] = 0
-    _check_name = field_validator("name")(lambda cls, v: _choice(DATASETS, "dataset")(v))
+    data_dir: Annotated[str, Field(max_length=4096)] | None = None
+    subset_seed: Int(0, INT32) = 0
 
 
 class Training(_Strict):
-    epochs: PosInt = 1
+    epochs: Int(1, 10000) = 1
     max_steps: PosInt | None = None
-    batch_size: PosInt = 64
-    inference_steps: PosInt | None = Field(None, description="T; default: the depth H")
-    optimizer: str = "adam"
-    loss: str = "mse"
+    batch_size: Int(1, 65536) = 64
+    inference_steps: Int(1, 10000) | None = Field(None, description="T; default: the depth H")
+    optimizer: Choice(DIRECTIONS, "optimizer") = "adam"
+    loss: Choice(LOSSES, "loss") = "mse"
     output_precision: PosFloat = Field(1.0, description="γ′ in γ_L = γ′·N^(−γ̄_L)")
-    output_precision_exponent: float = Field(0.0, allow_inf_nan=False, description="γ̄_L")
-    divergence_factor: Annotated[float, Field(gt=1)] = 1e3
+    output_precision_exponent: Float(-8, 8, open_lo=False) = Field(0.0, description="γ̄_L")
+    divergence_factor: Float(1, 1e12) = 1e3
     # TP/DTP only (refused on other specs): reconstruction noise σ_ε, feedback updates per step,
     # and the feedback weights' lr as a multiple of the weight lr η.
-    feedback_noise: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    feedback_steps: PosInt | None = None
+    feedback_noise: Float(0, 100, open_lo=False) | None = None
+    feedback_steps: Int(1, 1000) | None = None
     feedback_lr_ratio: PosFloat | None = None
-    _check_opt = field_validator("optimizer")(lambda cls, v: _choice(DIRECTIONS, "optimizer")(v))
-    _check_loss = field_validator("loss")(lambda cls, v: _choice(LOSSES, "loss")(v))
 
 
 class Logging(_Strict):
     every: PosInt = Field(10, description="log training metrics every k steps")
     eval_every: PosInt | None = Field(None, description="test metrics every m steps (default: each epoch)")
-    test_chunk: PosInt = 1000
+    test_chunk: Int(1, 10**6) = 1000
 
 
 class Resources(_Strict):
-    cpus_per_trial: Annotated[float, Field(gt=0)] = 1
-    gpus_per_trial: Annotated[float, Field(ge=0)] = 0
-    max_concurrent_trials: PosInt | None = None
-    max_runs_per_trial: PosInt | None = None
-    memory_budget_gb: Annotated[float, Field(gt=0)] | None = None
+    cpus_per_trial: Float(0, 1024) = 1
+    gpus_per_trial: Float(0, 64, open_lo=False) = 0
+    max_concurrent_trials: Int(1, 100000) | None = None
+    max_runs_per_trial: Int(1, MAX_RUNS) | None = None
+    memory_budget_gb: Float(0, 1e5) | None = None
+    driver_restarts: Int(0, 10) = Field(
+        2, description="how often the service relaunches this sweep's driver when it dies mid-sweep")
 
 
 class AnalysisSpec(_Strict):
@@ -153,44 +182,53 @@ class AnalysisSpec(_Strict):
         unknown = sorted(set(self.settings) - allowed)
         if unknown:
             raise ValueError(f"settings: unknown {unknown} for {self.kind}; allowed: {sorted(allowed)}")
+        for key, value in self.settings.items():
+            _check_setting(f"settings.{key}", value)
         return self
+
+
+def _check_setting(where: str, value: Any) -> None:
+    """Analysis settings are small: finite numbers up to 1e6, lists of up to 64 of them."""
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) > 64:
+        raise ValueError(f"{where}: at most 64 values, got {len(value)}")
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and abs(v) <= 1e6):
+            raise ValueError(f"{where}: {v!r} is out of range (finite, at most 1e6 in size)")
+        if isinstance(v, (dict, list)):
+            raise ValueError(f"{where}: expected a number, string or a list of them")
 
 
 class SweepSpec(_Strict):
     """A whole sweep. See the module docstring for units."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-    description: str = ""
-    algorithms: Annotated[list[str], Field(min_length=1)] = ["pc"]
-    parametrizations: Annotated[list[str], Field(min_length=1)]
+    description: Annotated[str, Field(max_length=4000)] = ""
+    algorithms: Annotated[list[Choice(ALGORITHMS, "algorithm")], Field(min_length=1)] = ["pc"]
+    parametrizations: Annotated[list[Choice(PARAMETRIZATIONS, "parametrization")], Field(min_length=1)]
     architecture: Architecture = Architecture()
-    widths: Annotated[list[PosInt], Field(min_length=1)]
-    depths: Annotated[list[PosInt], Field(min_length=1)]
-    base_width: PosInt | None = None
-    base_depth: PosInt | None = None
-    weight_lrs: Annotated[list[PosFloat], Field(min_length=1)]
-    activity_lrs: Annotated[list[PosFloat], Field(min_length=1)] | None = None
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
+    widths: Annotated[list[Int(1, MAX_WIDTH)], Field(min_length=1, max_length=64)]
+    depths: Annotated[list[Int(1, MAX_DEPTH)], Field(min_length=1, max_length=64)]
+    base_width: Int(1, MAX_WIDTH) | None = None
+    base_depth: Int(1, MAX_DEPTH) | None = None
+    weight_lrs: Annotated[list[LR], Field(min_length=1, max_length=MAX_GRID)]
+    activity_lrs: Annotated[list[LR], Field(min_length=1, max_length=MAX_GRID)] | None = None
+    seeds: Annotated[list[Int(0, INT32)], Field(min_length=1, max_length=MAX_SEEDS,
+                                                json_schema_extra=lambda s: _or_count(s, MAX_SEEDS))] = [0]
     dataset: DatasetSpec = DatasetSpec()
     training: Training = Training()
     logging: Logging = Logging()
-    metric: str = "min_train_loss"
-    analyses: list[AnalysisSpec] = []
+    metric: Choice(METRICS, "metric") = "min_train_loss"
+    analyses: Annotated[list[AnalysisSpec], Field(max_length=32)] = []
     resources: Resources = Resources()
-
-    _check_algos = field_validator("algorithms")(
-        lambda cls, v: [_choice(ALGORITHMS, "algorithm")(a) for a in v])
-    _check_params = field_validator("parametrizations")(
-        lambda cls, v: [_choice(PARAMETRIZATIONS, "parametrization")(p) for p in v])
-    _check_metric = field_validator("metric")(lambda cls, v: _choice(METRICS, "metric")(v))
 
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_count(cls, v: Any) -> Any:
         # `seeds: 3` is shorthand for [0, 1, 2].
         if isinstance(v, int) and not isinstance(v, bool):
-            if v < 1:
-                raise ValueError("a seed count must be >= 1")
+            if not 1 <= v <= MAX_SEEDS:
+                raise ValueError(f"a seed count must be between 1 and {MAX_SEEDS}")
             return list(range(v))
         return v
 
@@ -208,6 +246,10 @@ class SweepSpec(_Strict):
         if uses_activity and not self.activity_lrs:
             raise ValueError("activity_lrs: required for algorithms with an activity lr "
                              f"({[a for a in self.algorithms if ALGORITHMS[a].uses_activity_lr]})")
+        n_runs = count_runs(self)
+        if n_runs > MAX_RUNS:
+            raise ValueError(f"spec: {n_runs:,} runs (cells × lr pairs × seeds) is more than {MAX_RUNS:,}; "
+                             "split the sweep")
         fb = [a for a in self.algorithms if ALGORITHMS[a].feedback]
         t = self.training
         if fb and self.architecture.residual:
@@ -263,6 +305,30 @@ class SweepSpec(_Strict):
         return f"{self.name}-{self.spec_hash()[:8]}"
 
 
+def count_runs(spec: SweepSpec) -> int:
+    """Runs a spec asks for, from the lengths of its axes (never by building them)."""
+    per_cell = len(spec.weight_lrs) * len(spec.seeds)
+    cells = len(spec.parametrizations) * len(spec.widths) * len(spec.depths)
+    return sum(cells * per_cell * (len(spec.activity_lrs or [None]) if ALGORITHMS[a].uses_activity_lr else 1)
+               for a in spec.algorithms)
+
+
+def _or_count(schema: dict, most: int) -> None:
+    """JSON Schema of ``seeds``: a list of seeds, or a count n meaning [0, ..., n-1]."""
+    as_list = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [{"type": "integer", "minimum": 1, "maximum": most, "description": "a count n: seeds 0..n-1"},
+                       as_list]
+
+
+def json_schema() -> dict:
+    """The spec's JSON Schema (draft 2020-12): every key, its bounds and the choices of named fields."""
+    schema = SweepSpec.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://mutransfer.invalid/sweep-spec.schema.json",
+            **schema, "title": "mutransfer sweep spec"}
+
+
 def _field_path(loc: tuple) -> str:
     parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
     out = ""
@@ -299,19 +365,22 @@ def parse_spec(data: Any) -> SweepSpec:
 
 
 def load_spec(source: str | Path) -> SweepSpec:
-    """Read a spec from a YAML or JSON file (safe loader only: no tags, no code)."""
+    """Read a spec from a YAML or JSON file (JSON-like data only, within the document limits)."""
     path = Path(source)
     try:
-        text = path.read_text()
+        if path.stat().st_size > DEFAULT_LIMITS.max_bytes:
+            raise SpecError([("spec", f"{path} is {path.stat().st_size} bytes; a spec is at most "
+                                      f"{DEFAULT_LIMITS.max_bytes}")])
+        text = path.read_bytes()
     except OSError as e:
         raise SpecError([("spec", f"cannot read {path}: {e.strerror or e}")]) from None
     return loads_spec(text, where=str(path))
 
 
-def loads_spec(text: str, where: str = "spec") -> SweepSpec:
+def loads_spec(text: str | bytes, where: str = "spec") -> SweepSpec:
     try:
-        data = yaml.safe_load(text)  # JSON is YAML, so this reads both
-    except yaml.YAMLError as e:
-        raise SpecError([("spec", f"{where} is not valid YAML/JSON: {e}")]) from None
+        data = load_yaml(text, where=where)  # JSON is YAML, so this reads both
+    except DocumentError as e:
+        raise SpecError([("spec", str(e))]) from None
     return parse_spec(data)
 

@@ -20,8 +20,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ray_cli_cluster(tmp_path_factory):
+def ray_cli_cluster(ray_cli_cluster_info) -> str:
+    """The session cluster's address (HOST:PORT)."""
+    return ray_cli_cluster_info["address"]
+
+
+@pytest.fixture(scope="session")
+def ray_cli_cluster_info(tmp_path_factory):
     """A Ray cluster started the way users start one: `ray start --head` on loopback.
+
+    `--node-ip-address 127.0.0.1` alone is not enough: Ray 2.60 rewrites a loopback node address to
+    the machine's routable one and binds there. `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (what
+    sweeps.ray_exec.loopback_only sets for the embedded cluster) keeps it on 127.0.0.1, for every
+    process of the cluster (checked with `ss` in tests/test_reliability_ray.py).
 
     `--block` keeps the `ray start` process in the foreground so that terminating it stops exactly
     this cluster's processes (`ray stop` would stop every Ray cluster of the user on the machine): the
@@ -30,7 +41,7 @@ def ray_cli_cluster(tmp_path_factory):
     ray_bin = Path(sys.executable).with_name("ray")
     port = free_port()
     tmp = tmp_path_factory.mktemp("raycli")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     log = open(tmp / "ray_start.log", "wb")
     proc = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                              "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
@@ -43,7 +54,8 @@ def ray_cli_cluster(tmp_path_factory):
             log.close()
             raise RuntimeError("ray start --head failed: " + (tmp / "ray_start.log").read_text()[-2000:])
         time.sleep(0.5)
-    yield f"127.0.0.1:{port}"
+    # the address, the process group of the whole cluster, and the `ray start` output
+    yield {"address": f"127.0.0.1:{port}", "pgid": proc.pid, "log": tmp / "ray_start.log"}
     # The whole process group is this cluster (gcs, raylet, its workers): stop it without the 30-s drain.
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)

@@ -83,7 +83,7 @@ def test_ray_sweep_matches_in_process_and_registers(reference, tmp_path):
     (row,) = reg.sweeps()
     assert row["status"] == "finished" and row["runs_total"] == 12
     assert reg.progress(row["sweep_id"])["runs_done"] == 12
-    assert {t["status"] for t in reg.trials(row["sweep_id"])} == {"done"}
+    assert {t["status"] for t in reg.trials(row["sweep_id"])} == {"finished"}
 
 
 def test_resubmitting_skips_finished_trials(reference):
@@ -126,7 +126,7 @@ def test_killed_worker_is_retried_and_its_runs_appear_once(reference, tmp_path):
     assert not out.cells_failed and part in out.cells_done
     assert_same_runs(table(tmp_path / "results"), reference[1])
     trials = {t["part"]: t for t in Registry(tmp_path / "results" / "registry.sqlite").trials(out.sweep_id)}
-    assert trials[part]["attempts"] >= 2 and trials[part]["status"] == "done"
+    assert trials[part]["attempts"] >= 2 and trials[part]["status"] == "finished"
 
 
 def test_too_many_gpus_is_refused_with_numbers(embedded_ray, tmp_path):

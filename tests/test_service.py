@@ -4,16 +4,12 @@ driver processes on a Ray cluster started with the `ray` CLI, Parquet pulled wit
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-import yaml
-from conftest import free_port
+from serving import Server, submit
 
 SPEC = {
     "name": "svc",
@@ -30,59 +26,6 @@ SPEC = {
     "resources": {"max_concurrent_trials": 2},
 }
 RUNS = 2 * 2 * 2 * 2
-
-
-class Server:
-    def __init__(self, root: Path, address: str, **env):
-        self.root, self.address, self.env = root, address, env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self) -> "Server":
-        exe = Path(sys.executable).with_name("mutransfer")
-        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
-        self.proc = subprocess.Popen([str(exe), "serve", "--results", str(self.root), "--address", self.address,
-                                      "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.root.parent / f"serve-{self.port}.log", "ab"))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def get(self, path, **kw):
-        return httpx.get(self.url + path, timeout=30, **kw)
-
-    def wait(self, sid: str, statuses=("finished",), timeout=240) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            st = self.get(f"/sweeps/{sid}").json()
-            if st["status"] in statuses:
-                return st
-            if st["status"] in ("failed", "cancelled", "finished"):
-                raise AssertionError(f"sweep ended {st['status']}: {st.get('error')}")
-            time.sleep(0.5)
-        raise AssertionError(f"timed out; last status {st}")
-
-
-def submit(server: Server, spec: dict, token: str | None = None) -> httpx.Response:
-    headers = {"Content-Type": "application/yaml"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(server.url + "/sweeps", content=yaml.safe_dump(spec), headers=headers, timeout=30)
 
 
 @pytest.fixture
@@ -116,7 +59,7 @@ def test_submit_progress_report_and_pandas(server):
 
     st = server.get(f"/sweeps/{sid}").json()
     assert st["status"] == "finished" and st["runs_done"] == st["runs_total"] == RUNS
-    assert {c["status"] for c in st["cells"]} == {"done"}
+    assert {c["status"] for c in st["cells"]} == {"finished"}
 
     rep = server.get(f"/sweeps/{sid}/report").json()
     assert rep["analyses"][0]["axis"] == "width" and rep["analyses"][0]["verdict"]

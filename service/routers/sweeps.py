@@ -1,4 +1,8 @@
-"""The sweeps API (SPEC §9): submit, list, inspect, cancel, pull tables, report, progress events."""
+"""The sweeps API (SPEC §9): submit, list, inspect, cancel, pull tables, report, progress events.
+
+Every route refuses query parameters it does not take (422 naming them and the accepted ones);
+statuses are one vocabulary (``sweeps.registry.Status``) for sweeps and cells, enumerated in the
+OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -8,20 +12,32 @@ import math
 from typing import Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from mutransfer.algorithms import ALGORITHMS
+from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import METRICS, format_report
+from mutransfer.results import RUN_STATUSES
 from service import launcher
+from service.body import read_spec
 from service.data import SweepData
-from service.deps import get_data, get_settings, require_writer, sweep_id
+from service.deps import get_data, get_settings, require_writer, shutting_down, strict_query, sweep_id
+from service.errors import ApiError
+from service.models import Cancelled, SweepList, SweepState, Submitted
 from service.settings import Settings
-from sweeps.plan import count_runs, trials as plan_trials
-from sweeps.spec import SweepSpec
+from sweeps import locks
+from sweeps.local import save_spec
+from sweeps.registry import ACTIVE, TERMINAL, Status
+from sweeps.spec import SweepSpec, count_runs
 
-router = APIRouter(prefix="/sweeps", tags=["sweeps"])
-TERMINAL = ("finished", "failed", "cancelled")
+router = APIRouter(prefix="/sweeps", tags=["sweeps"], dependencies=[Depends(strict_query)])
+
+Parametrization = Literal[tuple(sorted(PARAMETRIZATIONS))]
+Algorithm = Literal[tuple(sorted(ALGORITHMS))]
+RunStatus = Literal[RUN_STATUSES]
+Metric = Literal[tuple(METRICS)]
 
 
 def _links(sid: str) -> dict:
@@ -30,13 +46,13 @@ def _links(sid: str) -> dict:
             "contours": f"{base}/contours", "events": f"{base}/events"}
 
 
-def _limit_error(field: str, value, limit, setting: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[{
-        "loc": ["body", field], "type": "limit",
-        "msg": f"{field}: {value} exceeds this service's limit of {limit} ({setting})"}])
+def _limit_error(field: str, value, limit, setting: str) -> ApiError:
+    return ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    [(field, f"{value:,} exceeds this service's limit of {limit:,} ({setting})", "limit")])
 
 
 def _check_limits(spec: SweepSpec, settings: Settings) -> None:
+    """The operator's limits, checked arithmetically from the spec (no run is built)."""
     lim = settings.limits
     if max(spec.widths) > lim.max_width:
         raise _limit_error("widths", max(spec.widths), lim.max_width, "MUTRANSFER_MAX_WIDTH")
@@ -49,36 +65,73 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
-             summary="Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)")
-def submit(spec: SweepSpec, data: SweepData = Depends(get_data),
-           settings: Settings = Depends(get_settings)) -> dict:
+def _check_dataset(spec: SweepSpec) -> None:
+    """The dataset must be installed here before a sweep is accepted (MUTRANSFER_CHECK_DATASETS=0
+    where only the cluster's workers have it)."""
+    from mutransfer.data import DatasetNotFoundError, locate
+
+    try:
+        locate(spec.dataset.name, data_dir=spec.dataset.data_dir)
+    except DatasetNotFoundError as e:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("dataset.name", str(e), "dataset")]) from None
+
+
+def _submit(spec: SweepSpec, data: SweepData, settings: Settings) -> dict:
     _check_limits(spec, settings)
+    if settings.check_datasets:
+        _check_dataset(spec)
     sid = spec.default_sweep_id()
-    existing = data.registry.sweep(sid)
-    if existing and existing["status"] in launcher.ACTIVE and launcher.pid_alive(existing.get("driver_pid")):
-        return {"id": sid, "status": existing["status"], "resubmitted": False, "links": _links(sid)}
-    active = [r for r in data.registry.sweeps() if r["status"] in launcher.ACTIVE and r["sweep_id"] != sid]
-    if len(active) >= settings.limits.max_concurrent:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"{len(active)} sweeps already queued/running; the limit is "
-                            f"{settings.limits.max_concurrent} (MUTRANSFER_MAX_CONCURRENT)")
-    planned = plan_trials(spec)
-    data.registry.register(sid, spec.name, spec.canonical(), spec.spec_hash(),
-                           [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], settings.ray_address)
-    if settings.launch_drivers:
-        launcher.launch(settings, sid)
+    # One submission at a time (threads and worker processes): the concurrency limit holds, and a
+    # sweep's driver is launched once however many identical submissions race (see launcher).
+    with locks.exclusive(locks.lock_path(settings.registry, "_submit")):
+        existing = data.row(sid)
+        if existing and existing["status"] in ACTIVE and (
+                launcher.driver_alive(settings, sid) or not settings.launch_drivers):
+            return {"id": sid, "status": existing["status"], "resubmitted": False, "links": _links(sid)}
+        active = [r for r in data.sweep_rows() if r["status"] in ACTIVE and r["sweep_id"] != sid]
+        if len(active) >= settings.limits.max_concurrent:
+            raise ApiError(status.HTTP_429_TOO_MANY_REQUESTS, [(
+                "sweeps", f"{len(active)} sweeps already queued/running; the limit is "
+                          f"{settings.limits.max_concurrent} (MUTRANSFER_MAX_CONCURRENT)", "too_many")])
+        from sweeps.plan import trials as plan_trials
+
+        planned = plan_trials(spec)
+        save_spec(data.store, sid, spec)  # beside the results: the registry can be rebuilt from it
+        data.registry.register(sid, spec.name, spec.canonical(), spec.spec_hash(),
+                               [(t.part, t.cell.cell_id, len(t.runs)) for t in planned], settings.ray_address,
+                               owner="service", fresh=True)
+        if settings.launch_drivers:
+            launcher.launch(settings, sid, registry=data.registry)
     data.invalidate(sid)
-    return {"id": sid, "status": "queued", "resubmitted": existing is not None, "links": _links(sid)}
+    return {"id": sid, "status": "queued", "resubmitted": existing is not None and bool(existing),
+            "links": _links(sid)}
 
 
-@router.get("", summary="List sweeps (newest first)")
-def list_sweeps(data: SweepData = Depends(get_data), status_: str | None = Query(None, alias="status"),
-                limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
-    rows = data.registry.sweeps(status_)
-    known = {r["sweep_id"] for r in rows}
-    extra = [] if status_ not in (None, "finished") else [s for s in data.store.sweeps() if s not in known]
-    ids = [r["sweep_id"] for r in rows] + extra
+def _spec_body() -> dict:
+    schema = {"$ref": "#/components/schemas/SweepSpec"}
+    return {"requestBody": {"required": True, "description": "A sweep spec (`mutransfer schema` prints its JSON Schema)",
+                            "content": {"application/json": {"schema": schema},
+                                        "application/yaml": {"schema": schema}}}}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
+             response_model=Submitted, openapi_extra=_spec_body(),
+             responses={413: {"description": "body or document over a limit"},
+                        415: {"description": "not application/json or a YAML type"},
+                        422: {"description": "invalid spec, or over a limit; names the field"},
+                        429: {"description": "too many sweeps queued/running"}},
+             summary="Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)")
+async def submit(request: Request, data: SweepData = Depends(get_data),
+                 settings: Settings = Depends(get_settings)) -> dict:
+    spec = await read_spec(request, settings.limits)
+    return await asyncio.to_thread(_submit, spec, data, settings)
+
+
+@router.get("", response_model=SweepList, summary="List sweeps (newest first)")
+def list_sweeps(data: SweepData = Depends(get_data),
+                status_: Status | None = Query(None, alias="status", description="only sweeps with this status"),
+                limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9)) -> dict:
+    ids = data.sweep_ids(status_.value if status_ else None)
     page = ids[offset:offset + limit]
     return {"total": len(ids), "limit": limit, "offset": offset,
             "items": [{**_summary(data.status(s)), "links": _links(s)} for s in page]}
@@ -89,21 +142,22 @@ def _summary(st: dict) -> dict:
                                "eta_s", "created_at")}
 
 
-@router.get("/{sweep_id}", summary="Status, progress per cell, errors, ETA")
+@router.get("/{sweep_id}", response_model=SweepState, summary="Status, progress per cell, errors, ETA")
 def get_sweep(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
     return {**data.status(sid), "links": _links(sid)}
 
 
 @router.delete("/{sweep_id}", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
-               summary="Cancel: stop its trials, keep finished results")
+               response_model=Cancelled, summary="Cancel: stop its trials, keep finished results")
 def cancel(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
            settings: Settings = Depends(get_settings)) -> dict:
-    row = data.registry.sweep(sid)
-    if row is None or row["status"] in TERMINAL:
+    row = data.row(sid)
+    if not row or row["status"] in TERMINAL:
         return {"id": sid, "status": row["status"] if row else "finished", "cancelled": False}
-    launcher.cancel(settings, sid)
+    launcher.cancel(settings, sid, registry=data.registry)
     data.invalidate(sid)
-    return {"id": sid, "status": "cancelling", "cancelled": True}
+    after = (data.row(sid) or {}).get("status")
+    return {"id": sid, "status": "cancelled" if after == "cancelled" else "cancelling", "cancelled": True}
 
 
 Format = Literal["parquet", "csv", "json"]
@@ -135,9 +189,11 @@ def _table_response(df: pd.DataFrame, fmt: Format, name: str) -> Response:
 @router.get("/{sweep_id}/runs", summary="The runs table (one row per run)")
 def runs(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), format: Format = "parquet",
          width: list[int] = Query(None), depth: list[int] = Query(None),
-         parametrization: list[str] = Query(None), algorithm: list[str] = Query(None),
+         parametrization: list[Parametrization] = Query(None), algorithm: list[Algorithm] = Query(None),
          weight_lr: list[float] = Query(None), activity_lr: list[float] = Query(None),
-         seed: list[int] = Query(None), status_: list[str] = Query(None, alias="status")) -> Response:
+         seed: list[int] = Query(None),
+         status_: list[RunStatus] = Query(None, alias="status", description="a run's outcome (not a sweep status)"),
+         ) -> Response:
     df = data.runs(sid)
     for col, vals in _filters(width, depth, parametrization, algorithm, weight_lr, activity_lr, seed,
                               status_).items():
@@ -148,7 +204,7 @@ def runs(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), form
 @router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step)")
 def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), format: Format = "parquet",
            run_id: list[str] = Query(None), width: list[int] = Query(None), depth: list[int] = Query(None),
-           parametrization: list[str] = Query(None), weight_lr: list[float] = Query(None),
+           parametrization: list[Parametrization] = Query(None), weight_lr: list[float] = Query(None),
            activity_lr: list[float] = Query(None), seed: list[int] = Query(None)) -> Response:
     sel = _filters(width, depth, parametrization, None, weight_lr, activity_lr, seed, None)
     ids = set(run_id or [])
@@ -170,17 +226,15 @@ def analyses(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) 
 def analysis(name: str, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
              format: Format = "parquet") -> Response:
     if name not in data.store.analyses(sid):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no analysis {name!r} in sweep {sid!r}")
+        raise ApiError(status.HTTP_404_NOT_FOUND, [("name", f"no analysis {name!r} in sweep {sid!r}", "not_found")])
     return _table_response(data.store.load_analysis(sid, name), format, f"{sid}-{name}")
 
 
 @router.get("/{sweep_id}/report", summary="Optimum-shift report (JSON, or HTML with Accept: text/html)")
 def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
-           metric: str | None = None, format: Literal["json", "html"] | None = None) -> Response:
+           metric: Metric | None = Query(None, description="default: the spec's metric"),
+           format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
-    if metric not in METRICS:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"metric: unknown {metric!r}; choose one of {sorted(METRICS)}")
     rep = data.report(sid, metric)
     if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
         from dashboards.pages import report_page
@@ -189,18 +243,24 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
 
 
 @router.get("/{sweep_id}/events", response_class=EventSourceResponse,
-            summary="Server-sent progress events until the sweep ends")
+            summary="Server-sent progress events until the sweep ends (or the server shuts down)")
 async def events(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
                  interval: float = Query(1.0, ge=0.1, le=60)):
     last = None
     while True:
         st = await asyncio.to_thread(data.status, sid)
-        summary = {**_summary(st), "cells_done": sum(c["status"] == "done" for c in st["cells"]),
+        summary = {**_summary(st), "cells_done": sum(c["status"] == "finished" for c in st["cells"]),
                    "cells_total": len(st["cells"])}
         if summary != last:
             yield ServerSentEvent(data=summary, event="progress")
             last = summary
-        if st["status"] in TERMINAL or await request.is_disconnected():
-            yield ServerSentEvent(data={"id": sid, "status": st["status"]}, event="end")
+        if st["status"] in TERMINAL or shutting_down.is_set() or await request.is_disconnected():
+            end = {"id": sid, "status": st["status"]}
+            if shutting_down.is_set() and st["status"] not in TERMINAL:
+                end["reason"] = "server shutting down; reconnect to follow the sweep"
+            yield ServerSentEvent(data=end, event="end")
             return
-        await asyncio.sleep(interval)
+        waited = 0.0
+        while waited < interval and not shutting_down.is_set():  # wake within 0.2 s on shutdown
+            await asyncio.sleep(min(0.2, interval - waited))
+            waited += 0.2

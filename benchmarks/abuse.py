@@ -1,0 +1,255 @@
+"""Hostile requests against a live `mutransfer serve` on loopback (issue 10): a bounded set of each
+class of bad input and fault, sent by a few concurrent clients while another polls /health.
+
+Prints per class the requests sent and their status codes, then the totals the issue targets:
+5xx answers (target 0), the slowest refusal (target < 1 s) and /health p99 latency during the run
+(target < 200 ms). Starts its own server (drivers off: nothing trains; the results root is a temp
+dir) unless --url is given.
+
+    .venv/bin/python benchmarks/abuse.py [--rounds 3] [--clients 4] [--url http://127.0.0.1:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import yaml
+
+SPEC = {"name": "abuse", "parametrizations": ["mupc"], "widths": [8, 16], "depths": [2],
+        "weight_lrs": [0.01, 0.1], "activity_lrs": [0.5], "seeds": 1, "dataset": {"name": "digits"}}
+Y = {"Content-Type": "application/yaml"}
+BIG = "100000000000000000000"
+
+
+def _yaml(**change) -> str:
+    return yaml.safe_dump({**SPEC, **change})
+
+
+def _bomb(levels: int = 9) -> str:
+    names = "abcdefghijklmnop"[:levels]
+    out = "name: x\na: &a [1,1,1,1,1,1,1,1,1]\n"
+    for p, k in zip(names, names[1:]):
+        out += f"{k}: &{k} [{', '.join([f'*{p}'] * 9)}]\n"
+    return out
+
+
+def attacks(sid: str) -> dict[str, list[tuple[str, str, bytes | None, dict]]]:
+    """Class -> requests (method, path, body, headers). Each is bounded; none should answer 5xx."""
+    base = yaml.safe_dump({k: v for k, v in SPEC.items() if k not in ("training", "logging", "resources")})
+    bad = sid + "%0A"
+    return {
+        "1 odd YAML (dates, sets, binary, aliases, 1000-deep)": [
+            ("POST", "/sweeps", (_yaml() + "created: 2024-05-01 10:00:00\n").encode(), Y),
+            ("POST", "/sweeps", (_yaml() + "tags: !!set {a, b}\n").encode(), Y),
+            ("POST", "/sweeps", (_yaml() + "blob: !!binary aGVsbG8=\n").encode(), Y),
+            ("POST", "/sweeps", b"a: &a [*a]\n", Y),
+            ("POST", "/sweeps", b"a: &a {b: *a}\n", Y),
+            ("POST", "/sweeps", ("a: " + "[" * 1000 + "]" * 1000).encode(), Y),
+            ("POST", "/sweeps", "".join(" " * i + f"k{i}:\n" for i in range(1000)).encode(), Y),
+            ("POST", "/sweeps", b"!!python/object/apply:os.system ['true']", Y),
+            ("POST", "/sweeps", b'{"name": NaN, "widths": [1e999]}', {"Content-Type": "application/json"}),
+            ("POST", "/sweeps", ("[" * 100000).encode(), {"Content-Type": "application/json"}),
+        ],
+        "2 size (alias bomb, 1 MB of keys, 12 MB description)": [
+            ("POST", "/sweeps", _bomb().encode(), Y),
+            ("POST", "/sweeps", "\n".join(f"k{i}: {i}" for i in range(80_000)).encode(), Y),
+            ("POST", "/sweeps", _yaml(description="x" * 12_000_000).encode(), Y),
+            ("POST", "/sweeps", ("name: x\n" + "\n".join(f"k{i}: [{i}, {i}]" for i in range(9000))).encode(), Y),
+            ("POST", "/sweeps", _yaml(description="x" * 200_000).encode(), Y),
+        ],
+        "3 millions of runs": [
+            ("POST", "/sweeps", _yaml(seeds=3_000_000).encode(), Y),
+            ("POST", "/sweeps", _yaml(seeds=1000, weight_lrs=[10.0 ** -k for k in range(1, 200)],
+                                      activity_lrs=[10.0 ** -k for k in range(1, 200)]).encode(), Y),
+            ("POST", "/sweeps", _yaml(widths=list(range(1, 65)), depths=list(range(1, 65)), seeds=1000).encode(), Y),
+        ],
+        "4 absurd numbers, coerced types": [
+            ("POST", "/sweeps", (base + change + "\n").encode(), Y) for change in (
+                f"training: {{batch_size: {BIG}}}", f"training: {{inference_steps: {BIG}}}",
+                f"training: {{max_steps: {BIG}}}", f"logging: {{every: {BIG}}}", f"logging: {{test_chunk: {BIG}}}",
+                f"dataset: {{name: digits, train_examples: {BIG}}}",
+                f"architecture: {{kind: cnn, downsample_layers: {BIG}}}",
+                "training: {divergence_factor: .inf}", "resources: {cpus_per_trial: .inf}",
+                "resources: {gpus_per_trial: .inf}", "resources: {memory_budget_gb: .inf}")
+        ] + [("POST", "/sweeps", _yaml(widths=[True]).encode(), Y)],
+        "5 ids with an encoded newline, traversal": [
+            ("GET", p, None, {}) for p in (f"/sweeps/{bad}", f"/sweeps/{bad}/runs", f"/sweeps/{bad}/curves",
+                                           f"/sweeps/{bad}/report", f"/sweeps/{bad}/events",
+                                           f"/sweeps/{bad}/contours", "/sweeps/..%2F..%2Fetc%2Fpasswd",
+                                           "/sweeps/" + "a" * 5000)
+        ] + [("DELETE", f"/sweeps/{bad}", None, {})],
+        "6 cross-site content types": [
+            ("POST", "/sweeps", _yaml(name="csrf").encode(), {"Content-Type": ct}) for ct in (
+                "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "")
+        ],
+        "7 dataset not installed": [
+            ("POST", "/sweeps", _yaml(name="nodata", dataset={"name": "mnist", "data_dir": "/nonexistent"}).encode(), Y),
+            ("POST", "/sweeps", _yaml(name="nodata2", dataset={"name": "cifar10", "data_dir": "/nonexistent"}).encode(), Y),
+        ],
+        "13 unknown filters, foreign statuses": [
+            ("GET", p, None, {}) for p in (f"/sweeps/{sid}/runs?widht=128", "/sweeps?status=done",
+                                           "/sweeps?stauts=running", f"/sweeps/{sid}/runs?status=finished",
+                                           f"/sweeps/{sid}/report?metric=accuracy", "/health?verbose=1",
+                                           "/sweeps?limit=100000000000000000000")
+        ],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("mutransfer")
+    env = {**os.environ, "MUTRANSFER_DRIVERS": "none", "MUTRANSFER_MAX_CONCURRENT": "1000"}
+    proc = subprocess.Popen([str(exe), "serve", "--results", str(root), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(root.parent / "serve.log", "ab"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start: " + (root.parent / "serve.log").read_text()[-2000:])
+
+
+def send(client: httpx.Client, url: str, req) -> tuple[int, float]:
+    method, path, body, headers = req
+    t0 = time.perf_counter()
+    try:
+        if path.endswith("/events"):  # a stream: status line only
+            with client.stream(method, url + path, headers=headers, timeout=10) as r:
+                code = r.status_code
+        else:
+            code = client.request(method, url + path, content=body, headers=headers, timeout=60).status_code
+    except httpx.HTTPError as e:
+        code = -1  # dropped connection / no answer: counted as a failure like a 5xx
+        print(f"  no answer to {method} {path[:60]}: {type(e).__name__}", flush=True)
+    return code, time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", default=None, help="a running server (default: start one on a free loopback port)")
+    ap.add_argument("--rounds", type=int, default=3, help="times each request is sent")
+    ap.add_argument("--clients", type=int, default=4, help="concurrent hostile clients")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="abuse-"))
+    root = tmp / "results"
+    proc = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        proc, url = start_server(root)
+    try:
+        ok = httpx.post(url + "/sweeps", content=_yaml(name="abuse-target"), headers=Y, timeout=60)
+        assert ok.status_code == 202, ok.text
+        sid = ok.json()["id"]
+        classes = attacks(sid)
+
+        health, stop = [], threading.Event()
+
+        def poll_health():
+            with httpx.Client() as c:
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    r = c.get(url + "/health", timeout=30)
+                    health.append((time.perf_counter() - t0, r.status_code))
+                    time.sleep(0.02)
+
+        poller = threading.Thread(target=poll_health, daemon=True)
+        poller.start()
+        time.sleep(0.5)
+        per_class: dict[str, Counter] = defaultdict(Counter)
+        slowest: dict[str, tuple[float, str]] = {}
+        t_start = time.perf_counter()
+        jobs = [(name, req) for _ in range(args.rounds) for name, reqs in classes.items() for req in reqs]
+        with httpx.Client(limits=httpx.Limits(max_connections=args.clients)) as client, \
+                cf.ThreadPoolExecutor(args.clients) as pool:
+            futures = {pool.submit(send, client, url, req): (name, req) for name, req in jobs}
+            # Fault: twenty identical submissions at once (one registry row, one 202 id).
+            race = [pool.submit(send, client, url, ("POST", "/sweeps", _yaml(name="abuse-race").encode(), Y))
+                    for _ in range(20)]
+            for fut in cf.as_completed(futures):
+                name, req = futures[fut]
+                code, dt = fut.result()
+                per_class[name][code] += 1
+                if 400 <= code < 500 and dt > slowest.get(name, (0, ""))[0]:
+                    slowest[name] = (dt, f"{req[0]} {req[1][:50]}")
+            race_codes = Counter(f.result()[0] for f in race)
+        # Fault: the registry file is overwritten with garbage while the server runs.
+        reg = root / "registry.sqlite"
+        fault_codes = Counter()
+        if not args.url and reg.exists():
+            reg.write_bytes(b"not a database" * 1000)
+            with httpx.Client() as c:
+                for path in ("/sweeps", f"/sweeps/{sid}", f"/sweeps/{sid}/runs?format=json", "/health", "/"):
+                    fault_codes[c.get(url + path, timeout=60).status_code] += 1
+        wall = time.perf_counter() - t_start
+        stop.set()
+        poller.join(30)
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"mutransfer serve at {url} (drivers off); {args.clients} hostile clients × {args.rounds} rounds, "
+          f"/health polled throughout; client and server share this machine's {os.cpu_count()} CPU cores")
+    print(f"{'class':<56}{'sent':>6}  status codes{'':<18}slowest refusal")
+    total, fivexx = 0, 0
+    for name in classes:
+        codes = per_class[name]
+        n = sum(codes.values())
+        total += n
+        fivexx += sum(v for k, v in codes.items() if k >= 500 or k < 0)
+        dt, what = slowest.get(name, (0.0, ""))
+        print(f"{name:<56}{n:>6}  {dict(sorted(codes.items()))!s:<30}{dt * 1000:7.0f} ms  {what}")
+    n_race = sum(race_codes.values())
+    print(f"{'10 twenty identical submissions at once':<56}{n_race:>6}  {dict(race_codes)!s:<30}")
+    n_fault = sum(fault_codes.values())
+    if n_fault:
+        print(f"{'9 registry overwritten with garbage, then reads':<56}{n_fault:>6}  {dict(fault_codes)!s:<30}")
+    total += n_race + n_fault
+    fivexx += sum(v for k, v in (race_codes + fault_codes).items() if k >= 500 or k < 0)
+    worst = max(slowest.values(), default=(0.0, ""))
+    lat = sorted(d for d, _ in health)
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
+    bad_health = sum(c != 200 for _, c in health)
+    print()
+    print(f"requests sent: {total} in {wall:.1f} s")
+    print(f"5xx or no answer: {fivexx}  (target 0: {'met' if fivexx == 0 else 'NOT met'})")
+    print(f"slowest refusal: {worst[0] * 1000:.0f} ms ({worst[1]})  (target < 1000 ms: "
+          f"{'met' if worst[0] < 1 else 'NOT met'})")
+    print(f"/health during the run: {len(lat)} requests, p50 {statistics.median(lat) * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms, non-200: {bad_health}  "
+          f"(target p99 < 200 ms: {'met' if p99 < 0.2 else 'NOT met'})")
+    return 0 if fivexx == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

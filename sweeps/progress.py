@@ -1,0 +1,50 @@
+"""Progress and ETA of a sweep: the one rule, used by the service's status and the CLI's bar.
+
+* **Progress** = (runs of finished cells + runs-equivalent of running cells) / runs total, where a
+  running cell counts at most 95 % of its runs (its last report may say 100 % while it still writes
+  its results) and the whole is shown below 100 % until the sweep has finished.
+* **ETA** = runs left ÷ measured throughput, where throughput is the runs of the cells this driver
+  finished divided by the time from its start to the latest of those finishes. Between finishes it
+  counts down from the estimate made at the last one (it never counts up while cells run); it is
+  ``None`` until a first cell finishes (no throughput measured yet, so no number is made up), and 0
+  once overdue.
+"""
+
+from __future__ import annotations
+
+RUNNING_CAP = 0.95  # the most a running (unwritten) cell counts for
+SHOWN_CAP = 0.999   # the most a sweep shows before it has finished
+
+
+def running_runs(runs: int, progress: float) -> float:
+    """Runs-equivalent of a running cell that reported ``progress`` (fraction of its steps)."""
+    return runs * min(max(float(progress), 0.0), RUNNING_CAP)
+
+
+def fraction(runs_done: float, runs_running: float, runs_total: int, finished: bool) -> float:
+    if finished:
+        return 1.0
+    if runs_total <= 0:
+        return 0.0
+    return min((runs_done + runs_running) / runs_total, SHOWN_CAP)
+
+
+def eta_seconds(now: float, started_at: float | None, runs_at_start: int | None, runs_done: int,
+                runs_total: int, last_finish_at: float | None) -> float | None:
+    """Seconds left (see the module docstring); times are ``time.time()`` seconds."""
+    gained = runs_done - (runs_at_start or 0)
+    if not started_at or not last_finish_at or gained <= 0 or last_finish_at <= started_at:
+        return None
+    rate = gained / (last_finish_at - started_at)  # runs per second, concurrency included
+    left = max(runs_total - runs_done, 0)
+    return max(0.0, left / rate - max(0.0, now - last_finish_at))
+
+
+def clock(seconds: float | None) -> str:
+    """``1:02:03`` / ``2:03``; ``?`` when unknown."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    h, m = divmod(s, 3600)
+    m, s = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
