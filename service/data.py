@@ -162,7 +162,11 @@ class SweepData:
         row = self.row(sweep_id)
         trials = self.trials(sweep_id) if row else []
         done = self.parts(sweep_id)
-        status, error = effective_status(row, self.settings.registry) if row else ("finished", None)
+        status, error = (row.get("status"), row.get("error")) if row else ("finished", None)
+        if row and not (self.settings.launch_drivers and row.get("owner") != "cli"):
+            # No relaunch will come from us: a running sweep whose driver is gone is shown failed now.
+            # (Sweeps we relaunch stay as they are for the < 1 s until the supervisor acts.)
+            status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
         if not row:  # results without a registry row (a CLI run elsewhere, or a registry being rebuilt)
             runs_done = runs_total = len(self.runs(sweep_id))
@@ -183,16 +187,15 @@ class SweepData:
                 st, note_t = "queued", note_t or "its stored results are missing or unreadable; to be recomputed"
             elif status == "cancelled" and st in ACTIVE:
                 st = "cancelled"
-            elif status in TERMINAL and st == "running":
+            elif st == "running" and status != "running":
                 st = "queued"  # a stale row of a driver that is gone
             cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
                           "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
                           "attempts": t["attempts"], "error": t["error"], "note": note_t})
         running = sum(eta.running_runs(c["runs"], c["progress"]) for c in cells if c["status"] == "running")
-        finishes = [t.get("finished_at") for t in trials if t.get("finished_at") and t["part"] in done
-                    and row.get("started_at") and t["finished_at"] >= row["started_at"]]
-        eta_s = eta.eta_seconds(now, row.get("started_at"), row.get("runs_at_start"), runs_done, runs_total,
-                                max(finishes) if finishes else None) if status == "running" else None
+        finishes = [(t["finished_at"], t["runs"]) for t in trials if t.get("finished_at") and t["part"] in done]
+        eta_s = eta.eta_seconds(now, row.get("started_at"), finishes, runs_done, runs_total) \
+            if status == "running" else None
         spec = row.get("spec") or {}
         beat = row.get("heartbeat_at")
         return {

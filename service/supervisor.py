@@ -27,6 +27,7 @@ import time
 from service import launcher
 from service.data import SweepData
 from service.settings import Settings
+from sweeps import locks
 from sweeps.registry import ACTIVE
 
 log = logging.getLogger("service.supervisor")
@@ -34,7 +35,18 @@ VERIFY_EVERY = 10  # passes between part verifications of idle sweeps
 
 
 def supervise_once(settings: Settings, data: SweepData, verify: bool = False) -> list[str]:
-    """One pass; returns what it did (one line per action, also logged)."""
+    """One pass; returns what it did (one line per action, also logged). With several API worker
+    processes, one of them supervises at a time."""
+    fd = locks.acquire(locks.lock_path(settings.registry, "_supervisor"))
+    if fd is None:
+        return []
+    try:
+        return _pass(settings, data, verify)
+    finally:
+        locks.release(fd)
+
+
+def _pass(settings: Settings, data: SweepData, verify: bool) -> list[str]:
     reg = data.registry
     actions: list[str] = []
     now = time.time()

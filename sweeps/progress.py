@@ -4,10 +4,10 @@
   running cell counts at most 95 % of its runs (its last report may say 100 % while it still writes
   its results) and the whole is shown below 100 % until the sweep has finished.
 * **ETA** = runs left ÷ measured throughput, where throughput is the runs of the cells this driver
-  finished divided by the time from its start to the latest of those finishes. Between finishes it
-  counts down from the estimate made at the last one (it never counts up while cells run); it is
-  ``None`` until a first cell finishes (no throughput measured yet, so no number is made up), and 0
-  once overdue.
+  finished after its first one divided by the time from that first finish to the latest (start-up
+  and compilation before the first cell finishes would bias it). Between finishes it counts down
+  from the estimate made at the last one (it never counts up while cells run); it is ``None`` until
+  a first cell finishes (no throughput measured yet, so no number is made up), and 0 once overdue.
 """
 
 from __future__ import annotations
@@ -29,15 +29,23 @@ def fraction(runs_done: float, runs_running: float, runs_total: int, finished: b
     return min((runs_done + runs_running) / runs_total, SHOWN_CAP)
 
 
-def eta_seconds(now: float, started_at: float | None, runs_at_start: int | None, runs_done: int,
-                runs_total: int, last_finish_at: float | None) -> float | None:
-    """Seconds left (see the module docstring); times are ``time.time()`` seconds."""
-    gained = runs_done - (runs_at_start or 0)
-    if not started_at or not last_finish_at or gained <= 0 or last_finish_at <= started_at:
+def eta_seconds(now: float, started_at: float | None, finishes: list[tuple[float, int]], runs_done: int,
+                runs_total: int) -> float | None:
+    """Seconds left (see the module docstring). ``finishes``: (time, runs) of each cell this driver
+    finished; times are ``time.time()`` seconds.
+
+    Throughput is measured from the first finish to the last (so the start-up before the first cell
+    finishes, mostly compilation, does not bias it); with one finish so far, from the start."""
+    done = sorted(f for f in finishes if started_at and f[0] > started_at)
+    if not done:
         return None
-    rate = gained / (last_finish_at - started_at)  # runs per second, concurrency included
+    (t_first, _), t_last = done[0], done[-1][0]
+    if t_last > t_first:
+        rate = sum(n for _, n in done[1:]) / (t_last - t_first)  # runs per second, concurrency included
+    else:
+        rate = sum(n for _, n in done) / (t_last - started_at)
     left = max(runs_total - runs_done, 0)
-    return max(0.0, left / rate - max(0.0, now - last_finish_at))
+    return max(0.0, left / rate - max(0.0, now - t_last))
 
 
 def clock(seconds: float | None) -> str:

@@ -58,8 +58,7 @@ class Progress:
     trial_wall_s: dict[str, float] = field(default_factory=dict)  # start → complete, as Tune saw it
     trial_compute_s: dict[str, float] = field(default_factory=dict)  # inside the trial: data+train+write
     started_at: float = field(default_factory=time.time)  # this driver's start (ETA clock)
-    runs_at_start: int = 0
-    last_finish_at: float | None = None
+    finishes: list[tuple[float, int]] = field(default_factory=list)  # (time, runs) of each cell finished
     finished: bool = False
 
     @property
@@ -72,8 +71,7 @@ class Progress:
         return eta.fraction(self.runs_done, self.runs_in_progress, self.runs_total, self.finished)
 
     def eta_s(self, now: float | None = None) -> float | None:
-        return eta.eta_seconds(now or time.time(), self.started_at, self.runs_at_start, self.runs_done,
-                               self.runs_total, self.last_finish_at)
+        return eta.eta_seconds(now or time.time(), self.started_at, self.finishes, self.runs_done, self.runs_total)
 
 
 def _parse_host_port(address: str) -> tuple[str, int] | None:
@@ -262,7 +260,7 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
             prog.trial_wall_s[p] = time.perf_counter() - started.get(p, time.perf_counter())
             prog.trials_done += 1
             prog.runs_done += len(trials_by_part[p].runs)
-            prog.last_finish_at = time.time()
+            prog.finishes.append((time.time(), len(trials_by_part[p].runs)))
             registry and registry.set_trial(prog.sweep_id, p, "finished", progress=1.0)
             emit()
 
@@ -345,7 +343,6 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     prog = Progress(sweep_id, len(planned), trials_done=len(out.cells_skipped),
                     runs_total=sum(len(t.runs) for t in planned),
                     runs_done=sum(len(t.runs) for t in planned if t.part in complete))
-    prog.runs_at_start = prog.runs_done
     if on_progress:
         on_progress(prog)
 

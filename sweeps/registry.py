@@ -77,7 +77,7 @@ _ADDED = {
         "owner": "TEXT",                 # service | cli: who relaunches it when its driver dies
         "heartbeat_at": "REAL",          # the driver's last heartbeat (every second while it lives)
         "started_at": "REAL",            # when the current driver started training
-        "runs_at_start": "INTEGER",      # runs already done then (ETA: measured throughput since)
+        "runs_at_start": "INTEGER",      # runs already done then (resumed work, not this driver's)
         "restarts": "INTEGER NOT NULL DEFAULT 0",
         "note": "TEXT",                  # what the service did about it (relaunches, recoveries)
     },

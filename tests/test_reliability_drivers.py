@@ -69,6 +69,7 @@ def test_item10_twenty_identical_submissions_start_one_driver_and_item8_corrupt_
     # quarantined, recomputed by a relaunched driver, and the cell's note says so.
     (part,) = (server.root / "runs" / f"sweep_id={sid}").glob("cell-*.parquet")
     part.write_bytes(part.read_bytes()[:200])
+    time.sleep(0.7)  # status is cached for 0.5 s
     st = server.status(sid)
     assert st["status"] != "finished" and st["runs_done"] == 0, st
     st = wait_for(lambda: (s := server.status(sid))["status"] == "finished" and s, timeout=120)
@@ -88,7 +89,7 @@ def test_item11_cancel_before_the_driver_registers(server):
 
 
 def test_item11_cancel_mid_sweep_ends_cancelled_and_keeps_finished_cells(server):
-    spec = {**TINY, "name": "drv-cancel", "widths": [8, 16, 32], "training": {"epochs": 20, "batch_size": 32}}
+    spec = {**TINY, "name": "drv-cancel", "widths": [8, 16, 32], "training": {"epochs": 10, "batch_size": 32}}
     sid = submit(server, spec).json()["id"]
     wait_for(lambda: any(c["status"] == "finished" for c in server.status(sid)["cells"]), timeout=180)
     assert httpx.delete(f"{server.url}/sweeps/{sid}", timeout=30).json()["cancelled"]
@@ -101,7 +102,7 @@ def test_item11_cancel_mid_sweep_ends_cancelled_and_keeps_finished_cells(server)
 
 
 def test_item12_killed_driver_is_noticed_in_seconds_and_relaunched(server):
-    spec = {**TINY, "name": "drv-kill", "widths": [8, 16, 32], "training": {"epochs": 6, "batch_size": 32}}
+    spec = {**TINY, "name": "drv-kill", "widths": [8, 16], "training": {"epochs": 6, "batch_size": 32}}
     sid = submit(server, spec).json()["id"]
     wait_for(lambda: any(c["status"] == "running" for c in server.status(sid)["cells"]), timeout=180)
     pid = registry_row(server, sid)["driver_pid"]
@@ -112,9 +113,9 @@ def test_item12_killed_driver_is_noticed_in_seconds_and_relaunched(server):
     assert noticed < 10, noticed  # the supervisor looks every 0.5 s; the lock frees when the driver dies
     assert "relaunched (1 of at most 2)" in st["note"]
     st = server.wait(sid, timeout=300, check=honest_progress)
-    assert st["runs_done"] == st["runs_total"] == 6
+    assert st["runs_done"] == st["runs_total"] == 4
     runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")
-    assert len(runs) == 6 and runs["run_id"].is_unique
+    assert len(runs) == 4 and runs["run_id"].is_unique
 
 
 def test_item12_no_relaunch_left_fails_with_the_driver_log(server):

@@ -49,13 +49,16 @@ def test_item12_item15_embedded_ray_dies_or_driver_killed_loopback_and_no_orphan
                 "resources": {"max_concurrent_trials": 1, "driver_restarts": 1}}
         sid = submit(s, spec).json()["id"]
 
-        def driver_with_ray() -> tuple[int, dict]:
-            wait_for(lambda: any(c["status"] == "running" for c in s.status(sid)["cells"]), timeout=240)
-            with sqlite3.connect(s.root / "registry.sqlite") as db:
-                (pid,) = db.execute("SELECT driver_pid FROM sweeps WHERE sweep_id=?", (sid,)).fetchone()
-            below = processes.descendants(pid)
-            assert {"gcs_server", "raylet"} <= {name for name, _ in below.values()}, below
-            return pid, below
+        def driver_with_ray(before: int | None = None) -> tuple[int, dict]:
+            """The (new) driver's pid and its processes, once a cell is training."""
+            def ready():
+                if not any(c["status"] == "running" for c in s.status(sid)["cells"]):
+                    return None
+                with sqlite3.connect(s.root / "registry.sqlite") as db:
+                    (pid,) = db.execute("SELECT driver_pid FROM sweeps WHERE sweep_id=?", (sid,)).fetchone()
+                below = processes.descendants(pid) if pid and pid != before else {}
+                return {"gcs_server", "raylet"} <= {name for name, _ in below.values()} and (pid, below)
+            return wait_for(ready, timeout=240)
 
         def all_gone(below: dict) -> None:
             deadline = time.time() + 20
@@ -75,7 +78,7 @@ def test_item12_item15_embedded_ray_dies_or_driver_killed_loopback_and_no_orphan
         all_gone(below)
 
         # The relaunched driver is SIGKILLed: its Ray processes go with it; no relaunch is left.
-        pid, below = driver_with_ray()
+        pid, below = driver_with_ray(before=pid)
         os.kill(pid, signal.SIGKILL)
         all_gone(below)
         st = wait_for(lambda: (x := s.status(sid))["status"] == "failed" and x, timeout=20)
