@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import errors, supervisor
+from service.body import Parsers
 from service.data import SweepData
 from service.deps import strict_query
 from service.models import Health
@@ -30,12 +31,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         task = asyncio.create_task(supervisor.run(settings, app.state.data))
+        await app.state.parsers.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await app.state.parsers.close()
 
     app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan,
                   description="Hyperparameter-transfer sweeps for local learning algorithms. Statuses of sweeps "
@@ -43,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "cancelled. Unknown query parameters are refused (422).")
     app.state.settings = settings
     app.state.data = SweepData(settings)
+    app.state.parsers = Parsers()  # worker processes for request bodies (service/body.py)
     errors.install(app)
 
     @app.get("/health", tags=["service"], response_model=Health, dependencies=[Depends(strict_query)])

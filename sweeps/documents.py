@@ -316,3 +316,37 @@ def _check_shape(value: Any, limits: DocumentLimits, where: str) -> None:
                 raise DocumentError(f"{where}: nested deeper than {limits.max_depth} levels "
                                     "(MUTRANSFER_MAX_DOCUMENT_DEPTH)")
             todo.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+
+
+def load_document(data: bytes, kind: str, limits: DocumentLimits) -> list:
+    """``load_json``/``load_yaml`` as plain values, for a worker process: ``["ok", value]`` or
+    ``["error", status, message]``."""
+    try:
+        value = load_json(data, limits, "body") if kind == "json" else load_yaml(data, limits, "body")
+        return ["ok", value]
+    except DocumentError as e:
+        return ["error", e.status, str(e)]
+
+
+def serve(stdin=None, stdout=None) -> None:
+    """A parsing worker (``python -m sweeps.documents``), used by the service so that parsing untrusted
+    documents never runs in, or holds the GIL of, the web process. Each request is one JSON line
+    ``{"kind": "json"|"yaml", "n": BYTES, "limits": {...}}`` followed by the body's bytes; each answer
+    is one JSON line (:func:`load_document`'s list)."""
+    import sys
+
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    while True:
+        header = stdin.readline()
+        if not header:
+            return
+        req = json.loads(header)
+        body = stdin.read(req["n"])
+        answer = load_document(body, req["kind"], DocumentLimits(**req["limits"]))
+        stdout.write(json.dumps(answer).encode() + b"\n")
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve()

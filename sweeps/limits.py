@@ -34,9 +34,9 @@ class Limits:
     max_epochs: int = _limit(100, "training epochs")
     max_concurrent: int = _limit(2, "sweeps queued or running at once (429 beyond)")
     # -- what one request may carry (checked before and while parsing) -----------------------
-    max_body_bytes: int = _limit(256 * 1024, "request body bytes (413 beyond; a spec is ~1 KB)")
+    max_body_bytes: int = _limit(64 * 1024, "request body bytes (413 beyond; a spec is ~1 KB)")
     max_document_depth: int = _limit(32, "nesting depth of a YAML/JSON document")
-    max_document_nodes: int = _limit(20000, "values in a YAML/JSON document, counting alias expansions")
+    max_document_nodes: int = _limit(5000, "values in a YAML/JSON document, counting alias expansions")
     max_document_aliases: int = _limit(64, "YAML aliases (*name) in a document")
     parse_seconds: float = _limit(2.0, "wall time to parse one document (refused beyond)")
 

@@ -46,7 +46,7 @@ def rebuild(registry: Registry, store: ResultsStore) -> list[str]:
                 f"{n_done} of {len(planned)} cells were finished when the registry was rebuilt; resubmit the "
                 "same spec to finish the sweep (finished cells are kept)"))
         ids.append(sid)
-    log.warning("registry %s rebuilt from %s: %d sweeps", registry.path, store.root, len(ids))
+    log.warning("registry rebuilt from %s: %d sweeps", store.root, len(ids))
     return ids
 
 

@@ -134,7 +134,7 @@ class Registry:
             with self._db() as db:
                 return fn(db)
         except sqlite3.DatabaseError as e:
-            if not _corrupt(e):
+            if not _corrupt(e) and "no such table" not in str(e):
                 raise
             self._recover(str(e))
             with self._db() as db:
@@ -152,9 +152,11 @@ class Registry:
             db.execute("UPDATE trials SET status=? WHERE status=?", (new, old))
 
     def _recover(self, why: str) -> None:
-        """Move a corrupt file aside (with its WAL) and start a fresh one; one process at a time."""
-        lock = open(str(self.path) + ".lock", "a+")
-        try:
+        """Replace a corrupt file by a rebuilt one, atomically: the new registry is built (and
+        filled by ``rebuild``) in a file of its own, then renamed over the old one, which is kept as
+        ``registry.sqlite.corrupt-<time>``. Readers see the old file or the complete new one; one
+        process recovers at a time, the others wait for it."""
+        with open(str(self.path) + ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:  # another process may have recovered it already
                 with self._db() as db:
@@ -165,17 +167,25 @@ class Registry:
                 if not _corrupt(e) and "no such table" not in str(e):
                     raise
             aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.path) + suffix)
-                if src.exists():
-                    os.replace(src, aside + suffix)
+            fresh = Path(f"{self.path}.rebuilding-{os.getpid()}")
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(fresh) + suffix).unlink(missing_ok=True)
+            new = Registry(fresh)
+            new.recovered = [*self.recovered, aside]
+            if self.rebuild is not None:
+                self.rebuild(new)
+            with sqlite3.connect(fresh) as db:  # one self-contained file (the WAL folded in)
+                db.execute("PRAGMA journal_mode=DELETE")
+            if self.path.exists():
+                try:
+                    os.link(self.path, aside)
+                except OSError:
+                    os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                if Path(str(self.path) + suffix).exists():
+                    os.replace(str(self.path) + suffix, aside + suffix)
+            os.replace(fresh, self.path)
             self.recovered.append(aside)
-            with self._db() as db:
-                self._init_schema(db)
-        finally:
-            lock.close()
-        if self.rebuild is not None:
-            self.rebuild(self)
 
     # -- writes -----------------------------------------------------------------------------
     def register(self, sweep_id: str, name: str, spec: dict, spec_hash: str, trials: list[tuple[str, str, int]],

@@ -27,7 +27,7 @@ BOMB = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
     ("a: !!python/object/apply:os.system ['true']\n", "!!python/object/apply:os.system is not allowed"),
     ("a: &a [*a]\n", "recursive"),
     ("a: &a {b: *a}\n", "recursive"),
-    (BOMB, "more than 20000 values"),
+    (BOMB, "more than 5000 values"),
     ("a: " + "[" * 1000 + "]" * 1000, "nest"),
     ("".join(" " * i + f"k{i}:\n" for i in range(100)), "nested deeper than 32 levels"),
     ("a: 1\na: 2\n", "duplicate key 'a'"),
@@ -65,7 +65,7 @@ def test_size_limit_is_checked_before_parsing():
 @pytest.mark.parametrize("doc,words", [
     ('{"a": NaN}', "NaN is not JSON"), ('{"a": Infinity}', "Infinity is not JSON"),
     ('{"a": 1, "a": 2}', "duplicate key"), ("[" * 5000 + "]" * 5000, "nested deeper"),
-    ('{"a": [' + "1," * 30000 + "1]}", "more than 20000 values"), ('{"a": ', "not valid JSON"),
+    ('{"a": [' + "1," * 30000 + "1]}", "more than 5000 values"), ('{"a": ', "not valid JSON"),
 ])
 def test_hostile_json_is_refused(doc, words):
     with pytest.raises(DocumentError, match=words):
@@ -146,7 +146,7 @@ def test_schema_command_prints_it(capsys):
 def test_spec_files_get_the_same_limits(tmp_path):
     f = tmp_path / "bomb.yaml"
     f.write_text(BOMB)
-    with pytest.raises(SpecError, match="more than 20000 values"):
+    with pytest.raises(SpecError, match="more than 5000 values"):
         load_spec(f)
     with pytest.raises(SpecError, match="line 1: the alias"):
         loads_spec("a: &a [*a]")

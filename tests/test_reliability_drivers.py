@@ -88,19 +88,6 @@ def test_item11_cancel_before_the_driver_registers(server):
     assert {c["status"] for c in st["cells"]} == {"cancelled"}
 
 
-def test_item11_cancel_mid_sweep_ends_cancelled_and_keeps_finished_cells(server):
-    spec = {**TINY, "name": "drv-cancel", "widths": [8, 16, 32], "training": {"epochs": 10, "batch_size": 32}}
-    sid = submit(server, spec).json()["id"]
-    wait_for(lambda: any(c["status"] == "finished" for c in server.status(sid)["cells"]), timeout=180)
-    assert httpx.delete(f"{server.url}/sweeps/{sid}", timeout=30).json()["cancelled"]
-    st = server.wait(sid, ("cancelled",), timeout=120)
-    assert st["error"] is None  # not "failed: TypeError" (trials stopped before they started)
-    statuses = [c["status"] for c in st["cells"]]
-    assert "finished" in statuses and "cancelled" in statuses and set(statuses) <= {"finished", "cancelled"}
-    runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")
-    assert len(runs) == st["runs_done"] >= 2 and runs["run_id"].is_unique
-
-
 def test_item12_killed_driver_is_noticed_in_seconds_and_relaunched(server):
     spec = {**TINY, "name": "drv-kill", "widths": [8, 16], "training": {"epochs": 6, "batch_size": 32}}
     sid = submit(server, spec).json()["id"]

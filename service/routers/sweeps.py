@@ -123,7 +123,7 @@ def _spec_body() -> dict:
              summary="Submit a sweep spec (JSON, or YAML with Content-Type: application/yaml)")
 async def submit(request: Request, data: SweepData = Depends(get_data),
                  settings: Settings = Depends(get_settings)) -> dict:
-    spec = await read_spec(request, settings.limits)
+    spec = await read_spec(request, settings.limits, request.app.state.parsers)
     return await asyncio.to_thread(_submit, spec, data, settings)
 
 
