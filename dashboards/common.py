@@ -302,7 +302,7 @@ def prepare_runs(runs: pd.DataFrame | None, metric: str) -> pd.DataFrame | None:
     """Finished runs with ``_val`` (natural units, NaN when bad) and ``_bad`` (diverged/failed)."""
     if runs is None or not isinstance(runs, pd.DataFrame) or len(runs) == 0 or metric not in runs.columns:
         return None
-    df = with_run_defaults(runs)
+    df = with_run_defaults(runs).reset_index(drop=True)  # a concatenated table may repeat index labels
     status = df["status"].astype(str).str.lower()
     df = df.loc[status.eq("ok") | status.isin(BAD_STATUSES)].copy()
     if len(df) == 0:

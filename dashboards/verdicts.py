@@ -28,6 +28,7 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "inconclusive": ("inconclusive", "something needed for a verdict could not be measured"),
     "single size": ("single-size", "only one size so far: nothing to compare yet"),
 }
+CELL_DONE = ("finished", "done")  # a finished cell ("done" in registries before one status vocabulary)
 PROVISIONAL = ("provisional", "the sweep is not finished: the verdict may still change")
 
 # reason code -> label; the report's ``detail`` becomes the tooltip.
@@ -60,7 +61,8 @@ def provisional_of(report: Mapping[str, Any] | None, meta: Mapping[str, Any] | N
         return None
     cells = [c for c in m.get("cells") or [] if isinstance(c, Mapping)]
     if cells:
-        return {"cells_done": sum(str(c.get("status")) == "done" for c in cells), "cells_total": len(cells)}
+        done = sum(str(c.get("status")) in CELL_DONE for c in cells)
+        return {"cells_done": done, "cells_total": len(cells)}
     done, total = num(m.get("runs_done")), num(m.get("runs_total"))
     return {"runs_done": int(done) if np.isfinite(done) else 0, "runs_total": int(total) if np.isfinite(total) else 0}
 
