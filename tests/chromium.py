@@ -13,6 +13,7 @@ table benchmark and the screenshot script.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BASH = shutil.which("bash") or "/bin/bash"  # (POSIX sh only redirects single-digit descriptors)
 # No background traffic: tests and benchmarks talk to loopback only.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -31,6 +33,13 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 class CDPError(RuntimeError):
     pass
+
+
+def _above_4(fd: int) -> int:
+    """The same pipe end on a descriptor >= 10, so moving it to 3 or 4 never clobbers another."""
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return new
 
 
 class Chromium:
@@ -46,14 +55,13 @@ class Chromium:
         self.timeout = timeout
         cmd_r, self._cmd_w = os.pipe()
         self._out_r, out_w = os.pipe()
-
-        def to_fds_3_4() -> None:  # in the child, before exec
-            os.dup2(cmd_r, 3)
-            os.dup2(out_w, 4)
-
+        cmd_r, out_w = _above_4(cmd_r), _above_4(out_w)
+        # bash moves the pipe ends to fds 3 and 4 and execs chromium (no Python code runs in
+        # the child, so this is safe from a multithreaded parent such as one that imported JAX).
+        redirect = f'exec "$0" "$@" 3<&{cmd_r} 4>&{out_w} {cmd_r}<&- {out_w}>&-'
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self.workdir / 'profile'}",
-             "about:blank"], pass_fds=(3, 4), preexec_fn=to_fds_3_4,
+            [BASH, "-c", redirect, CHROMIUM, *FLAGS, "--remote-debugging-pipe",
+             f"--user-data-dir={self.workdir / 'profile'}", "about:blank"], pass_fds=(cmd_r, out_w),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(cmd_r)
         os.close(out_w)
@@ -93,11 +101,11 @@ class Chromium:
                 return reply.get("result", {})
             self.events.append(reply)
 
-    def wait_event(self, method: str, session: str | None = None, timeout: float | None = None) -> dict:
-        deadline = time.monotonic() + (timeout or self.timeout)
+    def next_event(self, session: str, deadline: float) -> dict:
+        """The oldest event of ``session`` not consumed yet (waiting for one until ``deadline``)."""
         while True:
             for k, ev in enumerate(self.events):
-                if ev.get("method") == method and (session is None or ev.get("sessionId") == session):
+                if ev.get("sessionId") == session and "method" in ev:
                     return self.events.pop(k)
             self.events.append(self._read_message(deadline))
 
@@ -143,10 +151,24 @@ class Page:
     def send(self, method: str, params: dict | None = None, timeout: float | None = None) -> dict:
         return self.browser.send(method, params, self.session, timeout)
 
-    def goto(self, url: str, timeout: float | None = None) -> None:
+    def _forget_events(self) -> None:
         self.browser.events = [e for e in self.browser.events if e.get("sessionId") != self.session]
+
+    def wait_loaded(self, timeout: float | None = None) -> None:
+        """Until the main frame has navigated to a new document and that document fired 'load'."""
+        deadline = time.monotonic() + (timeout or self.browser.timeout)
+        navigated = False
+        while True:
+            ev = self.browser.next_event(self.session, deadline)
+            if ev["method"] == "Page.frameNavigated" and not ev["params"]["frame"].get("parentId"):
+                navigated = ev["params"]["frame"].get("url") != "about:blank"
+            elif ev["method"] == "Page.loadEventFired" and navigated:
+                return
+
+    def goto(self, url: str, timeout: float | None = None) -> None:
+        self._forget_events()
         self.send("Page.navigate", {"url": url})
-        self.browser.wait_event("Page.loadEventFired", self.session, timeout)
+        self.wait_loaded(timeout)
 
     def eval(self, expression: str, timeout: float | None = None) -> Any:
         """The value of a JS expression (promises awaited); a JS exception raises CDPError."""
@@ -158,13 +180,14 @@ class Page:
         return r.get("result", {}).get("value")
 
     def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
+        """Poll until ``expression`` is truthy (or an object, e.g. a DOM node) and return it."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 v = self.eval(expression)
             except CDPError:
                 v = None
-            if v:
+            if v or isinstance(v, dict):  # a DOM node comes back by value as {}
                 return v
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out waiting for {expression!r}")
@@ -182,9 +205,9 @@ class Page:
                                                    "clickCount": 1})
 
     def click_and_wait_load(self, selector: str, timeout: float | None = None) -> None:
-        self.browser.events = [e for e in self.browser.events if e.get("sessionId") != self.session]
+        self._forget_events()
         self.click(selector)
-        self.browser.wait_event("Page.loadEventFired", self.session, timeout)
+        self.wait_loaded(timeout)
 
     def type(self, selector: str, text: str, *, clear: bool = True) -> None:
         """Focus the element and type ``text`` (input events as from a keyboard)."""
