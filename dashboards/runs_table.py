@@ -366,7 +366,12 @@ TABLE_JS = r"""
     a.download = (SWEEP || 'runs') + '-runs.csv'; document.body.appendChild(a); a.click(); a.remove();
   });
   update(true);
-  window.__table = {ready: true, ms: performance.now() - t0, view, rows: () => rows.length,
-                    time(fn) { const s = performance.now(); fn(); return performance.now() - s; }};
+  // Hooks for tests and benchmarks/runs_table.py: state, and timed synchronous operations.
+  const timed = fn => { const s = performance.now(); fn(); return performance.now() - s; };
+  window.__table = {ready: true, ms: performance.now() - t0, readyAt: performance.now(), view,
+                    rows: () => rows.length, time: timed,
+                    sort: (name, dir) => timed(() => { view.sort = name; view.dir = dir || 1; view.page = 0; update(true); }),
+                    filter: (name, text) => timed(() => { view.filters[name] = text; view.page = 0; update(true); }),
+                    page: k => timed(() => { view.page = k; render(); })};
 })();
 """
