@@ -18,7 +18,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.parametrization import PARAMETRIZATIONS
-from mutransfer.report import METRICS, format_report
+from mutransfer.report import METRICS
 from mutransfer.results import RUN_STATUSES
 from service import launcher
 from service.body import read_spec
@@ -237,8 +237,8 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
     rep = data.report(sid, metric)
     if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
-        from dashboards.pages import report_page
-        return HTMLResponse(report_page(rep, format_report(rep)))
+        from service.routers.pages import report_html
+        return HTMLResponse(report_html(data, sid, rep))
     return JSONResponse(rep)
 
 
