@@ -27,6 +27,9 @@ from sweeps.limits import Limits
 
 __all__ = ["Limits", "Settings", "from_env"]
 
+__doc__ += "\nLimits, from the one table in sweeps/limits.py:\n\n" + "\n".join(
+    f"    {env:<32} {doc} (default {default})" for env, default, doc in limits_table.describe())
+
 
 @dataclass(frozen=True)
 class Settings:
