@@ -325,7 +325,9 @@ def summary_lines(report: dict) -> list[str]:
                     else "did not both train")
         else:
             what = ""
-        if r.get("reason") and r["status"] != "passed":
+        if r["status"] == "skipped":
+            what = r.get("reason", "")[:160]
+        elif r.get("reason") and r["status"] != "passed":
             what = (what + " — " if what else "") + r["reason"][:160]
         wall, box = r.get("wall_s"), r.get("timeout_s")
         lines.append(f"{name:<11} {r['status']:<8} {wall if wall is not None else '-':>7} "
