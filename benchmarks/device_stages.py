@@ -273,11 +273,10 @@ class _Recorder:
 
 
 def stage_tests(emit: Emit, dry_run: bool, options: dict) -> None:
+    import jax
     import pytest
 
     from mutransfer.networks import conv_impl
-
-    import jax
 
     selection = [node for node, dry in SELECTIONS[options.get("selection", "default")] if dry or not dry_run]
     emit({"set": "selected", "value": selection})
@@ -288,7 +287,7 @@ def stage_tests(emit: Emit, dry_run: bool, options: dict) -> None:
     code = pytest.main(["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", str(REPO), *selection],
                        plugins=[_Recorder(emit)])
     emit({"set": "pytest_exit_code", "value": int(code)})
-    ok = int(code) in (0,)
+    ok = int(code) == 0
     emit({"status": "passed" if ok else "failed", "reason": "" if ok else f"pytest exit code {int(code)}"})
 
 
@@ -302,8 +301,8 @@ def stage_bench(emit: Emit, dry_run: bool, options: dict) -> None:
 
     from mutransfer.devices import memory_stats
     from mutransfer.throughput import matmul_gflops, pc_flop_per_run_step
-    from mutransfer.trainer import TrainOptions, bytes_per_run, chunk_sizes, default_memory_budget, to_device
-    from mutransfer.trainer import train_cell
+    from mutransfer.trainer import (TrainOptions, bytes_per_run, chunk_sizes, default_memory_budget, to_device,
+                                    train_cell)
 
     s = scale(dry_run)
     widths = s.widths if options.get("widths") != "widest" else (max(s.widths),)
@@ -427,8 +426,8 @@ def _barrier(path: Path, index: int, peers: int, timeout: float = 120.0) -> bool
 
 def stage_trial(emit: Emit, dry_run: bool, options: dict) -> None:
     from mutransfer.devices import memory_stats
-    from mutransfer.trainer import TrainOptions, bytes_per_run, chunk_sizes, default_memory_budget, to_device
-    from mutransfer.trainer import train_cell
+    from mutransfer.trainer import (TrainOptions, bytes_per_run, chunk_sizes, default_memory_budget, to_device,
+                                    train_cell)
 
     s = scale(dry_run)
     emit({"set": "index", "value": options["index"]})
