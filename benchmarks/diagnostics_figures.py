@@ -82,7 +82,13 @@ class Figures:
             return
         import plotly.express as px
 
+        from dashboards.common import log_axis, positive_range
+
         fig = px.line(df, x=x, y=y, color=color, facet_col=facet, markers=True, log_x=True, log_y=True, title=title)
+        # Full-value tick labels (plotly's default minor labels "2 3 … 9 1" read as 0.2 below 1).
+        fig.update_yaxes(**log_axis(*positive_range(df[y])))
+        xs = sorted({v for v in df[x] if v > 0})
+        fig.update_xaxes(tickvals=xs, ticktext=[f"{v:g}" for v in xs])
         self._save(fig, name)
 
 

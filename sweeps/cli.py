@@ -1,12 +1,16 @@
-"""The ``mutransfer`` command line: run a sweep, report on one, fetch data.
+"""The ``mutransfer`` command line: run a sweep, list sweeps, report on one, serve the dashboards.
 
     mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--json]
+    mutransfer list [--results DIR] [--json]
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
-    mutransfer data fetch NAME [--cache-dir DIR]
+    mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
+    mutransfer diagnose list
+    mutransfer data fetch NAME [--cache-dir DIR]
 
 ``run`` starts an embedded local Ray by default; ``--address HOST:PORT`` (or $RAY_ADDRESS) attaches
-to a running cluster; ``--executor local`` trains in this process without Ray.
+to a running cluster; ``--executor local`` trains in this process without Ray. ``mutransfer COMMAND
+--help`` describes each command's options and their defaults.
 """
 
 from __future__ import annotations
@@ -103,9 +107,28 @@ def cmd_run(args) -> int:
     print(_report(store, sweep_id, None, args.json))
     print(f"\nresults: {args.results} (sweep_id={sweep_id}); "
           f"pandas: mutransfer.results.load({sweep_id!r}, root={str(args.results)!r})", file=sys.stderr)
+    print(browse_hint(args.results, sweep_id), file=sys.stderr)
     for cid, err in outcome.cells_failed.items():
         print(f"cell {cid} failed: {err}", file=sys.stderr)
     return 1 if outcome.cells_failed else 0
+
+
+DEFAULT_PORT = 8000
+
+
+def browse_hint(results: str, sweep_id: str, port: int = DEFAULT_PORT) -> str:
+    """How to open a sweep's dashboards: the serve command and the pages' URLs."""
+    base = f"http://127.0.0.1:{port}/sweeps/{sweep_id}"
+    return (f"dashboards: mutransfer serve --results {results}\n"
+            f"  then open {base}/contours  (runs table: {base}/table, report: {base}/report?format=html)")
+
+
+def cmd_list(args) -> int:
+    from sweeps.listing import format_rows, sweep_rows
+
+    rows = sweep_rows(args.results, verdicts=not args.no_verdicts)
+    print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
+    return 0
 
 
 def _progress_printer():
@@ -209,51 +232,82 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default; a None/False default is described by the option's help."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mutransfer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = HelpFormatter
     results_kw = dict(default=str(default_results_root()),
-                      help="results root: a directory or a pyarrow filesystem URI (default: %(default)s)")
+                      help="results root: a directory or a pyarrow filesystem URI")
 
-    r = sub.add_parser("run", help="run a sweep spec and print its optimum-shift report")
-    r.add_argument("spec", type=Path)
+    r = sub.add_parser("run", help="run a sweep spec and print its optimum-shift report", formatter_class=fmt,
+                       description="Train every run of a sweep spec (YAML or JSON), write the runs and curves "
+                                   "tables to Parquet, print the optimum-shift report and how to browse it. "
+                                   "Rerunning the same spec skips every finished cell.")
+    r.add_argument("spec", type=Path, help="sweep spec file (see sweeps/specs/*.yaml)")
     r.add_argument("--results", **results_kw)
-    r.add_argument("--resume", metavar="SWEEP_ID", help="finish an interrupted sweep (same spec)")
+    r.add_argument("--resume", metavar="SWEEP_ID", default=None,
+                   help="finish an interrupted sweep (must be the same spec)")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
     r.add_argument("--address", default=None,
                    help="Ray cluster HOST:PORT (default: $RAY_ADDRESS, else an embedded local Ray)")
     r.add_argument("--executor", choices=("ray", "local"), default="ray",
-                   help="ray (default) or local: train in this process without Ray")
+                   help="ray, or local: train in this process without Ray")
     r.add_argument("--registry", default=None, help="sweep registry SQLite file (default: RESULTS/registry.sqlite)")
     r.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker fails")
     r.add_argument("--jax-cache", default=None,
-                   help="JAX persistent compilation cache directory (shared storage on a cluster)")
+                   help="JAX persistent compilation cache directory (shared storage on a cluster; "
+                        "default: $MUTRANSFER_JAX_CACHE, else the user cache dir)")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help="print the optimum-shift report of a sweep")
-    rep.add_argument("sweep_id")
+    ls = sub.add_parser("list", help="list sweeps: id, name, status, runs done/total, verdicts, age",
+                        formatter_class=fmt,
+                        description="One line per sweep under --results, newest first. Verdicts come from the "
+                                    "runs finished so far (marked provisional while a sweep is unfinished).")
+    ls.add_argument("--results", **results_kw)
+    ls.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ls.add_argument("--no-verdicts", action="store_true", help="skip computing verdicts (faster on huge sweeps)")
+    ls.set_defaults(func=cmd_list)
+
+    rep = sub.add_parser("report", help="print the optimum-shift report of a sweep", formatter_class=fmt,
+                         description="The optimum-shift report of a sweep (finished cells only while it runs; "
+                                     "the missing ones are listed).")
+    rep.add_argument("sweep_id", help="the sweep's id, e.g. quickstart-47e8de33 (mutransfer list shows them)")
     rep.add_argument("--results", **results_kw)
-    rep.add_argument("--json", action="store_true")
-    rep.add_argument("--metric", default=None)
+    rep.add_argument("--json", action="store_true", help="print the report as JSON")
+    rep.add_argument("--metric", default=None,
+                     help="min_train_loss, final_train_loss, best_test_acc or final_test_acc "
+                          "(default: the spec's metric)")
     rep.set_defaults(func=cmd_report)
 
-    dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed)",
+    dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed); "
+                                         "'diagnose list' shows the kinds", formatter_class=fmt,
                         description="Kinds: hessian_condition, hessian_condition_during_training, "
-                                    "loss_energy_ratio, coordinate_check ('list' shows their settings). "
-                                    "Example: mutransfer diagnose hessian_condition --set widths=8,16 "
-                                    "--set depths=2,4,8 --set activation=linear")
-    dg.add_argument("kind")
-    dg.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting; lists comma-separated")
+                                    "loss_energy_ratio, coordinate_check, gradient_alignment ('list' shows "
+                                    "their settings and defaults). Example: mutransfer diagnose hessian_condition "
+                                    "--set widths=8,16 --set depths=2,4,8 --set activation=linear")
+    dg.add_argument("kind", help="an analysis kind, or 'list'")
+    dg.add_argument("--set", action="append", metavar="KEY=VALUE", default=None,
+                    help="a setting of the kind (repeat; lists comma-separated)")
     dg.add_argument("--out", default=None, help="also write the table to this Parquet file")
     dg.set_defaults(func=cmd_diagnose)
 
-    d = sub.add_parser("data", help="datasets")
-    dsub = d.add_subparsers(dest="data_command", required=True)
-    f = dsub.add_parser("fetch", help="download and verify a dataset (mnist, cifar10)")
-    f.add_argument("name")
-    f.add_argument("--cache-dir", default=None)
-    f.add_argument("--base-url", default=None, help="mirror to download from")
+    d = sub.add_parser("data", help="datasets: 'data fetch NAME' downloads and verifies one")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    f = dsub.add_parser("fetch", help="download and verify a dataset (mnist, cifar10)", formatter_class=fmt)
+    f.add_argument("name", help="mnist or cifar10")
+    f.add_argument("--cache-dir", default=None, help="where datasets are kept (default: $MUTRANSFER_DATA_DIR, "
+                                                      "else the user data dir)")
+    f.add_argument("--base-url", default=None, help="mirror to download from (default: the dataset's public mirror)")
     f.set_defaults(func=cmd_data_fetch)
     return p
 

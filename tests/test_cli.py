@@ -2,6 +2,7 @@
 reported, rerun (skips every finished cell), and bad input refused before anything is written."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -61,6 +62,10 @@ def test_rerun_skips_finished_cells(swept, capsys):
     assert main(["run", str(spec), "--results", str(root), "--executor", "local"]) == 0
     err = capsys.readouterr().err
     assert err.count("skipped") == 4 and "done" not in err.replace("done/", "")
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    # The end of a run says how to browse it.
+    assert f"dashboards: mutransfer serve --results {root}" in err
+    assert f"http://127.0.0.1:8000/sweeps/{sweep_id}/contours" in err and f"/sweeps/{sweep_id}/table" in err
     after = pd.read_parquet(root / "runs").sort_values("run_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
 
@@ -123,3 +128,65 @@ def test_diagnose_prints_a_width_depth_table_and_writes_parquet(tmp_path, capsys
     assert set(df["width"]) == {4, 8} and set(df["depth"]) == {2, 3} and (df["kappa"] > 1).all()
     assert main(["diagnose", "hessian_condition", "--set", "colour=red"]) == 2
     assert "colour" in capsys.readouterr().err
+
+
+def test_list_shows_id_status_runs_verdicts_and_age(swept, tmp_path, capsys):
+    _, root, _ = swept
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    capsys.readouterr()
+    assert main(["list", "--results", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["ID", "NAME", "STATUS", "RUNS", "AGE", "VERDICTS"]
+    row = out[1]
+    assert row.startswith(sweep_id) and "clitest" in row and "24/24" in row
+    assert "pc mupc width: " in row and "bp mupc width: " in row
+    assert main(["list", "--results", str(root), "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["id"] == sweep_id and item["runs_done"] == item["runs_total"] == 24 and not item["provisional"]
+    assert {v["verdict"] for v in item["verdicts"]} <= {"transfers", "does not transfer", "inconclusive"}
+    assert main(["list", "--results", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out.strip() == "no sweeps"
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
+
+
+def test_every_option_has_help_and_every_command_is_listed(capsys):
+    from service.cli import build_parser
+
+    parser = build_parser()
+    commands = dict(_subparsers(parser))
+    assert {"run", "list", "report", "serve", "diagnose", "data", "data fetch"} <= set(commands)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.dest in ("help",) or action.__class__.__name__ == "_SubParsersAction":
+                continue
+            assert action.help, f"mutransfer {name}: {action.option_strings or action.dest} has no help"
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                assert f"(default: {action.default})" in " ".join(text.split()), (name, action.dest)
+    top = parser.format_help()
+    for usage in ("mutransfer serve", "mutransfer list", "mutransfer diagnose list"):
+        assert usage in top
+
+
+def test_readme_ids_are_what_the_quickstart_produces():
+    """The README's example ids must be the ones `make run` really creates (the id is a hash of the
+    spec: changing sweeps/specs/quickstart*.yaml or the spec's canonical form changes it)."""
+    from pathlib import Path
+
+    from sweeps.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    expected = {load_spec(root / f"sweeps/specs/{n}.yaml").default_sweep_id() for n in ("quickstart", "quickstart_digits")}
+    used = set(re.findall(r"quickstart(?:-digits)?-[0-9a-f]{8}", readme))
+    assert used and used <= expected, (used, expected)

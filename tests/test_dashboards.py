@@ -461,8 +461,264 @@ def test_report_page(report, meta):
 
 
 def test_no_forbidden_imports():
-    code = ("import sys, dashboards, dashboards.figures, dashboards.pages; "
+    code = ("import sys, pkgutil, importlib, dashboards; "
+            "[importlib.import_module('dashboards.' + m.name) for m in pkgutil.iter_modules(dashboards.__path__)]; "
             "bad = {'sweeps', 'service', 'ray', 'fastapi'}; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- log axes
+
+
+def _log_axes(fig: go.Figure):
+    lay = fig.layout.to_plotly_json()
+    return [(k, v) for k, v in lay.items() if k.startswith(("xaxis", "yaxis")) and v.get("type") == "log"]
+
+
+def _assert_full_value_ticks(fig: go.Figure, what: str):
+    axes = _log_axes(fig)
+    assert axes, f"{what}: no log axis"
+    for name, ax in axes:
+        vals, text = ax.get("tickvals"), ax.get("ticktext")
+        assert vals and text and len(vals) == len(text), f"{what}.{name}: log axis without explicit ticks"
+        assert list(vals) == sorted(vals)
+        for v, t in zip(vals, text):
+            assert float(t) == pytest.approx(v, rel=1e-3), f"{what}.{name}: label {t!r} is not the value {v}"
+
+
+@pytest.mark.parametrize("lo,hi", [(0.05, 3.0), (0.2, 0.9), (1e-5, 10.0), (0.31, 0.35), (1e-9, 1e9),
+                                   (2.0, 2.0001), (0.0023, 0.0031), (1.5, 9.0)])
+def test_log_ticks_are_full_values(lo, hi):
+    vals, text = D.log_ticks(lo, hi)
+    assert len(vals) >= 2 or hi / lo < 1.001
+    assert all(lo * 0.999 <= v <= hi * 1.001 for v in vals) and vals == sorted(vals)
+    for v, t in zip(vals, text):
+        assert float(t) == pytest.approx(v, rel=1e-6)
+    # Never the bare digits of plotly's minor ticks: below 1, a label always carries its decimal point.
+    assert not any(v < 1 and "." not in t and "e" not in t for v, t in zip(vals, text))
+
+
+def test_every_log_axis_has_full_value_ticks(runs, report):
+    pc = runs[runs.algorithm == "pc"]
+    two = pd.concat([make_runs(bp=False, depths=(2,)), make_runs(bp=False, depths=(2,), parametrization="sp",
+                                                                   shift=0.3)])
+    figs = {
+        "loss_vs_lr": D.loss_vs_lr(runs, where={"algorithm": "pc", "depth": 2}),
+        "lr_transfer": D.lr_transfer(two, where={"algorithm": "pc"}),
+        "training_curves": D.training_curves(make_curves(pc.head(30)), pc),
+        "run_figure": D.run_figure(make_curves(pc.head(3)), pc, list(pc.run_id.head(2))),
+        "coordinate_check": D.coordinate_check_figure(make_coord_check()),
+    }
+    for what, fig in figs.items():
+        _assert_full_value_ticks(fig, what)
+
+
+# --------------------------------------------------------------------------- μP-style lr figure
+
+
+def test_lr_transfer_puts_parameterisations_side_by_side():
+    two = pd.concat([make_runs(bp=False, depths=(2,)),
+                     make_runs(bp=False, depths=(2,), parametrization="sp", shift=0.5)])
+    fig = D.lr_transfer(two, where={"algorithm": "pc", "depth": 2})
+    assert fig.layout.meta["panels"] == ["mupc", "sp"]
+    assert fig.layout.yaxis2.matches == "y"  # shared y: one scale for both parameterisations
+    lines = roles(fig, "line")
+    assert len(lines) == 2 * len(WIDTHS)
+    assert {t.xaxis for t in lines if t.meta["panel"] == "mupc"} == {"x"}
+    assert {t.xaxis for t in lines if t.meta["panel"] == "sp"} == {"x2"}
+    # One colour per size in both panels, one legend entry per size.
+    for w in WIDTHS:
+        assert len({t.line.color for t in lines if t.meta["size"] == w}) == 1
+    assert sum(bool(t.showlegend) for t in lines) == len(WIDTHS)
+    assert len(roles(fig, "band")) == 2 * 2 * len(WIDTHS)  # seed band: upper + lower per line
+    assert all(np.allclose(t.x, np.log2(ETAS)) for t in lines)
+    # The shifted (sp) optimum moves with width; muPC's stays put.
+    best = {(t.meta["panel"], t.meta["size"]): t.x[0] for t in roles(fig, "optimum")}
+    assert best[("mupc", 32)] == best[("mupc", 128)] and best[("sp", 32)] != best[("sp", 128)]
+    fb = D.lr_transfer(two, lr="activity_lr", where={"algorithm": "pc"})
+    assert len(roles(fb, "line")) == 2 * len(WIDTHS) and all(len(t.x) == len(BETAS) for t in roles(fb, "line"))
+    assert is_empty(D.lr_transfer(two.iloc[:0]))
+    assert is_empty(D.lr_transfer(make_runs(), lr="activity_lr", where={"algorithm": "bp"}), "no activity lr")
+
+
+# --------------------------------------------------------------------------- coordinate check
+
+
+def make_coord_check(widths=(16, 32, 64), depth=3, steps=(0, 1, 2, 3)) -> pd.DataFrame:
+    """Coordinate-check rows as mutransfer.diagnostics.coordinate_check writes them: under mupc the
+    update |Δz| is flat in width, under sp it grows ∝ N."""
+    rows = []
+    for par, grow in (("mupc", 0.0), ("sp", 1.0)):
+        for w in widths:
+            for t in steps:
+                for layer in range(1, depth + 2):
+                    dz = 0.0 if t == 0 else 0.01 * t * layer * (w / widths[0]) ** grow
+                    rows.append(dict(parametrization=par, algorithm="pc", activation="tanh", residual=True, width=w,
+                                     depth=depth, layer=layer, kind="output" if layer == depth + 1 else "hidden",
+                                     step=t, mean_abs_z=0.5, mean_abs_dz=dz, train_loss=np.nan))
+    return pd.DataFrame(rows)
+
+
+def test_coordinate_check_is_log_log_per_step():
+    df = make_coord_check()
+    fig = D.coordinate_check_figure(df)
+    assert fig.layout.meta["steps"] == [1, 2, 3] and fig.layout.meta["rows"] == ["parametrization=mupc",
+                                                                                  "parametrization=sp"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [16, 32, 64]
+    dz = roles(fig, "dz")
+    assert len(dz) == 2 * 3 * 4  # rows × steps × layers (3 hidden + output)
+    assert {t.meta["step"] for t in dz} == {1, 2, 3}
+    flat = [t for t in dz if t.meta["row"] == "parametrization=mupc"]
+    grow = [t for t in dz if t.meta["row"] == "parametrization=sp"]
+    assert all(np.ptp(np.log(t.y)) < 1e-9 for t in flat) and all(t.y[-1] / t.y[0] == pytest.approx(4) for t in grow)
+    assert sum(bool(t.showlegend) for t in dz) == 4  # one legend entry per layer
+    assert [t for t in dz if t.meta["layer"] == 4][0].line.dash == "dash"  # the output layer
+    # Many steps: at most four panels, spread over the run, the last included.
+    many = D.coordinate_check_figure(make_coord_check(steps=tuple(range(11))))
+    assert len(many.layout.meta["steps"]) == 4 and many.layout.meta["steps"][-1] == 10
+    assert is_empty(D.coordinate_check_figure(make_coord_check(steps=(0,))), "only the initialisation")
+    assert is_empty(D.coordinate_check_figure(df.iloc[:0]), "no coordinate check yet")
+    page = D.diagnostics_page({"0-coordinate_check": df}, {"sweep_id": "s1"})
+    _check_offline(page)
+    assert page.count('class="plotly-graph-div"') == 2  # Δz panels + |z| at initialisation
+
+
+# --------------------------------------------------------------------------- compare every group
+
+
+def test_compare_pairs_every_group():
+    runs = pd.concat([make_runs(depths=(2,)), make_runs(bp=False, depths=(2,), parametrization="sp", shift=0.4)])
+    rep_a = optimum_shift_report(runs, n_bootstrap=0)
+    rep_b = optimum_shift_report(runs.assign(min_train_loss=runs.min_train_loss * 1.1), n_bootstrap=0)
+    n = len(rep_a["analyses"])
+    assert n == 3  # pc/mupc, pc/sp, bp/sp (width)
+    pairs = D.comparison_pairs(rep_a, rep_b)
+    assert sorted(pairs) == [(i, i) for i in range(n)]  # same groups matched exactly
+    # Within one sweep: every group appears, never against itself.
+    same = D.comparison_pairs(rep_a, rep_a, same_sweep=True)
+    assert all(i != j for i, j in same) and {i for p in same for i in p} == set(range(n))
+    page = D.compare_page(rep_a, rep_b, {"sweep_id": "a-00000001"}, {"sweep_id": "b-00000002"},
+                          choices=[{"id": "a-00000001", "name": "A"}, {"id": "b-00000002", "name": "B"}])
+    _check_offline(page)
+    assert page.count('class="plotly-graph-div"') == n
+    assert '<form id="compare"' in page and 'name="a"' in page and 'name="b"' in page
+    # Title above the legend above the plots: the legend sits in the top margin, below the title.
+    fig = D.comparison(rep_a, rep_b, index_a=0, index_b=0)
+    lay = fig.layout
+    assert lay.title.yref == "container" and lay.title.yanchor == "top" and lay.legend.yanchor == "bottom"
+    assert lay.legend.y > 1 and lay.margin.t >= 21 * (1 + lay.title.text.count("<br>")) + 24 + 26
+
+
+# --------------------------------------------------------------------------- verdict badges
+
+
+def _analysis(verdict, **extra):
+    return {"group": {"algorithm": "pc", "parametrization": "mupc"}, "axis": "width", "verdict": verdict,
+            "verdict_text": f"{verdict}: numbers", "sizes": [], "warnings": [], "missing": [], **extra}
+
+
+def test_verdict_badges_new_contract():
+    rep = {"metric": "min_train_loss", "direction": "min", "n_runs": 10, "provisional": None, "analyses": [
+        _analysis("transfers", reasons=[]),
+        _analysis("does not transfer", reasons=[{"code": "regret", "detail": "regret 22% at N=64"}]),
+        _analysis("inconclusive", reasons=[{"code": "optimum_on_edge", "detail": "η low at N=32", "sizes": [32],
+                                            "axis_lr": "eta", "direction": "low"},
+                                           {"code": "too_few_seeds", "detail": "1 seed", "n_seeds": 1}]),
+    ]}
+    page = D.report_page(rep, sweep_meta={"sweep_id": "s-00000001", "status": "running"})
+    for cls in ("transfers", "does-not-transfer", "inconclusive"):
+        assert f'class="badge {cls}"' in page
+    assert 'class="badge provisional"' not in page  # the report says finished (provisional: null)
+    assert 'data-code="optimum_on_edge"' in page and 'data-code="too_few_seeds"' in page
+    assert 'title="regret 22% at N=64"' in page
+    rep["provisional"] = {"cells_done": 3, "cells_total": 6}
+    page = D.report_page(rep, sweep_meta={"sweep_id": "s-00000001", "status": "finished"})
+    assert page.count('class="badge provisional"') == 2 * 3 and "provisional 3/6 cells" in page  # list + sections
+    assert "tentative" in page
+
+
+def test_verdict_badges_fall_back_to_todays_fields(report):
+    old = json.loads(json.dumps(report))
+    assert "reasons" not in old["analyses"][0] and "provisional" not in old
+    running = {"sweep_id": "s-00000001", "status": "running",
+               "cells": [{"status": "done"}, {"status": "finished"}, {"status": "running"}, {"status": "queued"}]}
+    page = D.shift_page(old, running)
+    assert "provisional 2/4 cells" in page  # derived from the sweep's cells
+    assert 'class="badge provisional"' not in D.shift_page(old, {**running, "status": "finished"})
+    # Reasons derived from edge flags / missing points / single seeds.
+    a = json.loads(json.dumps(old["analyses"][0]))
+    a["sizes"][1]["edge"] = [{"lr": "weight_lr", "side": "low", "value": 1e-3}]
+    a["missing"] = [{"kind": "point"}]
+    a["sizes"][2]["n_seeds"] = 1
+    codes = [r["code"] for r in D.reasons_of(a)]
+    assert codes == ["optimum_on_edge", "partial", "too_few_seeds"]
+    assert D.reasons_of({**a, "reasons": [{"code": "drift", "detail": "x"}]}) == [{"code": "drift", "detail": "x"}]
+    assert D.provisional_of({"provisional": None}, running) is None  # the report's word wins
+
+
+# --------------------------------------------------------------------------- runs table and run page
+
+
+def test_runs_table_payload_round_trips(runs):
+    p = D.table_payload(runs, "best_test_acc")
+    assert p["n"] == len(runs) and p["metric"] == "best_test_acc"
+    assert {"activation": "tanh", "dataset": "fashion_mnist"}.items() <= p["fixed"].items()  # constant columns
+    cols = {c["name"]: c for c in p["columns"]}
+    rc = cols["run_id"]
+    ids = [rc["cells"][k] + "-" + s for k, s in zip(rc["cell_codes"], rc["suffix"])] if "suffix" in rc else rc["ids"]
+    assert ids == list(runs.run_id)
+    st = cols["status"]
+    assert [st["dict"][k] for k in st["codes"]] == list(runs.status)
+    loss = np.array([np.nan if v is None else v for v in cols["min_train_loss"]["values"]], dtype=float)
+    assert np.allclose(loss, runs.min_train_loss, rtol=1e-4, equal_nan=True)
+    assert cols["weight_lr"]["kind"] == "lr" and cols["width"]["kind"] == "int"
+    page = D.runs_table_page(runs, {"sweep_id": "s-00000001", "name": EVIL}, metric="best_test_acc")
+    _check_offline(page, plotly_url=None)
+    assert '<table id="runs">' in page and "const T = " in page
+    assert 'data-tab="table" class="active"' in page and 'name="metric"' in page
+    empty = D.runs_table_page(runs.iloc[:0], {"sweep_id": "s-00000001"})
+    assert '"n": 0' in empty
+
+
+def test_run_page(runs):
+    pc = runs[runs.algorithm == "pc"]
+    rid = pc.run_id.iloc[5]
+    rec = pc.iloc[5].to_dict()
+    page = D.run_page(rec, make_curves(pc[pc.run_id == rid]), {"sweep_id": "s-00000001", "name": EVIL}, runs=pc)
+    _check_offline(page)
+    assert f"run {rid}" in page and 'id="run-settings"' in page
+    assert f"seed {1 - rec['seed']}" in page and "η ↑" in page and "β ↑" in page  # grid neighbours, other seed
+    assert "overlay every seed" in page and "also=" in page
+    fig = D.run_figure(make_curves(pc[pc.run_id == rid]), pc, [rid])
+    assert fig.layout.meta["panels"] == ["loss", "energy", "test accuracy"]
+    assert D.run_figure(None, pc, [rid]).layout.meta["empty"]
+
+
+def test_pages_link_every_view_and_carry_the_metric(report, runs):
+    meta = {"sweep_id": "s-00000001", "name": "s", "status": "finished"}
+    rep = optimum_shift_report(runs, metric="best_test_acc", n_bootstrap=0)
+    pages = {"contours": D.contour_page(rep, runs, meta), "shift": D.shift_page(rep, meta),
+             "report": D.report_page(rep, "text", sweep_meta=meta),
+             "table": D.runs_table_page(runs, meta, metric="best_test_acc")}
+    for active, page in pages.items():
+        for view in ("contours", "shift", "diagnostics", "table", "report"):
+            assert f'data-tab="{view}"' in page
+        assert f'data-tab="{active}" class="active"' in page
+        assert '<option value="best_test_acc" selected>' in page  # the metric selector
+        assert "/sweeps/s-00000001/contours?metric=best_test_acc" in page  # the metric travels with the tabs
+        assert "/sweeps/s-00000001/diagnostics?" not in page
+    assert "Training curves" not in pages["contours"]
+    assert "parameterisations side by side" in pages["contours"]
+    # Export buttons under every figure.
+    assert pages["contours"].count('data-export="svg"') == pages["contours"].count('class="plotly-graph-div"')
+
+
+def test_error_page():
+    page = D.error_page(404, f"no sweep {EVIL}", details=[{"field": "metric", "msg": EVIL}, "plain"],
+                        links={"runs table": "/sweeps/x/table", "bad": "javascript:alert(1)"})
+    _check_offline(page, plotly_url=None)
+    assert "404 — Not found" in page and 'data-status="404"' in page and "javascript:" not in page
+    assert "<code>metric</code>" in page

@@ -1,28 +1,108 @@
-"""Dashboard pages (plotly, fully offline: plotly.js is served by this app)."""
+"""Dashboard pages (plotly, fully offline: plotly.js is served by this app).
+
+Every route here answers HTML, errors included: an unknown sweep or run is an HTML 404 page and a
+bad query (an unknown ``metric``, a missing ``a``/``b`` for ``/compare``) an HTML 422 page, each
+saying what was wrong and linking back (:class:`HTMLErrorRoute`). Large pages and plotly.js are sent
+gzip-compressed to clients that accept it.
+"""
 
 from __future__ import annotations
 
 import functools
+import gzip
+from typing import Callable
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 
-from dashboards import pages
+import dashboards as D
+from mutransfer.report import METRICS, format_report
 from service.data import SweepData
-from service.deps import get_data, sweep_id
+from service.deps import get_data
 
-router = APIRouter(tags=["dashboards"])
+GZIP_MIN_BYTES = 32_000
+CURVES_ON_CONTOURS = 12  # best run of each cell, at most this many
+
+
+class HTMLErrorRoute(APIRoute):
+    """A route whose errors are HTML pages (:func:`dashboards.error_page`), not JSON bodies."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as e:
+                details = [{"field": ".".join(str(p) for p in err.get("loc", []) if p not in ("query", "path")),
+                            "msg": str(err.get("msg", ""))} for err in e.errors()]
+                return HTMLResponse(D.error_page(422, "The address has a bad or missing parameter.", details=details),
+                                    status.HTTP_422_UNPROCESSABLE_CONTENT)
+            except HTTPException as e:
+                detail = e.detail if isinstance(e.detail, str) else "; ".join(
+                    str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in (e.detail or []))
+                links = getattr(e, "links", None) or {"all sweeps": "/"}
+                return HTMLResponse(D.error_page(e.status_code, detail, links=links), e.status_code,
+                                    headers=e.headers)
+        return route
+
+
+router = APIRouter(tags=["dashboards"], route_class=HTMLErrorRoute)
+
+
+class PageError(HTTPException):
+    """An HTTP error with links for its HTML page."""
+
+    def __init__(self, code: int, detail: str, links: dict[str, str] | None = None):
+        super().__init__(code, detail)
+        self.links = links
+
+
+def html(request: Request, text: str) -> Response:
+    """An HTML response, gzip-compressed when large and the client accepts gzip."""
+    body = text.encode()
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(gzip.compress(body, 6), media_type="text/html; charset=utf-8",
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return HTMLResponse(body, headers={"Vary": "Accept-Encoding"})
 
 
 @functools.lru_cache(maxsize=1)
-def _plotly_js() -> bytes:
-    return pages.plotly_js().encode()
+def _plotly_js() -> tuple[bytes, bytes]:
+    raw = D.plotly_js().encode()
+    return raw, gzip.compress(raw, 9)
 
 
 @router.get("/static/plotly.min.js", include_in_schema=False)
-def plotly_js() -> Response:
-    return Response(_plotly_js(), media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=86400"})
+def plotly_js(request: Request) -> Response:
+    raw, packed = _plotly_js()
+    headers = {"Cache-Control": "public, max-age=86400", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(packed, media_type="application/javascript", headers={**headers, "Content-Encoding": "gzip"})
+    return Response(raw, media_type="application/javascript", headers=headers)
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+def page_sweep(sweep_id: str, data: SweepData = Depends(get_data)) -> str:
+    """A known sweep id, else an HTML 404 naming it."""
+    if not data.exists(sweep_id):
+        known = _sweep_ids(data)[:10]
+        raise PageError(status.HTTP_404_NOT_FOUND, f"There is no sweep {sweep_id!r}. Sweep ids look like "
+                        "<name>-<8 hex digits>, e.g. quickstart-47e8de33; the index lists every sweep.",
+                        links={"all sweeps": "/", **{k: f"/sweeps/{k}/contours" for k in known}})
+    return sweep_id
+
+
+def page_metric(metric: str | None = Query(None, description=f"one of {', '.join(METRICS)} "
+                                                              "(default: the sweep's spec metric)")) -> str | None:
+    if metric is not None and metric not in METRICS:
+        raise PageError(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        f"metric: unknown {metric!r}; choose one of {', '.join(METRICS)}.")
+    return metric
 
 
 def _meta(data: SweepData, sid: str) -> dict:
@@ -30,39 +110,90 @@ def _meta(data: SweepData, sid: str) -> dict:
     return {**st, "status_url": f"/sweeps/{sid}", "report_url": f"/sweeps/{sid}/report"}
 
 
-@router.get("/", response_class=HTMLResponse, summary="Index: sweeps, progress, submit form")
-def index(data: SweepData = Depends(get_data)) -> str:
+def _sweep_ids(data: SweepData) -> list[str]:
     ids = [r["sweep_id"] for r in data.registry.sweeps()]
-    ids += [s for s in data.store.sweeps() if s not in ids]
-    return pages.index_page([data.status(s) for s in ids])
+    return ids + [s for s in data.store.sweeps() if s not in ids]
 
 
-@router.get("/sweeps/{sweep_id}/contours", response_class=HTMLResponse, summary="Transfer-contour dashboard")
-def contours(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
+# --------------------------------------------------------------------------- pages
+
+
+@router.get("/", response_class=HTMLResponse, summary="Index: sweeps, verdicts, compare picker, submit form")
+def index(request: Request, data: SweepData = Depends(get_data)) -> Response:
+    metas = [data.status(s) for s in _sweep_ids(data)]
+    reports = {m["id"]: data.report(m["id"], m["metric"]) for m in metas if m.get("runs_done")}
+    return html(request, D.index_page(metas, reports=reports))
+
+
+@router.get("/sweeps/{sweep_id}/contours", response_class=HTMLResponse,
+            summary="Transfer contours, metric vs log2 lr per size, training curves")
+def contours(request: Request, sid: str = Depends(page_sweep), metric: str | None = Depends(page_metric),
+             data: SweepData = Depends(get_data)) -> Response:
     meta = _meta(data, sid)
-    return data.page(sid, "contours",
-                     lambda: pages.contour_page(data.report(sid, meta["metric"]), data.runs(sid), meta))
+    metric = metric or meta["metric"]
+
+    def render() -> str:
+        runs = data.runs(sid)
+        ids = D.default_selection(runs, CURVES_ON_CONTOURS, metric) if len(runs) else []
+        curves = data.curves(sid, run_ids=ids) if ids else None
+        return D.contour_page(data.report(sid, metric), runs, meta, curves=curves)
+    return html(request, data.page(sid, f"contours:{metric}", render))
 
 
 @router.get("/sweeps/{sweep_id}/shift", response_class=HTMLResponse, summary="Optimum-shift dashboard")
-def shift(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
+def shift(request: Request, sid: str = Depends(page_sweep), metric: str | None = Depends(page_metric),
+          data: SweepData = Depends(get_data)) -> Response:
     meta = _meta(data, sid)
-    return data.page(sid, "shift", lambda: pages.shift_page(data.report(sid, meta["metric"]), meta))
+    metric = metric or meta["metric"]
+    return html(request, data.page(sid, f"shift:{metric}", lambda: D.shift_page(data.report(sid, metric), meta)))
 
 
 @router.get("/sweeps/{sweep_id}/diagnostics", response_class=HTMLResponse,
             summary="Diagnostics dashboard (Hessian conditioning, loss/energy ratio, coordinate checks)")
-def diagnostics(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> str:
+def diagnostics(request: Request, sid: str = Depends(page_sweep), data: SweepData = Depends(get_data)) -> Response:
     meta = _meta(data, sid)
     names = data.store.analyses(sid)
-    return data.page(sid, "diagnostics:" + ",".join(names), lambda: pages.diagnostics_page(
-        {n: data.store.load_analysis(sid, n) for n in names}, meta))
+    return html(request, data.page(sid, "diagnostics:" + ",".join(names), lambda: D.diagnostics_page(
+        {n: data.store.load_analysis(sid, n) for n in names}, meta)))
 
 
-@router.get("/compare", response_class=HTMLResponse, summary="Two sweeps side by side")
-def compare(a: str = Query(...), b: str = Query(...), data: SweepData = Depends(get_data)) -> str:
+@router.get("/sweeps/{sweep_id}/table", response_class=HTMLResponse,
+            summary="Runs table: every run, sortable and filterable in the browser")
+def table(request: Request, sid: str = Depends(page_sweep), metric: str | None = Depends(page_metric),
+          data: SweepData = Depends(get_data)) -> Response:
+    meta = _meta(data, sid)
+    metric = metric or meta["metric"]
+    return html(request, data.page(sid, f"table:{metric}", lambda: D.runs_table_page(data.runs(sid), meta,
+                                                                                     metric=metric)))
+
+
+@router.get("/sweeps/{sweep_id}/runs/{run_id}", response_class=HTMLResponse,
+            summary="One run: settings, metrics, loss / energy / test curves over steps")
+def run(request: Request, run_id: str, sid: str = Depends(page_sweep), data: SweepData = Depends(get_data),
+        also: list[str] = Query([], description="more run ids to overlay (at most 12)")) -> Response:
+    runs = data.runs(sid)
+    row = runs.loc[runs["run_id"] == run_id] if "run_id" in runs.columns else runs.iloc[:0]
+    if row.empty:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"Sweep {sid!r} has no finished run {run_id!r} (runs appear "
+                        "when their cell finishes).", links={"runs table": f"/sweeps/{sid}/table", "all sweeps": "/"})
+    also = [a for a in dict.fromkeys(also) if a != run_id and a in set(runs["run_id"])][:12]
+    curves = data.curves(sid, run_ids=[run_id, *also])
+    rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.iloc[0].to_dict().items()}
+    return html(request, D.run_page(rec, curves, _meta(data, sid), runs=runs, also=also))
+
+
+@router.get("/compare", response_class=HTMLResponse, summary="Two sweeps (or two settings of one) side by side")
+def compare(request: Request, a: str = Query(..., description="sweep id A"),
+            b: str = Query(..., description="sweep id B (may equal A: compares its settings)"),
+            metric: str | None = Depends(page_metric), data: SweepData = Depends(get_data)) -> Response:
     for sid in (a, b):
-        if not data.exists(sid):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sweep {sid!r}")
+        page_sweep(sid, data)
     ma, mb = _meta(data, a), _meta(data, b)
-    return pages.compare_page(data.report(a, ma["metric"]), data.report(b, mb["metric"]), ma, mb)
+    metric = metric or ma["metric"]
+    choices = [data.status(s) for s in _sweep_ids(data)]
+    return html(request, D.compare_page(data.report(a, metric), data.report(b, metric), ma, mb, choices=choices))
+
+
+def report_html(data: SweepData, sid: str, report: dict) -> str:
+    """The HTML report page of a sweep (the report route's ``format=html``), inside the sweep's tabs."""
+    return D.report_page(report, format_report(report), sweep_meta=_meta(data, sid))

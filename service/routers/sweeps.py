@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from mutransfer.report import METRICS, format_report
+from mutransfer.report import METRICS
 from service import launcher
 from service.data import SweepData
 from service.deps import get_data, get_settings, require_writer, sweep_id
@@ -183,8 +183,8 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
                             f"metric: unknown {metric!r}; choose one of {sorted(METRICS)}")
     rep = data.report(sid, metric)
     if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
-        from dashboards.pages import report_page
-        return HTMLResponse(report_page(rep, format_report(rep)))
+        from service.routers.pages import report_html
+        return HTMLResponse(report_html(data, sid, rep))
     return JSONResponse(rep)
 
 

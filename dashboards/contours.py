@@ -1,0 +1,500 @@
+"""The contours page (``/sweeps/{id}/contours``): the μPC paper's Fig. 5 — the metric over
+(activity lr, weight lr), one panel per size — for every setting of the sweep, followed by the μP
+papers' metric-vs-log2-lr figures (:mod:`dashboards.lr_sweep`) and training curves
+(:mod:`dashboards.curves`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mutransfer.report import METRICS, fmt_lr
+
+from .common import (
+    BASE_COLOR, BETA, COLORSCALE, DIVERGED_COLOR, EMPTY_TEXT, ETA, FIXED_SETTINGS, OPT_COLOR, SIZE_AXES, TEMPLATE,
+    Legend, Scale, analyses_of, companion_analysis, empty_figure, esc, finite_range, fmt, group_title, head_layout,
+    hide_unused, is_2d, lr_ticks, no_analysis_text, num, padded, panel_note, pct, prepare_runs, select_analysis,
+    size_title,
+)
+from .curves import run_links, training_curves
+from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
+from .lr_sweep import lr_transfer
+from .verdicts import provisional_of, verdict_line
+
+# --------------------------------------------------------------------------- surface panels
+
+
+def panel_sizes(analysis: Mapping[str, Any]) -> list[tuple[Any, dict | None, dict | None]]:
+    """(size, sizes-entry, surface) for every size with runs plus sizes still missing (None, None)."""
+    entries = {e.get("size"): e for e in analysis.get("sizes") or []}
+    surfs = {s.get("size"): s for s in analysis.get("surfaces") or []}
+    missing = {m.get("size") for m in analysis.get("missing") or [] if m.get("kind") == "size"}
+    sizes = sorted(set(entries) | set(surfs) | missing, key=lambda s: (num(s), str(s)))
+    return [(s, entries.get(s), surfs.get(s)) for s in sizes]
+
+
+def _surface_arrays(surf: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """(eta grid, beta grid or None, values[eta, beta] as floats, n_seeds[eta, beta])."""
+    eta = np.array([num(x) for x in surf.get(ETA) or []], dtype=float)
+    beta_raw = surf.get(BETA)
+    beta = None if beta_raw is None else np.array([num(x) for x in beta_raw], dtype=float)
+    ncol = 1 if beta is None else len(beta)
+    vals = np.full((len(eta), ncol), np.nan)
+    for i, row in enumerate(surf.get("values") or []):
+        for j, v in enumerate(row or []):
+            if i < vals.shape[0] and j < ncol:
+                vals[i, j] = num(v)
+    nseeds = np.zeros_like(vals)
+    for i, row in enumerate(surf.get("n_seeds") or []):
+        for j, v in enumerate(row or []):
+            if i < vals.shape[0] and j < ncol:
+                nseeds[i, j] = num(v) if v is not None else 0
+    return eta, beta, vals, nseeds
+
+
+def surface_zarrays(analyses: Iterable[Mapping[str, Any]], scale: Scale) -> list[np.ndarray]:
+    out = []
+    for a in analyses:
+        for s in a.get("surfaces") or []:
+            out.append(scale.z(_surface_arrays(s)[2]))
+    return out
+
+
+def _hover(eta: float, beta: float | None, v: float, n: float, scale: Scale) -> str:
+    parts = [f"η = {fmt_lr(eta)}"]
+    if beta is not None:
+        parts.append(f"β = {fmt_lr(beta)}")
+    if np.isnan(v):
+        parts.append("not run")
+    elif np.isinf(v):
+        parts.append("diverged")
+    else:
+        parts.append(f"{esc(scale.metric)} = {v:.4g}")
+        parts.append(f"seeds: {int(n)}")
+    return "<br>".join(parts)
+
+
+def _opt_hover(label: str, entry: Mapping[str, Any]) -> str:
+    txt = f"{label}<br>η* = {fmt_lr(entry.get('eta_star'))}"
+    if entry.get("beta_star") is not None:
+        txt += f", β* = {fmt_lr(entry.get('beta_star'))}"
+    txt += f"<br>fit: η = {fmt_lr(entry.get('eta_star_fit'))}"
+    if entry.get("beta_star_fit") is not None:
+        txt += f", β = {fmt_lr(entry.get('beta_star_fit'))}"
+    txt += f" ({esc(entry.get('fit', '-'))})<br>metric = {fmt(entry.get('metric_at_opt'))}"
+    if "regret" in entry:
+        txt += f"<br>regret of base optimum: {pct(entry.get('regret'))}"
+    return txt
+
+
+def _add_optima(fig: go.Figure, row: int, col: int, p, bp, entry, base_entry, *, prefix: str, sname: str,
+                base_label: str, size: Any, legend: Callable[[str], bool]) -> None:
+    """The panel's optimum (star) and the base size's optimum (open circle), where finite."""
+    if p is not None:
+        fig.add_trace(go.Scatter(
+            x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
+            marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
+            legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
+            hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
+            meta={"role": "optimum", "size": size}), row=row, col=col)
+    if bp is not None:
+        fig.add_trace(go.Scatter(
+            x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
+            marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR), color=BASE_COLOR),
+            legendgroup=base_label, showlegend=legend(base_label),
+            hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
+            meta={"role": "base_optimum", "size": size}), row=row, col=col)
+
+
+def _draw_surface_panel(
+    fig: go.Figure,
+    row: int,
+    col: int,
+    analysis: Mapping[str, Any],
+    size: Any,
+    entry: Mapping[str, Any] | None,
+    surf: Mapping[str, Any] | None,
+    scale: Scale,
+    zrange: tuple[float, float],
+    legend: Legend,
+    *,
+    show_scale: bool,
+    kind: str = "contour",
+    prefix: str = "",
+) -> None:
+    """One panel: 2-D contour (or heatmap) of the metric, or a 1-D line when there is no beta."""
+    axis = analysis.get("axis", "")
+    sname = size_title(axis, size)
+    if surf is None:
+        panel_note(fig, row, col, "no runs yet")
+        return
+    eta, beta, vals, nseeds = _surface_arrays(surf)
+    if len(eta) == 0:
+        panel_note(fig, row, col, "no runs yet")
+        return
+    base_entry = (analysis.get("sizes") or [None])[0]
+    base_label = f"{prefix}base optimum ({size_title(axis, analysis.get('base_size'))})"
+    diverged = np.isinf(vals)
+    zmin, zmax = zrange
+    ly = np.log10(eta)
+
+    if beta is not None:
+        lx = np.log10(beta)
+        z = scale.z(vals)
+        text = [[_hover(eta[i], beta[j], vals[i, j], nseeds[i, j], scale) for j in range(len(beta))]
+                for i in range(len(eta))]
+        common = dict(
+            x=lx, y=ly, z=z, zmin=zmin, zmax=zmax, zauto=False, colorscale=COLORSCALE,
+            reversescale=scale.reverse, showscale=show_scale, text=text,
+            hovertemplate="%{text}<extra>" + esc(prefix + sname) + "</extra>",
+            name=f"{prefix}{sname}", showlegend=False, meta={"role": "surface", "size": size},
+            colorbar=dict(title=dict(text=esc(scale.axis_title), side="right"), thickness=14,
+                          **scale.ticks(zmin, zmax)),
+        )
+        if kind == "contour" and len(eta) >= 2 and len(beta) >= 2:
+            ncont = 14
+            fig.add_trace(
+                go.Contour(
+                    **common, connectgaps=False, autocontour=False, ncontours=ncont,
+                    contours=dict(start=zmin, end=zmax, size=(zmax - zmin) / ncont, coloring="fill"),
+                    line=dict(width=0.5, color="rgba(255,255,255,0.5)"),
+                ),
+                row=row, col=col,
+            )
+        else:
+            fig.add_trace(go.Heatmap(**common, xgap=1, ygap=1), row=row, col=col)
+        if diverged.any():
+            ii, jj = np.nonzero(diverged)
+            fig.add_trace(
+                go.Scatter(
+                    x=lx[jj], y=ly[ii], mode="markers", name="diverged",
+                    marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=DIVERGED_COLOR),
+                                color=DIVERGED_COLOR),
+                    legendgroup="diverged", showlegend=legend("diverged"),
+                    hovertemplate=[f"η = {fmt_lr(eta[i])}<br>β = {fmt_lr(beta[j])}<br>diverged<extra></extra>"
+                                   for i, j in zip(ii, jj)],
+                    meta={"role": "diverged", "size": size},
+                ),
+                row=row, col=col,
+            )
+
+        def point(e: Mapping[str, Any] | None) -> tuple[float, float] | None:
+            if not e:
+                return None
+            a, b = num(e.get("eta_star")), num(e.get("beta_star"))
+            if not (a > 0 and b > 0 and np.isfinite(a) and np.isfinite(b)):
+                return None
+            return float(np.log10(b)), float(np.log10(a))
+
+        p = point(entry)
+        if p is None and entry is not None:
+            panel_note(fig, row, col, "no finite optimum")
+        _add_optima(fig, row, col, p, point(base_entry), entry, base_entry, prefix=prefix, sname=sname,
+                    base_label=base_label, size=size, legend=legend)
+        tv, tt = lr_ticks(beta)
+        fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(lx), row=row, col=col)
+        tv, tt = lr_ticks(eta)
+        fig.update_yaxes(tickvals=tv, ticktext=tt, range=padded(ly), row=row, col=col)
+        return
+
+    # 1-D (no activity lr, e.g. backprop): metric vs weight lr, y shared through zrange.
+    v = vals[:, 0]
+    y = scale.z(v)
+    top = zmax + 0.08 * (zmax - zmin)
+    fig.add_trace(
+        go.Scatter(
+            x=ly, y=y, mode="lines+markers", name=f"{prefix}{sname}", line=dict(color="#1f77b4"),
+            text=[_hover(eta[i], None, v[i], nseeds[i, 0], scale) for i in range(len(eta))],
+            hovertemplate="%{text}<extra></extra>", showlegend=False,
+            meta={"role": "surface", "size": size},
+        ),
+        row=row, col=col,
+    )
+    if diverged[:, 0].any():
+        ii = np.nonzero(diverged[:, 0])[0]
+        fig.add_trace(
+            go.Scatter(
+                x=ly[ii], y=[top] * len(ii), mode="markers", name="diverged",
+                marker=dict(symbol="x-thin", size=9, line=dict(width=2, color=DIVERGED_COLOR)),
+                legendgroup="diverged", showlegend=legend("diverged"),
+                hovertemplate=[f"η = {fmt_lr(eta[i])}<br>diverged<extra></extra>" for i in ii],
+                meta={"role": "diverged", "size": size},
+            ),
+            row=row, col=col,
+        )
+
+    def point1(e: Mapping[str, Any] | None) -> tuple[float, float] | None:
+        if not e:
+            return None
+        a = num(e.get("eta_star"))
+        if not (a > 0 and np.isfinite(a)):
+            return None
+        k = int(np.argmin(np.abs(np.log10(eta) - np.log10(a))))
+        return float(np.log10(a)), (float(y[k]) if np.isfinite(y[k]) else top)
+
+    _add_optima(fig, row, col, point1(entry), point1(base_entry), entry, base_entry, prefix=prefix,
+                sname=sname, base_label=base_label, size=size, legend=legend)
+    tv, tt = lr_ticks(eta)
+    fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(ly), row=row, col=col)
+    pad = 0.05 * (zmax - zmin)
+    fig.update_yaxes(range=[zmin - pad, top + pad], row=row, col=col, **scale.ticks(zmin, zmax, 5))
+
+
+def _label_axes(fig: go.Figure, row: int, analysis: Mapping[str, Any], scale: Scale, ncols: int) -> None:
+    if is_2d(analysis):
+        fig.update_yaxes(title_text="weight lr η", row=row, col=1)
+        for c in range(1, ncols + 1):
+            fig.update_xaxes(title_text="activity lr β", row=row, col=c)
+    else:
+        fig.update_yaxes(title_text=esc(scale.axis_title), row=row, col=1)
+        for c in range(1, ncols + 1):
+            fig.update_xaxes(title_text="weight lr η", row=row, col=c)
+
+
+def draw_surface_row(fig: go.Figure, r: int, a: Mapping[str, Any], panels, scale: "Scale", zrange, legend,
+              kind: str, first: bool, used: set) -> bool:
+    """One row of surface panels (one per size); returns whether the colour bar is still to show."""
+    for c, (s, entry, surf) in enumerate(panels, start=1):
+        has_surface = surf is not None and is_2d(a)
+        _draw_surface_panel(fig, r, c, a, s, entry, surf, scale, zrange, legend,
+                            show_scale=first and has_surface, kind=kind)
+        first = first and not has_surface
+        used.add((r, c))
+    _label_axes(fig, r, a, scale, len(panels))
+    return first
+
+
+# --------------------------------------------------------------------------- transfer contours
+
+
+def transfer_contours(
+    report: Mapping[str, Any] | None,
+    *,
+    analysis_index: int | None = None,
+    group: Mapping[str, Any] | None = None,
+    companion: bool | int | None = True,
+    kind: str = "contour",
+) -> go.Figure:
+    """The μPC paper's Fig. 5: metric over (activity lr, weight lr), one panel per size.
+
+    Row 1 has one panel per width and row 2 one per depth when the report has both axes for the
+    same fixed settings (``companion=True`` picks the crossing analysis automatically, an int picks
+    that analysis, ``False`` draws one row). Colour = log10(metric) for losses (the metric itself
+    for accuracies) on ONE scale shared by all panels (one colorbar). Each panel marks its grid
+    optimum (gold star) and the base size's optimum (red open circle); diverged points are grey
+    ``x`` markers; points not run (yet) are blank; sizes with no runs yet get an empty panel.
+    Without an activity lr (bp) each panel is a 1-D line of the metric vs weight lr.
+    ``kind``: "contour" (default) or "heatmap".
+    """
+    analyses = analyses_of(report)
+    if not analyses:
+        return empty_figure(no_analysis_text(report), title="Transfer contours")
+    idx = select_analysis(report, analysis_index=analysis_index, group=group)
+    if idx is None:
+        return empty_figure(f"no analysis matches {dict(group or {})}", title="Transfer contours")
+    chosen = [idx]
+    if companion is True:
+        j = companion_analysis(report, idx)
+        if j is not None:
+            chosen.append(j)
+    elif isinstance(companion, int) and not isinstance(companion, bool) and companion is not None:
+        if 0 <= companion < len(analyses) and companion != idx:
+            chosen.append(companion)
+    order = {ax: k for k, ax in enumerate(SIZE_AXES)}
+    chosen.sort(key=lambda i: order.get(analyses[i].get("axis"), 9))
+    rows_a = [analyses[i] for i in chosen]
+
+    scale = Scale(report.get("metric"), report.get("direction"))
+    zrange = finite_range(surface_zarrays(rows_a, scale))
+    panels = [panel_sizes(a) for a in rows_a]
+    ncols = max(1, max(len(p) for p in panels))
+    nrows = len(rows_a)
+    titles: list[str] = []
+    for a, p in zip(rows_a, panels):
+        t = [size_title(a.get("axis", ""), s) for s, _, _ in p]
+        titles += t + [""] * (ncols - len(t))
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
+                        horizontal_spacing=min(0.06, 0.6 / ncols), vertical_spacing=0.18 if nrows > 1 else 0.1)
+    legend = Legend()
+    used: set[tuple[int, int]] = set()
+    first = True
+    for r, (a, p) in enumerate(zip(rows_a, panels), start=1):
+        first = draw_surface_row(fig, r, a, p, scale, zrange, legend, kind, first, used)
+    hide_unused(fig, used, nrows, ncols)
+
+    head = group_title({k: v for k, v in (rows_a[0].get("group") or {}).items() if k in FIXED_SETTINGS})
+    held = "; ".join(
+        f"{a.get('axis')} sweep at {group_title({k: v for k, v in (a.get('group') or {}).items() if k in SIZE_AXES})}"
+        for a in rows_a if any(k in SIZE_AXES for k in a.get("group") or {})
+    )
+    verdicts = "; ".join(f"{a.get('axis')}: {esc(a.get('verdict', '?'))}" for a in rows_a)
+    title = f"<b>{esc(head)}</b> — {esc(scale.label)}" + (f" ({esc(held)})" if held else "")
+    title += f"<br><sup>{verdicts}</sup>"
+    fig.update_layout(template=TEMPLATE, meta={"kind": "transfer_contours", "analyses": chosen})
+    head_layout(fig, title, 110 + 300 * nrows)
+    return fig
+
+
+# --------------------------------------------------------------------------- single-size fallback
+
+
+def _single_size_report(runs: pd.DataFrame | None, metric: str) -> dict[str, Any] | None:
+    """Pseudo-report with one 'analysis' per cell, for sweeps that so far have one size only
+    (the optimum-shift report then has no analyses, but the surfaces are still worth seeing)."""
+    df = prepare_runs(runs, metric)
+    if df is None:
+        return None
+    info = METRICS[metric]
+    keys = [c for c in FIXED_SETTINGS + SIZE_AXES if c in df.columns]
+    if "width" not in keys and "depth" not in keys:
+        return None
+    axis = "width" if "width" in keys else "depth"
+    analyses = []
+    for key, g in (df.groupby(keys, dropna=False, sort=True) if keys else []):
+        key = key if isinstance(key, tuple) else (key,)
+        group = {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, key) if k != axis}
+        size = int(dict(zip(keys, key))[axis])
+        has_beta = g[BETA].notna().any()
+        if has_beta:
+            g = g.loc[g[BETA].notna()]
+        bcol = BETA if has_beta else None
+        eta = sorted(g[ETA].unique())
+        beta = sorted(g[BETA].unique()) if has_beta else None
+        agg_keys = [ETA] + ([bcol] if bcol else [])
+        agg = g.groupby(agg_keys).agg(bad=("_bad", "any"), val=("_val", "mean"), n=("seed", "nunique"))
+        vals, nseeds = [], []
+        best, best_cost = None, math.inf
+        for e in eta:
+            row_v, row_n = [], []
+            for b in (beta if beta is not None else [None]):
+                k = (e, b) if bcol else e
+                if k not in agg.index:
+                    row_v.append(None)
+                    row_n.append(0)
+                    continue
+                rec = agg.loc[k]
+                if bool(rec["bad"]) or not np.isfinite(rec["val"]):
+                    row_v.append("inf" if info.kind == "loss" else "-inf")
+                else:
+                    v = float(rec["val"])
+                    row_v.append(v)
+                    c = v if info.kind == "loss" else 1 - v
+                    if c < best_cost:
+                        best, best_cost = (e, b, v), c
+                row_n.append(int(rec["n"]))
+            vals.append(row_v)
+            nseeds.append(row_n)
+        entry = {"size": size, "eta_star": None, "beta_star": None, "eta_star_fit": None,
+                 "beta_star_fit": None, "fit": "grid", "metric_at_opt": None}
+        if best is not None:
+            entry.update(eta_star=best[0], beta_star=best[1], eta_star_fit=best[0], beta_star_fit=best[1],
+                         metric_at_opt=best[2])
+        analyses.append({
+            "group": group, "axis": axis, "base_size": size, "eta_grid": eta, "beta_grid": beta,
+            "sizes": [entry], "verdict": "single size",
+            "verdict_text": "only one size so far: nothing to compare yet", "warnings": [], "missing": [],
+            "surfaces": [{"size": size, ETA: eta, BETA: beta, "values": vals, "n_seeds": nseeds}],
+        })
+    if not analyses:
+        return None
+    return {"metric": metric, "direction": info.direction, "n_runs": int(len(df)), "analyses": analyses,
+            "notes": ["single size: surfaces only"]}
+
+
+def _contour_pairs(report: Mapping[str, Any]) -> list[tuple[int, int | None]]:
+    """Cover every analysis once: (primary, companion along the other axis or None)."""
+    analyses = analyses_of(report)
+    used: set[int] = set()
+    pairs: list[tuple[int, int | None]] = []
+    order = sorted(range(len(analyses)), key=lambda i: (not is_2d(analyses[i]),
+                                                         0 if analyses[i].get("axis") == "width" else 1, i))
+    for i in order:
+        if i in used:
+            continue
+        used.add(i)
+        j = companion_analysis(report, i, exclude=used)
+        if j is not None:
+            used.add(j)
+        pairs.append((i, j))
+    return pairs
+
+
+
+
+def lr_figure_settings(report: Mapping[str, Any] | None) -> list[tuple[str, dict, bool]]:
+    """(size axis, settings other than the parameterisation, has an activity lr) of every analysis,
+    once each: the μP-style figures put the parameterisations of one setting side by side."""
+    out: dict[tuple, tuple[str, dict, bool]] = {}
+    for a in analyses_of(report):
+        where = {k: v for k, v in (a.get("group") or {}).items() if k != "parametrization"}
+        key = (a.get("axis"), tuple(sorted((k, str(v)) for k, v in where.items())))
+        prev = out.get(key)
+        out[key] = (str(a.get("axis")), where, bool(is_2d(a) or (prev and prev[2])))
+    return list(out.values())
+
+
+def contour_page(
+    report: Mapping[str, Any] | None,
+    runs: pd.DataFrame | None,
+    sweep_meta: Mapping[str, Any] | None,
+    *,
+    curves: pd.DataFrame | None = None,
+    plotly_url: str = DEFAULT_PLOTLY_URL,
+    refresh_s: float | None = 5,
+) -> str:
+    """The sweep dashboard: transfer contours (width row + depth row per setting) with verdicts,
+    the metric vs log2 of each lr per size with parameterisations side by side, and the training
+    curves of each cell's best run (``curves``: the curves table, or only those runs' rows)."""
+    meta = sweep_meta or {}
+    sid = sid_of(meta)
+    metric = metric_of(report)
+    refresh = refresh_s if is_running(meta) else None
+    body = [sweep_header(meta, "transfer contours", refresh_s, active="contours", metric=metric)]
+    rep = report if analyses_of(report) else None
+    if rep is None:
+        rep = _single_size_report(runs, metric)
+    prov = provisional_of(report, meta)
+    if rep is None:
+        body.append(f'<div class="card"><p>{esc_html(EMPTY_TEXT)}.</p>'
+                    + "".join(f'<p class="muted">{esc_html(n)}</p>' for n in (report or {}).get("notes") or [])
+                    + "</div>")
+    else:
+        analyses = analyses_of(rep)
+        pairs = _contour_pairs(rep)
+        toc = []
+        for k, (i, j) in enumerate(pairs):
+            toc.append(verdict_line(analyses[i], f"set-{k}", prov))
+            if j is not None:
+                toc.append(verdict_line(analyses[j], f"set-{k}", prov))
+        body.append(f'<div class="card"><b>Metric:</b> {esc_html(metric)} '
+                    f'({"lower" if METRICS[metric].direction == "min" else "higher"} is better). '
+                    "Gold star: optimum at that size; red circle: the base (smallest) size's optimum; "
+                    "grey ×: diverged; blank: not run (yet). "
+                    '<a href="#lr">metric vs learning rate</a> · <a href="#curves">training curves</a>'
+                    "<ul>" + "".join(toc) + "</ul></div>")
+        for k, (i, j) in enumerate(pairs):
+            fixed = {g: v for g, v in (analyses[i].get("group") or {}).items() if g in FIXED_SETTINGS}
+            body.append(f'<h2 id="set-{k}">{esc_html(group_title(fixed))}</h2>')
+            fig = transfer_contours(rep, analysis_index=i, companion=j if j is not None else False)
+            body.append(figure_html(fig, f"{sid}-contours-{group_title(fixed)}"))
+        if runs is not None and len(runs):
+            body.append('<h2 id="lr">Metric vs learning rate, parameterisations side by side</h2>')
+            for axis, where, two_d in lr_figure_settings(rep):
+                for lr in ([ETA, BETA] if two_d else [ETA]):
+                    fig = lr_transfer(runs, metric=metric, axis=axis, lr=lr, where=where)
+                    body.append(figure_html(fig, f"{sid}-{metric}-vs-{lr}-{axis}-{group_title(where)}"))
+    if curves is not None:
+        body.append('<h2 id="curves">Training curves</h2>')
+        fig = training_curves(curves, runs)
+        body.append(figure_html(fig, f"{sid}-training-curves"))
+        ids = (fig.layout.meta or {}).get("run_ids") or []
+        if ids and sid:
+            body.append(run_links(sid, ids, runs))
+    name = meta.get("name") or sid or "sweep"
+    return document(f"{name} — contours", "".join(body), plotly_url=plotly_url, refresh_s=refresh)

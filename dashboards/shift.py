@@ -1,0 +1,189 @@
+"""The optimum-shift page (``/sweeps/{id}/shift``): per analysis, where the optimum sits at every
+size (log2 η*, log2 β* vs log2 size, with the drift tolerance cone) and the regret of transferring
+the base size's optimum, with the verdict, its reasons and the numbers table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mutransfer.report import fmt_lr
+
+from .common import (
+    BETA, ETA, TEMPLATE, Legend, analyses_of, empty_figure, esc, fmt, group_title, head_layout, hex_rgba, is_2d,
+    log2, lr_ticks, no_analysis_text, num, panel_note, pct, select_analysis, size_ticks, size_title, verdict_color,
+    wrap,
+)
+from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
+from .verdicts import analysis_table, provisional_of, reasons_html, verdict_badge, warnings_html
+
+
+def draw_shift(
+    fig: go.Figure,
+    analysis: Mapping[str, Any],
+    *,
+    eta_cell: tuple[int, int],
+    beta_cell: tuple[int, int],
+    regret_cell: tuple[int, int],
+    color: str,
+    label: str,
+    tol: Mapping[str, Any],
+    legend: Legend,
+    offset: float = 0.0,
+    bar_width: float = 0.35,
+) -> None:
+    axis = analysis.get("axis", "")
+    entries = list(analysis.get("sizes") or [])
+    if not entries:
+        return
+    sizes = [e.get("size") for e in entries]
+    x = np.array([log2(s) for s in sizes])
+    drift_tol = num(tol.get("drift_tol", 0.5))
+    regret_tol = num(tol.get("regret_tol", 0.05))
+    pre = f"{label}: " if label else ""
+    for lrname, cell, key, fkey, slope_key, sym in (
+        (ETA, eta_cell, "eta_star", "eta_star_fit", "drift_slope_eta", "η*"),
+        (BETA, beta_cell, "beta_star", "beta_star_fit", "drift_slope_beta", "β*"),
+    ):
+        r, c = cell
+        if lrname == BETA and not is_2d(analysis):
+            panel_note(fig, r, c, "no activity lr (e.g. backprop)")
+            continue
+        g = np.array([log2(e.get(key)) for e in entries])
+        f = np.array([log2(e.get(fkey)) for e in entries])
+        b0 = f[0] if np.isfinite(f[0]) else g[0]
+        if np.isfinite(b0) and np.isfinite(drift_tol):
+            d = x - x[0]
+            xs = np.concatenate([x, x[::-1]])
+            ys = np.concatenate([b0 + drift_tol * d, (b0 - drift_tol * d)[::-1]])
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0),
+                fillcolor=color.replace("rgb(", "rgba(").replace(")", ",0.10)") if color.startswith("rgb(")
+                else hex_rgba(color, 0.10),
+                name=f"{pre}±{drift_tol:g} octave/doubling", legendgroup=f"{label}tol",
+                showlegend=legend(f"{label}tol"), hoverinfo="skip", meta={"role": "tolerance"},
+            ), row=r, col=c)
+        seed_txt = []
+        for e in entries:
+            m = e.get("seed_mode")
+            if m:
+                v = m.get(lrname)
+                seed_txt.append(f"<br>seed mode {fmt_lr(v)} ({pct(e.get('seed_mode_freq'))})")
+            else:
+                seed_txt.append("")
+        hover = [
+            f"{size_title(axis, s)}<br>{sym} grid = {fmt_lr(e.get(key))}, fit = {fmt_lr(e.get(fkey))}"
+            f"<br>Δlog2 = {fmt(e.get('dlog2_eta' if lrname == ETA else 'dlog2_beta'), '+.2f')} octaves"
+            f"{st}"
+            for s, e, st in zip(sizes, entries, seed_txt)
+        ]
+        fig.add_trace(go.Scatter(
+            x=x + offset, y=g, mode="markers", name=f"{pre}grid argmin",
+            marker=dict(symbol="square", size=11, color=color, line=dict(width=1, color="black")),
+            legendgroup=f"{label}grid", showlegend=legend(f"{label}grid"), text=hover,
+            hovertemplate="%{text}<extra></extra>", meta={"role": f"{key}", "estimate": "grid"},
+        ), row=r, col=c)
+        slope = num(analysis.get(slope_key))
+        fig.add_trace(go.Scatter(
+            x=x + offset, y=f, mode="lines+markers", name=f"{pre}fitted",
+            line=dict(color=color, dash="dash"), marker=dict(symbol="diamond", size=8, color=color),
+            legendgroup=f"{label}fit", showlegend=legend(f"{label}fit"), text=hover,
+            hovertemplate="%{text}" + f"<br>drift slope {fmt(slope, '+.2f')} oct/doubling<extra></extra>",
+            meta={"role": f"{key}", "estimate": "fit"},
+        ), row=r, col=c)
+        grid = analysis.get("eta_grid" if lrname == ETA else "beta_grid") or []
+        tv, tt = lr_ticks([num(v) for v in grid], log=np.log2, max_ticks=8)
+        if tv:
+            fig.update_yaxes(tickvals=tv, ticktext=tt, row=r, col=c)
+        fig.update_yaxes(title_text=f"{sym} (log2 axis)", row=r, col=c)
+
+    # Regret bars (%), inf drawn as a capped hatched bar labelled ∞, NaN as "n/a".
+    r, c = regret_cell
+    reg = np.array([num(e.get("regret")) for e in entries])
+    finite = reg[np.isfinite(reg)]
+    cap = max(float(finite.max()) * 100 * 1.3 if finite.size else 0.0, regret_tol * 100 * 3, 1.0)
+    y = np.where(np.isinf(reg), cap, np.where(np.isnan(reg), 0.0, reg * 100))
+    colors = ["#999999" if np.isnan(v) else ("#d62728" if (np.isinf(v) or v > regret_tol) else "#2ca02c") for v in reg]
+    if label:
+        colors = [color if k == "#2ca02c" else k for k in colors]
+    txt = [pct(v) if not np.isinf(v) else "∞ (base optimum diverged)" for v in reg]
+    fig.add_trace(go.Bar(
+        x=x + offset, y=y, width=bar_width, name=f"{pre}regret", marker=dict(
+            color=colors, line=dict(color=color if label else "#333", width=1.5),
+            pattern=dict(shape=["/" if np.isinf(v) else "" for v in reg])),
+        text=txt, textposition="outside", cliponaxis=False, showlegend=bool(label) and legend(f"{label}regret"),
+        legendgroup=f"{label}regret",
+        hovertext=[f"{size_title(axis, s)}: regret {t}<br>metric at base optimum {fmt(e.get('metric_at_base_opt'))}"
+                   f" vs own optimum {fmt(e.get('metric_at_opt'))}" for s, t, e in zip(sizes, txt, entries)],
+        hovertemplate="%{hovertext}<extra></extra>", meta={"role": "regret"},
+    ), row=r, col=c)
+    fig.add_hline(y=regret_tol * 100, line=dict(dash="dot", color="#d62728", width=1), row=r, col=c,
+                  annotation_text=f"tolerance {regret_tol * 100:g}%", annotation_position="top left")
+    fig.update_yaxes(title_text="regret of base optimum (%)", rangemode="tozero", row=r, col=c)
+
+
+
+def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0) -> go.Figure:
+    """Optimum vs size for both lrs, and the regret of transferring the base optimum.
+
+    Top row: log2 η* and log2 β* vs log2 size, grid argmin (squares) and sub-grid fit (dashed),
+    with the ±drift-tolerance cone around the base optimum. Bottom: regret per size as bars (%),
+    the tolerance as a dotted line, an infinite regret (base optimum diverged) as a hatched bar
+    labelled ∞. The verdict is the title.
+    """
+    analyses = analyses_of(report)
+    if not analyses:
+        return empty_figure(no_analysis_text(report), title="Optimum shift")
+    idx = select_analysis(report, analysis_index=analysis_index)
+    a = analyses[idx]
+    axis = a.get("axis", "")
+    fig = make_subplots(
+        rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]],
+        subplot_titles=["weight lr optimum η*", "activity lr optimum β*", "regret of transfer"],
+        vertical_spacing=0.16, horizontal_spacing=0.1,
+    )
+    draw_shift(fig, a, eta_cell=(1, 1), beta_cell=(1, 2), regret_cell=(2, 1), color="#1f77b4", label="",
+               tol=report.get("thresholds") or {}, legend=Legend())
+    size_ticks(fig, [e.get("size") for e in a.get("sizes") or []], [(1, 1), (1, 2), (2, 1)], axis)
+    verdict = a.get("verdict", "?")
+    slopes = (f"drift η* {fmt(a.get('drift_slope_eta'), '+.2f')}, β* {fmt(a.get('drift_slope_beta'), '+.2f')} "
+              f"octave/doubling")
+    title = (f"<b>{esc(group_title(a.get('group')))}</b> — {axis}: "
+             f"<span style='color:{verdict_color(verdict)}'><b>{esc(verdict)}</b></span>"
+             f"<br><sup>{wrap(a.get('verdict_text', ''))}<br>{slopes}</sup>")
+    fig.update_layout(template=TEMPLATE, meta={"kind": "optimum_shift", "analysis": idx, "verdict": verdict})
+    head_layout(fig, title, 720)
+    return fig
+
+
+def shift_page(
+    report: Mapping[str, Any] | None,
+    sweep_meta: Mapping[str, Any] | None,
+    *,
+    plotly_url: str = DEFAULT_PLOTLY_URL,
+    refresh_s: float | None = 5,
+) -> str:
+    """Optimum vs size and regret per analysis, each with its verdict, reasons, numbers and warnings."""
+    meta = sweep_meta or {}
+    sid = sid_of(meta)
+    metric = metric_of(report)
+    body = [sweep_header(meta, "optimum shift", refresh_s, active="shift", metric=metric)]
+    analyses = analyses_of(report)
+    prov = provisional_of(report, meta)
+    if not analyses:
+        body.append(f'<div class="card"><p>{esc_html(no_analysis_text(report))}.</p></div>')
+    tol = num(((report or {}).get("thresholds") or {}).get("regret_tol", 0.05))
+    for i, a in enumerate(analyses):
+        title = f"{group_title(a.get('group'))} — {a.get('axis')}"
+        body.append(f'<h2 id="a-{i}">{esc_html(title)} {verdict_badge(a.get("verdict"), prov)}</h2>'
+                    f'<p>{reasons_html(a)} <span class="muted">{esc_html(a.get("verdict_text"))}</span></p>')
+        body.append(figure_html(optimum_shift(report, analysis_index=i), f"{sid}-shift-{title}"))
+        body.append(analysis_table(a, tol if np.isfinite(tol) else 0.05))
+        body.append(warnings_html(a))
+    name = meta.get("name") or sid or "sweep"
+    return document(f"{name} — optimum shift", "".join(body), plotly_url=plotly_url,
+                    refresh_s=refresh_s if is_running(meta) else None)

@@ -1,0 +1,135 @@
+"""The dashboard routes on the real app (in-process ASGI, drivers not launched) over real Parquet
+results: every sweep page links every view, the runs table and run pages, the metric selector, and
+errors as HTML pages (404 unknown sweep / run, 422 bad query) rather than JSON bodies."""
+
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mutransfer.results import ResultsStore
+from service.app import create_app
+from service.settings import from_env
+from test_dashboards import make_curves, make_runs
+
+SID = "synthetic-0badcafe"
+
+
+def write_sweep(root, sid, runs, curves=None):
+    """Write a runs table (and its curves) as a sweep's parts, one per cell, the way trials do."""
+    store = ResultsStore(root)
+    runs = runs.assign(sweep_id=sid, spec_hash="0badcafe")
+    for cell, r in runs.groupby("cell_id"):
+        c = None if curves is None else curves[curves.run_id.isin(r.run_id)].assign(sweep_id=sid)
+        store.write_part(sid, f"cell-{cell}", r, c)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pages")
+    runs = make_runs(depths=(2,))
+    runs["run_id"] = runs["cell_id"] + "-" + runs.index.map(lambda i: f"{i:06x}")
+    write_sweep(root, SID, runs, make_curves(runs))
+    settings = from_env({"MUTRANSFER_RESULTS": str(root), "MUTRANSFER_DRIVERS": "none"})
+    with TestClient(create_app(settings)) as c:
+        c.runs = runs
+        yield c
+
+
+def is_html(r) -> bool:
+    return r.headers["content-type"].startswith("text/html") and r.text.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_every_sweep_page_links_every_view(client):
+    tabs = ("contours", "shift", "diagnostics", "table", "report")
+    urls = {"contours": f"/sweeps/{SID}/contours", "shift": f"/sweeps/{SID}/shift",
+            "diagnostics": f"/sweeps/{SID}/diagnostics", "table": f"/sweeps/{SID}/table",
+            "report": f"/sweeps/{SID}/report?format=html"}
+    for active, url in urls.items():
+        r = client.get(url)
+        assert r.status_code == 200 and is_html(r), url
+        for tab in tabs:
+            assert re.search(rf'href="/sweeps/{SID}/{tab}[^"]*" data-tab="{tab}"', r.text), (url, tab)
+        assert f'data-tab="{active}" class="active"' in r.text
+    # The report (HTML) links back to the dashboards; the JSON report is unchanged.
+    assert client.get(f"/sweeps/{SID}/report").json()["analyses"]
+
+
+def test_index_shows_verdicts_and_a_compare_picker(client):
+    r = client.get("/")
+    assert r.status_code == 200 and is_html(r)
+    assert f'data-id="{SID}"' in r.text and 'class="l verdicts"' in r.text
+    verdicts = re.findall(r'class="badge (transfers|does-not-transfer|inconclusive)', r.text)
+    assert len(verdicts) == 2  # pc mupc and bp sp along width
+    assert '<form id="compare"' in r.text and f'<option value="{SID}"' in r.text
+    for view in ("contours", "shift", "diagnostics", "table", "report"):
+        assert f'data-view="{view}"' in r.text
+
+
+def test_metric_selector_changes_the_pages(client):
+    r = client.get(f"/sweeps/{SID}/contours?metric=best_test_acc")
+    assert r.status_code == 200
+    assert '<option value="best_test_acc" selected>' in r.text and "best_test_acc" in r.text
+    assert "Training curves" in r.text and "/runs/" in r.text  # best run of each cell, linked
+    assert f"/sweeps/{SID}/table?metric=best_test_acc" in r.text
+    r = client.get(f"/sweeps/{SID}/shift?metric=final_test_acc")
+    assert r.status_code == 200 and '<option value="final_test_acc" selected>' in r.text
+    t = client.get(f"/sweeps/{SID}/table?metric=final_train_loss")
+    assert 'const METRIC = "final_train_loss"' in t.text
+
+
+def test_runs_table_embeds_every_run(client):
+    r = client.get(f"/sweeps/{SID}/table")
+    assert r.status_code == 200 and is_html(r)
+    payload = json.loads(re.search(r"const T = (.*?);\n", r.text).group(1))
+    assert payload["n"] == len(client.runs)
+    col = {c["name"]: c for c in payload["columns"]}["run_id"]
+    ids = [col["cells"][k] + "-" + s for k, s in zip(col["cell_codes"], col["suffix"])]
+    assert sorted(ids) == sorted(client.runs.run_id)
+    assert f"/sweeps/{SID}/runs/" in r.text
+
+
+def test_run_page_and_overlay(client):
+    runs = client.runs
+    rid = runs.run_id.iloc[3]
+    other = runs.run_id.iloc[4]
+    r = client.get(f"/sweeps/{SID}/runs/{rid}")
+    assert r.status_code == 200 and is_html(r) and f"run {rid}" in r.text
+    assert '"train_loss"' in r.text and "energy" in r.text and 'class="plotly-graph-div"' in r.text
+    r2 = client.get(f"/sweeps/{SID}/runs/{rid}", params={"also": [other, "not-a-run"]})
+    assert r2.status_code == 200 and r2.text.count('"role":"train_loss"') == 2
+
+
+def test_html_routes_answer_html_errors(client):
+    r = client.get("/sweeps/nope-12345678/contours")
+    assert r.status_code == 404 and is_html(r)
+    assert "There is no sweep &#x27;nope-12345678&#x27;" in r.text and f"/sweeps/{SID}/contours" in r.text
+    for path in ("shift", "diagnostics", "table", "runs/x"):
+        r = client.get(f"/sweeps/nope-12345678/{path}")
+        assert r.status_code == 404 and is_html(r), path
+    r = client.get(f"/sweeps/{SID}/runs/no-such-run")
+    assert r.status_code == 404 and is_html(r) and "no finished run" in r.text
+    assert f'href="/sweeps/{SID}/table"' in r.text
+    r = client.get(f"/sweeps/{SID}/contours?metric=accuracy")
+    assert r.status_code == 422 and is_html(r) and "metric: unknown &#x27;accuracy&#x27;" in r.text
+    r = client.get(f"/compare?a={SID}")
+    assert r.status_code == 422 and is_html(r) and "<code>b</code>" in r.text
+    r = client.get(f"/compare?a={SID}&b=nope-12345678")
+    assert r.status_code == 404 and is_html(r)
+
+
+def test_compare_same_sweep_draws_every_setting(client):
+    r = client.get(f"/compare?a={SID}&b={SID}")
+    assert r.status_code == 200 and is_html(r)
+    assert r.text.count('class="plotly-graph-div"') >= 1 and "comparison(s)" in r.text
+
+
+def test_big_pages_and_plotly_are_gzipped(client):
+    r = client.get(f"/sweeps/{SID}/contours", headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip" and is_html(r)  # httpx decoded it
+    js = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert js.headers["content-encoding"] == "gzip" and "Plotly" in js.text[:2000]
+    raw = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers and raw.content == js.content
+    assert js.num_bytes_downloaded < len(raw.content) / 2
