@@ -7,7 +7,8 @@ Fashion-MNIST at N = 64 and N = 256 and prints, side by side in this process:
   (b) run-steps/s of the paper's loop structure: one run at a time, every inference iteration and
       the weight update a separate jitted call driven from Python;
   the achieved GFLOP/s of (a), counting 2·B·(Σ_l fan_in·fan_out)·(2T + 3) FLOP per run-step
-  (the issue's nominal count), and a 2048² float32 matmul's GFLOP/s (the practical limit).
+  (the nominal count, mutransfer/throughput.py), and a 2048² float32 matmul's GFLOP/s (the
+  practical limit).
 
 Compilation is excluded from (a) and (b). Usage: python benchmarks/grid_throughput.py [--steps 40]
 """
@@ -19,7 +20,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from mutransfer import losses, optim
@@ -27,26 +27,10 @@ from mutransfer.data import load_dataset
 from mutransfer.networks import forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, energy
+from mutransfer.throughput import FIG5, matmul_gflops, pc_flop_per_run_step
 from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
 
-ETAS = [5e-1, 1e-1, 5e-2, 1e-2]
-BETAS = [1e3, 5e2, 1e2, 5e1, 1e1, 5, 1, 5e-1, 1e-1, 5e-2, 1e-2]
-SEEDS = [0, 1, 2]
-H, T, B = 8, 8, 64
-
-
-def matmul_gflops(n: int = 2048, reps: int = 20) -> float:
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps):
-            out = f(a)
-        out.block_until_ready()
-        best = min(best, (time.perf_counter() - t) / reps)
-    return 2 * n**3 / best / 1e9
+H, T, B = FIG5.hidden_layers, FIG5.inference_steps, FIG5.batch_size
 
 
 def small_matmul_gflops(width: int, reps: int = 400) -> float:
@@ -64,15 +48,14 @@ def small_matmul_gflops(width: int, reps: int = 400) -> float:
 
 
 def flop_per_run_step(width: int, d: int, c: int) -> float:
-    dims = layer_dims(d, width, H, c)
-    return 2 * B * sum(a * b for a, b in dims) * (2 * T + 3)
+    return pc_flop_per_run_step(d, width, H, c, B, T)
 
 
 def grid_rate(width: int, data, steps: int) -> tuple[float, float]:
     """Run-steps/s of the grid trainer (compile excluded), and its compile time."""
     cell = CellSpec("pc", "mupc", width, H, "tanh", True, data.input_dim, data.num_classes,
                     batch_size=B, inference_steps=T)
-    etas, betas, seeds = zip(*[(e, b, s) for e in ETAS for b in BETAS for s in SEEDS])
+    etas, betas, seeds = FIG5.runs()
     opts = TrainOptions(epochs=1, max_steps=steps, log_every=10, eval_every=steps)
     train_cell(cell, data, etas, betas, seeds, opts._replace(max_steps=2, eval_every=2))  # warm
     res = train_cell(cell, data, etas, betas, seeds, opts)

@@ -162,13 +162,19 @@ class DatasetInfo:
 
 
 def default_data_dir() -> Path:
-    """``$MUTRANSFER_DATA_DIR`` or ``platformdirs.user_data_dir("mutransfer")/datasets``."""
+    """``$MUTRANSFER_DATA_DIR`` or ``platformdirs.user_data_dir("mutransfer")/datasets``
+    (``$XDG_DATA_HOME/mutransfer/datasets`` where platformdirs is not installed)."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    # Imported lazily: only needed when no explicit directory is configured.
-    import platformdirs
-
+    # Imported lazily: only needed when no explicit directory is configured. Without it (a bare
+    # GPU machine with only the science package's dependencies) use the XDG default it would give
+    # on Linux.
+    try:
+        import platformdirs
+    except ImportError:
+        xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        return Path(xdg) / "mutransfer" / "datasets"
     return Path(platformdirs.user_data_dir("mutransfer")) / "datasets"
 
 

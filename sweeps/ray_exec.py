@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mutransfer import devices
 from mutransfer.results import ResultsStore
 from sweeps import progress as eta
 from sweeps.local import SweepOutcome, check_parts, save_spec, verified_parts
@@ -169,28 +170,15 @@ def check_resources(spec: SweepSpec) -> None:
 
 
 def trial_env(spec: SweepSpec) -> dict[str, str]:
-    """Environment for a trial's worker process, set before JAX starts its backend there.
-
-    One CPU per trial: XLA's CPU thread pool is limited to one thread so concurrent trials don't
-    oversubscribe the cores. GPUs: no preallocation, and a fractional GPU caps JAX's share.
-    """
-    r = spec.resources
-    env = {"OMP_NUM_THREADS": str(max(1, int(r.cpus_per_trial)))}
-    if r.cpus_per_trial <= 1:
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    if r.gpus_per_trial > 0:
-        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-        if r.gpus_per_trial < 1:
-            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.95 * r.gpus_per_trial:.3f}"
-    return env
+    """Environment for a trial's worker process, set before JAX starts its backend there
+    (:func:`mutransfer.devices.trial_env`: one-thread XLA for one-CPU trials; GPUs: no
+    preallocation, and a fractional GPU caps JAX's share)."""
+    return devices.trial_env(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
 
 
 def _trainable(config: dict) -> None:
     """Runs inside a Ray worker: one planned trial, then report."""
-    for k, v in config["env"].items():
-        if k == "XLA_FLAGS" and os.environ.get(k):
-            continue  # keep flags the cluster operator set
-        os.environ[k] = v
+    devices.apply_trial_env(config["env"])  # keeps XLA_FLAGS the cluster operator set
     from ray import tune
 
     from sweeps import compile_cache

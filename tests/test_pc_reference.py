@@ -1,5 +1,8 @@
-"""PC step against the μPC authors' library (shared/fixtures/pc_step_reference.npz)."""
+"""PC step against the μPC authors' library (shared/fixtures/pc_step_reference.npz beside the
+repository, or the file named by $MUTRANSFER_PC_FIXTURE — benchmarks/device_check.py sends a copy
+to machines that only get the repository)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,14 +10,16 @@ import pytest
 
 from mutransfer.pc import reference_step
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pc_step_reference.npz"
+FIXTURE_ENV = "MUTRANSFER_PC_FIXTURE"
+FIXTURE = Path(os.environ.get(FIXTURE_ENV)
+               or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pc_step_reference.npz")
 CASES = [(p, a) for p in ("mupc", "sp") for a in ("linear", "tanh", "relu")]
 
 
 @pytest.fixture(scope="module")
 def ref():
     if not FIXTURE.exists():
-        pytest.skip(f"fixture not found at {FIXTURE}")
+        pytest.skip(f"fixture not found at {FIXTURE} (set {FIXTURE_ENV} to its path)")
     return np.load(FIXTURE)
 
 

@@ -6,7 +6,6 @@ import pytest
 from mutransfer.data import load_dataset
 from mutransfer.tp_checks import feature_updates
 from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
-from sweeps.spec import SpecError, parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +51,10 @@ def test_tp_mup_feature_updates_are_flat_in_width_and_sp_are_not():
 
 
 def test_tp_spec_validation():
+    # Imported here: the trainer tests above also run where only the science package's
+    # dependencies are installed (benchmarks/device_check.py on a GPU machine without pydantic).
+    from sweeps.spec import SpecError, parse_spec
+
     base = {"name": "t", "algorithms": ["dtp"], "parametrizations": ["tp_mup"], "widths": [8],
             "depths": [2], "weight_lrs": [0.1], "activity_lrs": [0.5], "dataset": {"name": "digits"},
             "architecture": {"kind": "mlp"}}
