@@ -1,0 +1,356 @@
+"""One analysis: a group of fixed settings along one size axis (width or depth) — per-size surfaces
+and optima, the transfer of the base size's optimum (regret, argmin moves in grid steps and octaves),
+seed-bootstrap confidence intervals, the verdict, and the robustness views ``by_base`` and
+``by_budget`` (SPEC §7).
+
+Conventions: learning rates are analysed in log2, so shifts are in octaves (1 octave = a factor 2)
+and drift slopes in octaves per doubling of size (d log2 lr* / d log2 s). ``grid_steps_*`` count
+steps of the sweep's own lr grid (index differences on the sorted union grid of the group).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import verdict as V
+from .encoding import fmt_lr
+from .metrics import BETA_COL, BUDGET_COLUMNS, DIVERGED, ETA_COL, MetricInfo, run_costs
+from .surfaces import Grid, argmin, make_grid, seed_cube, seed_mean, subgrid_optimum
+from .uncertainty import argmin_counts, argmins, percentile_ci, resample_means
+
+
+@dataclass(frozen=True)
+class Options:
+    """Report options: tolerances of the verdict (:mod:`.verdict`), bootstrap size and CI level, and
+    the divergence policy (:mod:`.metrics`)."""
+
+    regret_tol: float
+    steps_tol: int = 1
+    drift_tol: float = 0.5
+    n_bootstrap: int = 200
+    rng_seed: int = 0
+    ci_level: float = 0.95
+    diverged: str = "inf"
+
+
+@dataclass
+class SizeData:
+    """One size of an analysis: its runs, seeds, cost cube (seed, η, β), seed-mean surface, grid
+    argmin, and the bootstrap resample means and argmins (None with < 2 seeds)."""
+
+    size: int
+    rows: pd.DataFrame
+    seeds: list
+    cube: np.ndarray
+    surf: np.ndarray
+    opt: tuple[int, int] | None
+    boot: np.ndarray | None
+    boot_opt: np.ndarray | None
+    n_missing_points: int
+    n_missing_seeds: int
+
+    @property
+    def complete(self) -> bool:
+        return self.n_missing_points == 0 and self.n_missing_seeds == 0
+
+
+def size_data(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> list[SizeData]:
+    out = []
+    for k, s in enumerate(sorted(int(v) for v in df[axis].unique())):
+        rows = df.loc[df[axis] == s]
+        seeds, cube = seed_cube(rows, grid)
+        surf = seed_mean(cube)
+        boot = resample_means(cube, opts.n_bootstrap, np.random.default_rng((opts.rng_seed, k)))
+        n_pt = (~np.isnan(cube)).sum(axis=0)
+        out.append(SizeData(s, rows, seeds, cube, surf, argmin(surf), boot,
+                            None if boot is None else argmins(boot),
+                            int((n_pt == 0).sum()), int(((n_pt > 0) & (n_pt < len(seeds))).sum())))
+    return out
+
+
+def _tiled(p: SizeData, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resample surfaces and argmins of a size; its point values repeated when it has no bootstrap."""
+    if p.boot is not None:
+        return p.boot, p.boot_opt
+    opt = (-1, -1) if p.opt is None else p.opt
+    return np.broadcast_to(p.surf, (b,) + p.surf.shape), np.tile(np.array(opt), (b, 1))
+
+
+def edge_flags(grid: Grid, opt: tuple[int, int] | None) -> list[dict]:
+    """``[{lr, side: low|high, value}]`` for each lr (with >= 2 grid values) whose argmin is on the edge."""
+    if opt is None:
+        return []
+    flags = []
+    for lr, values, k in ((ETA_COL, grid.eta, opt[0]), (BETA_COL, grid.beta, opt[1])):
+        if values is None or len(values) < 2:
+            continue
+        side = "low" if k == 0 else "high" if k == len(values) - 1 else None
+        if side is not None:
+            flags.append({"lr": lr, "side": side, "value": float(values[k])})
+    return flags
+
+
+def compare(per: list[SizeData], base_k: int, grid: Grid, info: MetricInfo, opts: Options) -> list[dict]:
+    """Per size: the transfer of size ``base_k``'s optimum — regret, grid-step and octave moves of the
+    argmin — with bootstrap CIs, plus what the verdict needs (:func:`.verdict.reasons_for`)."""
+    lx = np.log2(grid.eta)
+    ly = None if grid.beta is None else np.log2(grid.beta)
+    base = per[base_k]
+    bo = base.opt
+    entries = []
+    for k, p in enumerate(per):
+        e: dict[str, Any] = {"size": p.size, "has_opt": p.opt is not None, "complete": p.complete,
+                             "n_seeds": len(p.seeds), "edge": edge_flags(grid, p.opt)}
+        ok = p.opt is not None and bo is not None
+        c_base_pt = float(p.surf[bo]) if bo is not None else math.nan
+        e["base_pt_run"] = not math.isnan(c_base_pt)
+        e["metric_at_base_opt"] = info.from_cost(c_base_pt) if bo is not None and not math.isnan(c_base_pt) \
+            else math.nan
+        e["regret"] = info.regret(c_base_pt, None if p.opt is None else float(p.surf[p.opt])) \
+            if bo is not None else math.nan
+        e["grid_steps_eta"] = int(p.opt[0] - bo[0]) if ok else None
+        e["grid_steps_beta"] = int(p.opt[1] - bo[1]) if ok and ly is not None else None
+        e["dlog2_eta"] = float(lx[p.opt[0]] - lx[bo[0]]) if ok else math.nan
+        e["dlog2_beta"] = float(ly[p.opt[1]] - ly[bo[1]]) if ok and ly is not None else None
+        for key in ("regret_ci", "grid_steps_eta_ci", "grid_steps_beta_ci",
+                    "_abs_regret_ci", "_abs_grid_steps_eta_ci", "_abs_grid_steps_beta_ci"):
+            e[key] = None
+        if k != base_k and ok and (p.boot is not None or base.boot is not None):
+            b = opts.n_bootstrap
+            bs, bopt = _tiled(base, b)
+            ss, sopt = _tiled(p, b)
+            reg, di, dj = [], [], []
+            for r in range(b):
+                (bi, bj), (si, sj) = bopt[r], sopt[r]
+                if bi < 0:
+                    continue
+                reg.append(info.regret(float(ss[r][bi, bj]), None if si < 0 else float(ss[r][si, sj])))
+                if si >= 0:
+                    di.append(si - bi)
+                    dj.append(sj - bj)
+            e["regret_ci"] = e["_abs_regret_ci"] = percentile_ci(reg, opts.ci_level)
+            e["grid_steps_eta_ci"] = percentile_ci(di, opts.ci_level)
+            e["_abs_grid_steps_eta_ci"] = percentile_ci(np.abs(di), opts.ci_level)
+            if ly is not None:
+                e["grid_steps_beta_ci"] = percentile_ci(dj, opts.ci_level)
+                e["_abs_grid_steps_beta_ci"] = percentile_ci(np.abs(dj), opts.ci_level)
+        entries.append(e)
+    return entries
+
+
+def judge_entries(axis: str, entries: list[dict], base_k: int, info: MetricInfo, opts: Options,
+                  missing_sizes: Sequence[int], slopes: dict | None = None) -> tuple[str, str, list[dict]]:
+    reasons = V.reasons_for(axis, entries, base_k, opts, info.regret_unit, missing_sizes)
+    verdict = V.decide(reasons)
+    return verdict, V.verdict_text(verdict, reasons, axis, entries, base_k, info.regret_unit, slopes), reasons
+
+
+def drift_slope(log2_sizes: Sequence[float], log2_lrs: Sequence[float | None]) -> float:
+    """Least-squares slope d log2 lr* / d log2 s (octaves per doubling); NaN if < 2 sizes."""
+    pts = [(s, v) for s, v in zip(log2_sizes, log2_lrs) if v is not None and np.isfinite(v)]
+    if len(pts) < 2 or len({p[0] for p in pts}) < 2:
+        return float("nan")
+    xs, ys = np.array(pts).T
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
+def _fits(p: SizeData, grid: Grid, b: int) -> tuple[tuple, np.ndarray | None]:
+    """Point sub-grid fit (log2 η*, log2 β*, kind, clipped) and per-resample fits (B, 2) (NaN where a
+    resample has no optimum; None without a bootstrap)."""
+    point = (None, None, "none", False) if p.opt is None else subgrid_optimum(p.surf, grid, *p.opt)
+    if p.boot is None:
+        return point, None
+    out = np.full((b, 2), np.nan)
+    for r in range(b):
+        i, j = p.boot_opt[r]
+        if i >= 0:
+            fx, fy, _, _ = subgrid_optimum(p.boot[r], grid, int(i), int(j))
+            out[r] = (fx, np.nan if fy is None else fy)
+    return point, out
+
+
+def _summary(view: dict, entries: list[dict], verdict: str, text: str, reasons: list[dict]) -> dict:
+    return {**view, "verdict": verdict, "verdict_text": text,
+            "reason_codes": sorted({r["code"] for r in reasons}),
+            "max_regret": max((e["regret"] for e in entries if not math.isnan(e["regret"])), default=math.nan)}
+
+
+def by_base(per: list[SizeData], grid: Grid, info: MetricInfo, opts: Options, axis: str,
+            missing_sizes: Sequence[int]) -> list[dict]:
+    """The verdict with every size taken as the base: per base size its verdict, reasons' codes and
+    the regret (with CI) at every size."""
+    out = []
+    for k, p in enumerate(per):
+        entries = compare(per, k, grid, info, opts)
+        verdict, text, reasons = judge_entries(axis, entries, k, info, opts, missing_sizes)
+        out.append(_summary({"base_size": p.size}, entries, verdict, text, reasons) | {
+            "regret": [{"size": e["size"], "regret": e["regret"], "regret_ci": e["regret_ci"]} for e in entries]})
+    return out
+
+
+def by_budget(df: pd.DataFrame, axis: str, grid: Grid, info: MetricInfo, opts: Options,
+              missing_sizes: Sequence[int]) -> tuple[list[dict] | None, str | None]:
+    """Grid argmin, regret and verdict at 25 / 50 / 100 % of the step budget, from the runs columns of
+    :data:`.metrics.BUDGET_COLUMNS`; (None, why) when the metric has none or the table lacks them."""
+    cols = BUDGET_COLUMNS.get(info.column)
+    if not cols:
+        return None, f"by_budget is only available for metric {', '.join(BUDGET_COLUMNS)}"
+    absent = [c for _, c in cols if c not in df.columns or not df[c].notna().any()]
+    if absent:
+        return None, (f"by_budget view absent: the runs table has no {', '.join(absent)} "
+                      "(sweep recorded before the trainer wrote them)")
+    status = df["status"].astype(str).str.lower().to_numpy()
+    steps = pd.to_numeric(df.get("steps"), errors="coerce") if "steps" in df.columns else None
+    total = float(steps[status == "ok"].max()) if steps is not None and (status == "ok").any() else math.nan
+    dstep = pd.to_numeric(df["diverged_step"], errors="coerce").to_numpy(float) \
+        if "diverged_step" in df.columns else np.full(len(df), np.nan)
+    out = []
+    for frac, col in cols:
+        if math.isnan(total) or np.isnan(dstep).all():
+            div = status == DIVERGED
+        else:
+            div = (status == DIVERGED) & (np.nan_to_num(dstep, nan=-1) >= 0) & (dstep < math.ceil(frac * total))
+        d = df.copy()
+        d["_cost"] = run_costs(d, col, info, opts.diverged, div)
+        recorded = pd.to_numeric(d[col], errors="coerce").notna().to_numpy() | div | (status == "failed")
+        d = d.loc[recorded]
+        per = size_data(d, axis, grid, opts)
+        entries = compare(per, 0, grid, info, opts)
+        verdict, text, reasons = judge_entries(axis, entries, 0, info, opts, missing_sizes)
+        sizes = [{"size": p.size, "eta_star": None if p.opt is None else float(grid.eta[p.opt[0]]),
+                  "beta_star": None if p.opt is None else grid.beta_at(p.opt[1]),
+                  "metric_at_opt": math.nan if p.opt is None else info.from_cost(p.surf[p.opt]),
+                  "regret": e["regret"], "regret_ci": e["regret_ci"]} for p, e in zip(per, entries)]
+        out.append(_summary({"fraction": frac, "column": col}, entries, verdict, text, reasons) | {"sizes": sizes})
+    return out, None
+
+
+def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: Sequence[int],
+            info: MetricInfo, opts: Options) -> dict[str, Any]:
+    """Optimum-shift analysis of one group along one size axis (floats un-encoded)."""
+    grid, df, warnings = make_grid(df)
+    per = size_data(df, axis, grid, opts)
+    sizes = [p.size for p in per]
+    missing_sizes = [int(s) for s in expected_sizes if int(s) not in sizes]
+    missing: list[dict] = [{"kind": "size", "size": s} for s in missing_sizes]
+    if missing_sizes:
+        warnings.append(f"no runs for {axis}={', '.join(map(str, missing_sizes))} "
+                        "(expected from the sweep's plan or its other groups): analysed the sizes that exist")
+    for p in per:
+        n_pt = (~np.isnan(p.cube)).sum(axis=0)
+        for a in range(grid.shape[0]):
+            for b in range(grid.shape[1]):
+                point = {"size": p.size, ETA_COL: float(grid.eta[a]), BETA_COL: grid.beta_at(b)}
+                if n_pt[a, b] == 0:
+                    missing.append({"kind": "point", **point})
+                elif n_pt[a, b] < len(p.seeds):
+                    missing.append({"kind": "seeds", **point, "n_seeds": int(n_pt[a, b]),
+                                    "expected_seeds": len(p.seeds)})
+        if p.n_missing_points:
+            warnings.append(f"{p.n_missing_points} of {n_pt.size} grid points have no runs at {axis}={p.size} "
+                            "(sweep incomplete?): argmin is over the points that exist")
+
+    entries = compare(per, 0, grid, info, opts)
+    base_size = per[0].size
+    fits, boot_fits = [], []
+    for p, e in zip(per, entries):
+        (fx, fy, kind, clipped), bf = _fits(p, grid, opts.n_bootstrap)
+        fits.append((fx, fy))
+        boot_fits.append(bf)
+        if p.opt is None:
+            e.update(eta_star=None, beta_star=None, eta_star_fit=None, beta_star_fit=None, fit="none",
+                     fit_clipped=False, metric_at_opt=math.nan)
+            warnings.append(f"no finite optimum at {axis}={p.size}: every run diverged or is missing")
+        else:
+            i, j = p.opt
+            e.update(eta_star=float(grid.eta[i]), beta_star=grid.beta_at(j), eta_star_fit=float(2.0**fx),
+                     beta_star_fit=None if fy is None else float(2.0**fy), fit=kind, fit_clipped=clipped,
+                     metric_at_opt=info.from_cost(p.surf[i, j]))
+        e["eta_star_fit_ci"] = e["beta_star_fit_ci"] = None
+        if bf is not None:
+            ci = percentile_ci(bf[:, 0], opts.ci_level)
+            e["eta_star_fit_ci"] = None if ci is None else [2.0**ci[0], 2.0**ci[1]]
+            if grid.beta is not None:
+                ci = percentile_ci(bf[:, 1], opts.ci_level)
+                e["beta_star_fit_ci"] = None if ci is None else [2.0**ci[0], 2.0**ci[1]]
+
+    base_fx, base_fy = fits[0]
+    single_seed = []
+    for k, (p, e) in enumerate(zip(per, entries)):
+        fx, fy = fits[k]
+        ok = fx is not None and base_fx is not None
+        e["dlog2_eta_fit"] = float(fx - base_fx) if ok else math.nan
+        e["dlog2_beta_fit"] = float(fy - base_fy) if ok and fy is not None and base_fy is not None else None
+        doublings = math.log2(p.size / base_size) if p.size > 0 and base_size > 0 else math.nan
+        if k == 0 or e["eta_star"] is None or per[0].opt is None or doublings == 0:
+            e["drift_eta"] = None if k == 0 else math.nan
+            e["drift_beta"] = None
+        else:  # grid-argmin shift per doubling (SPEC §7: Δlog2 of η*_s, β*_s)
+            e["drift_eta"] = e["dlog2_eta"] / doublings
+            e["drift_beta"] = None if e["dlog2_beta"] is None else e["dlog2_beta"] / doublings
+        if p.boot is None:
+            single_seed.append(p.size)
+            e.update(seed_mode=None, seed_mode_freq=None, seed_argmin_freq=[])
+        else:
+            counts = argmin_counts(p.boot_opt)
+            total = sum(counts.values())
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], (1e9, 1e9) if kv[0] is None else kv[0]))
+            freq = [{ETA_COL: None if pt is None else float(grid.eta[pt[0]]),
+                     BETA_COL: None if pt is None else grid.beta_at(pt[1]), "freq": c / total} for pt, c in ranked]
+            e.update(seed_mode={ETA_COL: freq[0][ETA_COL], BETA_COL: freq[0][BETA_COL]},
+                     seed_mode_freq=freq[0]["freq"], seed_argmin_freq=freq)
+        e["n_runs"] = int(len(p.rows))
+        st = p.rows["status"].astype(str).str.lower()
+        e["n_diverged"] = int((st != "ok").sum() + (p.rows["_bad"] & (st == "ok")).sum())
+        for f in e["edge"]:
+            v = fmt_lr(f["value"])
+            word, way = ("lowest", "below") if f["side"] == "low" else ("highest", "above")
+            warnings.append(f"{f['lr']} optimum at the {word} grid value {v} for {axis}={p.size}: "
+                            f"extend the grid {way} {v}")
+    if single_seed and opts.n_bootstrap > 0:
+        warnings.append(f"seed uncertainty unavailable for {axis}={', '.join(map(str, single_seed))} (only one seed)")
+
+    log2_sizes = [math.log2(s) if s > 0 else math.nan for s in sizes]
+    slopes: dict[str, Any] = {}
+    for c, lr in ((0, "eta"), (1, "beta")):
+        if c == 1 and grid.beta is None:
+            slopes["drift_slope_beta"] = slopes["drift_slope_beta_ci"] = None
+            continue
+        slopes[f"drift_slope_{lr}"] = drift_slope(log2_sizes, [f[c] for f in fits])
+        slopes[f"drift_slope_{lr}_ci"] = None
+        if opts.n_bootstrap > 0 and any(bf is not None for bf in boot_fits):
+            b = opts.n_bootstrap
+            cols = [bf[:, c] if bf is not None else np.full(b, np.nan if f[c] is None else f[c])
+                    for bf, f in zip(boot_fits, fits)]
+            boot_slopes = [drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)]
+            slopes[f"drift_slope_{lr}_ci"] = percentile_ci(boot_slopes, opts.ci_level)
+        ci = slopes[f"drift_slope_{lr}_ci"]
+        worst_steps = max((abs(e[f"grid_steps_{lr}"]) for e in entries if e.get(f"grid_steps_{lr}") is not None),
+                          default=0)
+        if ci and min(abs(ci[0]), abs(ci[1])) > opts.drift_tol and ci[0] * ci[1] > 0 and worst_steps <= opts.steps_tol:
+            warnings.append(f"the sub-grid fit of {lr}* drifts {slopes[f'drift_slope_{lr}']:+.2f} "
+                            f"[{ci[0]:+.2f}, {ci[1]:+.2f}] octave/doubling although the grid argmin stays within "
+                            f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
+    verdict, text, reasons = judge_entries(axis, entries, 0, info, opts, missing_sizes, slopes)
+
+    budget, budget_note = by_budget(df, axis, grid, info, opts, missing_sizes)
+    surfaces = [{"size": p.size, ETA_COL: grid.eta.tolist(),
+                 BETA_COL: None if grid.beta is None else grid.beta.tolist(),
+                 "values": [[info.from_cost(c) if not np.isnan(c) else math.nan for c in row] for row in p.surf],
+                 "n_seeds": (~np.isnan(p.cube)).sum(axis=0).tolist()} for p in per]
+    public = [{k: v for k, v in e.items() if not k.startswith("_") and k not in ("has_opt", "base_pt_run")}
+              for e in entries]
+    return {
+        "group": group, "axis": axis, "base_size": base_size,
+        "eta_grid": grid.eta.tolist(), "beta_grid": None if grid.beta is None else grid.beta.tolist(),
+        "sizes": public, **slopes,
+        "verdict": verdict, "verdict_text": text, "reasons": reasons,
+        "by_base": by_base(per, grid, info, opts, axis, missing_sizes),
+        "by_budget": budget, "by_budget_note": budget_note,
+        "warnings": warnings, "missing": missing, "surfaces": surfaces,
+    }
