@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import verdict as V
-from .encoding import fmt_lr
+from .encoding import fmt_lr, signed
 from .metrics import BETA_COL, BUDGET_COLUMNS, DIVERGED, ETA_COL, MetricInfo, run_costs
 from .surfaces import Grid, argmin, make_grid, seed_cube, seed_mean, subgrid_optimum
 from .uncertainty import argmin_counts, argmins, percentile_ci, resample_means
@@ -333,8 +333,8 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         worst_steps = max((abs(e[f"grid_steps_{lr}"]) for e in entries if e.get(f"grid_steps_{lr}") is not None),
                           default=0)
         if ci and min(abs(ci[0]), abs(ci[1])) > opts.drift_tol and ci[0] * ci[1] > 0 and worst_steps <= opts.steps_tol:
-            warnings.append(f"the sub-grid fit of {lr}* drifts {slopes[f'drift_slope_{lr}']:+.2f} "
-                            f"[{ci[0]:+.2f}, {ci[1]:+.2f}] octave/doubling although the grid argmin stays within "
+            warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slopes[f'drift_slope_{lr}'])} "
+                            f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
                             f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
     verdict, text, reasons = judge_entries(axis, entries, 0, info, opts, missing_sizes, slopes)
 

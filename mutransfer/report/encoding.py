@@ -48,7 +48,14 @@ def fmt_num(x: Any, spec: str = ".4g") -> str:
         return "-"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    return format(v, spec)
+    out = format(v, spec)
+    zero = format(0.0, spec)
+    return zero if out.lstrip("+-") == zero.lstrip("+-") else out  # no "-0.00"
+
+
+def signed(x: Any) -> str:
+    """A shift or slope with its sign and 2 decimals: '+1.00', '-0.35', '+0.00'."""
+    return fmt_num(x, "+.2f")
 
 
 def fmt_pct(x: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .build import _title
-from .encoding import fmt_lr, fmt_num, fmt_pct, fmt_regret, fmt_regret_ci
+from .encoding import fmt_lr, fmt_num, fmt_pct, fmt_regret, fmt_regret_ci, signed
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -73,7 +73,7 @@ def format_report(report: dict[str, Any]) -> str:
         for lr, sym in (("eta", "η*"), ("beta", "β*")):
             ci = a.get(f"drift_slope_{lr}_ci")
             slope.append(f"{sym} {fmt_num(a.get(f'drift_slope_{lr}'), '+.2f')}"
-                         + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+                         + (f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else ""))
         lines.append(f"drift slope of the sub-grid fit (octaves per doubling of {axis}): {', '.join(slope)}")
         if a["warnings"]:
             lines.append("warnings:")

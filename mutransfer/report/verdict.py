@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .encoding import fmt_lr, fmt_num, fmt_regret, fmt_regret_ci
+from .encoding import fmt_lr, fmt_num, fmt_regret, fmt_regret_ci, signed
 from .metrics import BETA_COL, ETA_COL
 
 VERDICTS: tuple[str, ...] = ("transfers", "does not transfer", "inconclusive")
@@ -222,6 +222,6 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
         s = (slopes or {}).get(f"drift_slope_{lr}")
         if s is not None and not (isinstance(s, float) and math.isnan(s)):
             ci = (slopes or {}).get(f"drift_slope_{lr}_ci")
-            ci_txt = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
-            text += f"; fitted drift {sym} {s:+.2f}{ci_txt} octave/doubling"
+            ci_txt = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else ""
+            text += f"; fitted drift {sym} {signed(s)}{ci_txt} octave/doubling"
     return text
