@@ -133,14 +133,33 @@ class SweepData:
     def curves(self, sweep_id: str, **filters) -> pd.DataFrame:
         return self.store.load_curves(sweep_id, **filters)
 
-    def report(self, sweep_id: str, metric: str) -> dict:
-        key = (sweep_id, self.parts(sweep_id), metric)
+    def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
+        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
+        unfinished; sizes of the spec not reached yet are named."""
+        key = (sweep_id, self.parts(sweep_id), metric, diverged)
 
         def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric)
+            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **self._plan(sweep_id))
             rep["sweep_id"] = sweep_id
             return rep
         return self._reports.get(key, make)
+
+    def _plan(self, sweep_id: str) -> dict:
+        """cells_total / cells_done / expected_sizes from the registry (nothing for results without a
+        registry row: they are finished)."""
+        row = self.row(sweep_id)
+        if not row:
+            return {}
+        cells: dict[str, bool] = {}
+        for c in self.status(sweep_id)["cells"]:
+            cid = c.get("cell_id") or c["part"]
+            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
+        spec = row.get("spec") or {}
+        sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
+        out: dict = {"expected_sizes": sizes}
+        if cells:
+            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
+        return out
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""

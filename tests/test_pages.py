@@ -113,6 +113,9 @@ def test_html_routes_answer_html_errors(client):
     assert f'href="/sweeps/{SID}/table"' in r.text
     r = client.get(f"/sweeps/{SID}/contours?metric=accuracy")
     assert r.status_code == 422 and is_html(r) and "metric: unknown &#x27;accuracy&#x27;" in r.text
+    r = client.get(f"/sweeps/{SID}/report?diverged=nan")
+    assert r.status_code == 422 and r.json()["message"].startswith("diverged: ")
+    assert client.get(f"/sweeps/{SID}/report?diverged=best_before").json()["diverged"] == "best_before"
     r = client.get(f"/compare?a={SID}")
     assert r.status_code == 422 and is_html(r) and "<code>b</code>" in r.text
     r = client.get(f"/compare?a={SID}&b=nope-12345678")
