@@ -51,6 +51,7 @@ class SizeData:
     opt: tuple[int, int] | None
     boot: np.ndarray | None
     boot_opt: np.ndarray | None
+    boot_class: np.ndarray | None
     n_missing_points: int
     n_missing_seeds: int
 
@@ -65,10 +66,10 @@ def size_data(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> list[Si
         rows = df.loc[df[axis] == s]
         seeds, cube = seed_cube(rows, grid)
         surf = seed_mean(cube)
-        boot = resample_means(cube, opts.n_bootstrap, np.random.default_rng((opts.rng_seed, k)))
+        boot, cls = resample_means(cube, opts.n_bootstrap, np.random.default_rng((opts.rng_seed, k)))
         n_pt = (~np.isnan(cube)).sum(axis=0)
         out.append(SizeData(s, rows, seeds, cube, surf, argmin(surf), boot,
-                            None if boot is None else argmins(boot),
+                            None if boot is None else argmins(boot), cls,
                             int((n_pt == 0).sum()), int(((n_pt > 0) & (n_pt < len(seeds))).sum())))
     return out
 
@@ -166,11 +167,15 @@ def _fits(p: SizeData, grid: Grid, b: int) -> tuple[tuple, np.ndarray | None]:
     if p.boot is None:
         return point, None
     out = np.full((b, 2), np.nan)
+    done: dict[int, tuple[float, float]] = {}  # resamples of one seed multiset share their fit
     for r in range(b):
         i, j = p.boot_opt[r]
         if i >= 0:
-            fx, fy, _, _ = subgrid_optimum(p.boot[r], grid, int(i), int(j))
-            out[r] = (fx, np.nan if fy is None else fy)
+            c = int(p.boot_class[r])
+            if c not in done:
+                fx, fy, _, _ = subgrid_optimum(p.boot[r], grid, int(i), int(j))
+                done[c] = (fx, np.nan if fy is None else fy)
+            out[r] = done[c]
     return point, out
 
 

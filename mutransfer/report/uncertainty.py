@@ -17,13 +17,17 @@ import numpy as np
 from .surfaces import seed_mean
 
 
-def resample_means(cube: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Seed means of ``n_bootstrap`` resamples, shape (B, n_eta, n_beta); None with < 2 seeds or B = 0."""
+def resample_means(cube: np.ndarray, n_bootstrap: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """Seed means of ``n_bootstrap`` resamples, shape (B, n_eta, n_beta), and each resample's class
+    (B,): resamples drawing the same multiset of seeds share a class (and have identical means);
+    (None, None) with < 2 seeds or B = 0."""
     n = cube.shape[0]
     if n < 2 or n_bootstrap <= 0:
-        return None
-    idx = rng.integers(0, n, size=(n_bootstrap, n))
-    return seed_mean(cube[idx], axis=1)
+        return None, None
+    idx = np.sort(rng.integers(0, n, size=(n_bootstrap, n)), axis=1)
+    _, first, cls = np.unique(idx, axis=0, return_index=True, return_inverse=True)
+    return seed_mean(cube[idx[first]], axis=1)[cls.ravel()], cls.ravel()
 
 
 def argmins(means: np.ndarray) -> np.ndarray:
@@ -46,7 +50,8 @@ def argmin_counts(opts: np.ndarray) -> Counter:
 
 def percentile_ci(values, level: float) -> list[float] | None:
     """Central ``level`` percentile interval of the non-NaN values (picks actual values); None if none."""
-    v = np.asarray([x for x in np.asarray(values, dtype=float).ravel() if not np.isnan(x)])
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
     if v.size == 0:
         return None
     tail = 100 * (1 - level) / 2
