@@ -69,6 +69,22 @@ def test_noiseless_table_gives_zero_width_intervals():
     for key in ("drift_slope_eta_ci", "drift_slope_beta_ci"):
         assert a[key][0] == a[key][1]
     assert a["drift_slope_eta_ci"][0] == pytest.approx(a["drift_slope_eta"])
+    assert a["drift_slope_eta"] == pytest.approx(0.4, abs=0.05) and a["drift_slope_eta_state"] == "within"
+
+
+def test_fitted_drift_state_is_reported_not_deciding():
+    from mutransfer.report.analysis import fit_drift_state
+
+    assert fit_drift_state(0.2, [0.1, 0.3], 0.5) == "within"
+    assert fit_drift_state(-0.8, [-1.0, -0.6], 0.5) == "beyond"
+    assert fit_drift_state(0.4, [-0.1, 0.7], 0.5) == "uncertain"
+    assert fit_drift_state(0.7, None, 0.5) == "beyond"
+    # a steady 0.6 octave/doubling that the 1-octave grid follows by one step: the grid rule passes,
+    # the fit says "beyond" and a warning says the grid may be too coarse
+    a = analysis(optimum_shift_report(table(bowl(lambda w: -5.3 + 0.6 * math.log2(w / 32), c=0.01)), n_bootstrap=20))
+    assert [e["grid_steps_eta"] for e in a["sizes"]] == [0, 0, 1]
+    assert a["verdict"] == "transfers" and a["drift_slope_eta_state"] == "beyond"
+    assert any("too coarse" in w for w in a["warnings"])
 
 
 def test_regret_failure_is_does_not_transfer():

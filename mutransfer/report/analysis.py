@@ -179,6 +179,16 @@ def _fits(p: SizeData, grid: Grid, b: int) -> tuple[tuple, np.ndarray | None]:
     return point, out
 
 
+def fit_drift_state(slope: float, ci: Sequence[float] | None, drift_tol: float) -> str | None:
+    """The fitted drift slope against ``drift_tol`` (octaves per doubling), CI included: "within",
+    "beyond" or "uncertain" (the CI straddles ±drift_tol); reported beside the verdict, not deciding."""
+    if slope is None or not np.isfinite(slope):
+        return None
+    mags = (abs(slope), abs(slope)) if not ci else (
+        (0.0 if ci[0] <= 0 <= ci[1] else min(abs(ci[0]), abs(ci[1]))), max(abs(ci[0]), abs(ci[1]), abs(slope)))
+    return {"pass": "within", "fail": "beyond", "uncertain": "uncertain"}[V.judge(abs(slope), mags, drift_tol)]
+
+
 def _summary(view: dict, entries: list[dict], verdict: str, text: str, reasons: list[dict]) -> dict:
     return {**view, "verdict": verdict, "verdict_text": text,
             "reason_codes": sorted({r["code"] for r in reasons}),
@@ -324,7 +334,7 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
     slopes: dict[str, Any] = {}
     for c, lr in ((0, "eta"), (1, "beta")):
         if c == 1 and grid.beta is None:
-            slopes["drift_slope_beta"] = slopes["drift_slope_beta_ci"] = None
+            slopes["drift_slope_beta"] = slopes["drift_slope_beta_ci"] = slopes["drift_slope_beta_state"] = None
             continue
         slopes[f"drift_slope_{lr}"] = drift_slope(log2_sizes, [f[c] for f in fits])
         slopes[f"drift_slope_{lr}_ci"] = None
@@ -335,9 +345,11 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
             boot_slopes = [drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)]
             slopes[f"drift_slope_{lr}_ci"] = percentile_ci(boot_slopes, opts.ci_level)
         ci = slopes[f"drift_slope_{lr}_ci"]
+        state = fit_drift_state(slopes[f"drift_slope_{lr}"], ci, opts.drift_tol)
+        slopes[f"drift_slope_{lr}_state"] = state
         worst_steps = max((abs(e[f"grid_steps_{lr}"]) for e in entries if e.get(f"grid_steps_{lr}") is not None),
                           default=0)
-        if ci and min(abs(ci[0]), abs(ci[1])) > opts.drift_tol and ci[0] * ci[1] > 0 and worst_steps <= opts.steps_tol:
+        if state == "beyond" and ci and worst_steps <= opts.steps_tol:
             warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slopes[f'drift_slope_{lr}'])} "
                             f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
                             f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")

@@ -223,5 +223,7 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
         if s is not None and not (isinstance(s, float) and math.isnan(s)):
             ci = (slopes or {}).get(f"drift_slope_{lr}_ci")
             ci_txt = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else ""
-            text += f"; fitted drift {sym} {signed(s)}{ci_txt} octave/doubling"
+            state = (slopes or {}).get(f"drift_slope_{lr}_state")
+            text += f"; fitted drift {sym} {signed(s)}{ci_txt} octave/doubling" + (
+                " (uncertain)" if state == "uncertain" else "")
     return text
