@@ -117,12 +117,16 @@ def verdict_badge(verdict: Any, provisional: Mapping[str, Any] | None = None) ->
 
 
 def reasons_html(analysis: Mapping[str, Any]) -> str:
-    chips = []
+    """One chip per reason code (in the report's order), its details as the tooltip."""
+    details: dict[str, list[str]] = {}
     for r in reasons_of(analysis):
-        code = str(r.get("code", ""))
+        details.setdefault(str(r.get("code", "")), []).append(str(r.get("detail", "")))
+    chips = []
+    for code, ds in details.items():
         label = REASONS.get(code, code.replace("_", " "))
-        chips.append(f'<span class="reason" data-code="{esc_html(code)}" title="{esc_html(r.get("detail", ""))}">'
-                     f"{esc_html(label)}</span>")
+        count = f" ×{len(ds)}" if len(ds) > 1 else ""
+        chips.append(f'<span class="reason" data-code="{esc_html(code)}" title="{esc_html("; ".join(ds))}">'
+                     f"{esc_html(label + count)}</span>")
     return "".join(chips)
 
 
@@ -171,8 +175,16 @@ def provisional_banner(prov: Mapping[str, Any]) -> str:
 
 
 def _regret_cell(x: Any, tol: float, unit: str = "relative", ci: Any = None) -> str:
+    """Green when the regret and its CI are within tolerance, red when both are beyond it (or the
+    base optimum diverged), amber when the CI straddles it."""
     v = num(x)
-    cls = "" if np.isnan(v) else ("bad" if (np.isinf(v) or v > tol) else "good")
+    lo, hi = (v, v) if not ci or len(ci) != 2 else (min(num(ci[0]), v), max(num(ci[1]), v))
+    if np.isnan(v):
+        cls = ""
+    elif np.isinf(v) or lo > tol:
+        cls = "bad"
+    else:
+        cls = "good" if hi <= tol else "unsure"
     txt = regret_text(x, unit) + (f" {regret_ci_text(ci, unit)}" if ci else "")
     return f'<td class="{cls}">{esc_html(txt)}</td>'
 
