@@ -6,7 +6,9 @@ A package by job:
 * :mod:`.surfaces`    — (η, β) grid, per-seed cost cube, seed means, grid argmin, sub-grid fit
 * :mod:`.uncertainty` — seed bootstrap and percentile confidence intervals
 * :mod:`.verdict`     — the verdict rules and reason codes (one table)
-* :mod:`.analysis`    — one group × size axis, with the ``by_base`` / ``by_budget`` views
+* :mod:`.transfer`    — the base optimum's regret and argmin moves at every size, with CIs
+* :mod:`.views`       — the robustness views ``by_base`` and ``by_budget``
+* :mod:`.analysis`    — one group × size axis: optima, fits, drift slopes, verdict, views
 * :mod:`.build`       — :func:`optimum_shift_report` over a whole runs table (groups, provisional)
 * :mod:`.format`      — the text report; :mod:`.encoding` — number formatting and JSON encoding
 """

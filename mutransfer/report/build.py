@@ -6,7 +6,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .analysis import Options, analyse
+from .analysis import analyse
+from .transfer import Options
 from .encoding import scalar, to_json
 from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
