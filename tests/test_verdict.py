@@ -73,7 +73,7 @@ def test_noiseless_table_gives_zero_width_intervals():
 
 
 def test_fitted_drift_state_is_reported_not_deciding():
-    from mutransfer.report.analysis import fit_drift_state  # noqa: PLC0415
+    from mutransfer.report.analysis import fit_drift_state
 
     assert fit_drift_state(0.2, [0.1, 0.3], 0.5) == "within"
     assert fit_drift_state(-0.8, [-1.0, -0.6], 0.5) == "beyond"
