@@ -136,3 +136,16 @@ def test_big_pages_and_plotly_are_gzipped(client):
     raw = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers and raw.content == js.content
     assert js.num_bytes_downloaded < len(raw.content) / 2
+
+
+def test_report_is_provisional_from_the_registry_plan(client, monkeypatch):
+    """The report route takes k/n cells and the spec's sizes from the sweep's registry row."""
+    data = client.app.state.data
+    cells = [{"part": f"cell-{c}", "cell_id": c, "status": "finished"} for c in sorted(client.runs.cell_id.unique())]
+    cells.append({"part": "cell-pc-mupc-w256-d2", "cell_id": "pc-mupc-w256-d2", "status": "running"})
+    monkeypatch.setattr(data, "row", lambda sid: {"spec": {"widths": [32, 64, 128, 256], "depths": [2]}})
+    monkeypatch.setattr(data, "status", lambda sid: {"cells": cells, "metric": "min_train_loss", "status": "running"})
+    rep = client.get(f"/sweeps/{SID}/report").json()
+    assert rep["provisional"] == {"cells_done": len(cells) - 1, "cells_total": len(cells)}
+    a = next(a for a in rep["analyses"] if a["group"]["algorithm"] == "pc" and a["axis"] == "width")
+    assert any(r["code"] == "partial" and r["missing_sizes"] == [256] for r in a["reasons"])
