@@ -91,6 +91,12 @@ def edge_flags(grid: Grid, opt: tuple[int, int] | None) -> list[dict]:
     return flags
 
 
+def _int_ci(steps, level: float) -> list[int] | None:
+    """CI of a count of grid steps (the percentile picks actual values, so they are integers)."""
+    ci = percentile_ci(steps, level)
+    return None if ci is None else [int(ci[0]), int(ci[1])]
+
+
 def compare(per: list[SizeData], base_k: int, grid: Grid, info: MetricInfo, opts: Options) -> list[dict]:
     """Per size: the transfer of size ``base_k``'s optimum — regret, grid-step and octave moves of the
     argmin — with bootstrap CIs, plus what the verdict needs (:func:`.verdict.reasons_for`)."""
@@ -130,11 +136,11 @@ def compare(per: list[SizeData], base_k: int, grid: Grid, info: MetricInfo, opts
                     di.append(si - bi)
                     dj.append(sj - bj)
             e["regret_ci"] = e["_abs_regret_ci"] = percentile_ci(reg, opts.ci_level)
-            e["grid_steps_eta_ci"] = percentile_ci(di, opts.ci_level)
-            e["_abs_grid_steps_eta_ci"] = percentile_ci(np.abs(di), opts.ci_level)
+            e["grid_steps_eta_ci"] = _int_ci(di, opts.ci_level)
+            e["_abs_grid_steps_eta_ci"] = _int_ci(np.abs(di), opts.ci_level)
             if ly is not None:
-                e["grid_steps_beta_ci"] = percentile_ci(dj, opts.ci_level)
-                e["_abs_grid_steps_beta_ci"] = percentile_ci(np.abs(dj), opts.ci_level)
+                e["grid_steps_beta_ci"] = _int_ci(dj, opts.ci_level)
+                e["_abs_grid_steps_beta_ci"] = _int_ci(np.abs(dj), opts.ci_level)
         entries.append(e)
     return entries
 
