@@ -32,6 +32,7 @@ from mutransfer.optim import DIRECTIONS
 from mutransfer.losses import LOSSES
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import METRICS
+from mutransfer.trainer import INITS, PRECISIONS
 from sweeps.documents import DEFAULT_LIMITS, DocumentError, load_yaml
 
 
@@ -141,6 +142,12 @@ class Training(_Strict):
     output_precision: PosFloat = Field(1.0, description="γ′ in γ_L = γ′·N^(−γ̄_L)")
     output_precision_exponent: Float(-8, 8, open_lo=False) = Field(0.0, description="γ̄_L")
     divergence_factor: Float(1, 1e12) = 1e3
+    precision: Choice(PRECISIONS, "precision") = Field(
+        "float32", description="float32, or float64 through JAX's x64 mode (slower; near stability cliffs "
+                               "float32 runs can land 15-18 % from their float64 values)")
+    init: Choice(INITS, "init") = Field(
+        "default", description="default: W ~ N(0, σ_l²); kaiming_uniform: W ~ U(−σ_l, σ_l), which under sp "
+                               "is jpc's default U(±1/√fan_in) (the μPC paper's SP runs)")
     # TP/DTP only (refused on other specs): reconstruction noise σ_ε, feedback updates per step,
     # and the feedback weights' lr as a multiple of the weight lr η.
     feedback_noise: Float(0, 100, open_lo=False) | None = None
@@ -289,6 +296,9 @@ class SweepSpec(_Strict):
             data.pop("analyses", None)
         for key in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
             if data["training"].get(key) is None:
+                data["training"].pop(key, None)
+        for key, default in (("precision", "float32"), ("init", "default")):
+            if data["training"].get(key) == default:
                 data["training"].pop(key, None)
         arch = data["architecture"]
         if self.architecture.is_cnn:  # defaults spelled out or not: the same network
