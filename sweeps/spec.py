@@ -83,7 +83,8 @@ def Float(lo: float, hi: float, *, open_lo: bool = True, description: str | None
 
 PosInt = Int(1, 10**8)
 PosFloat = Float(0, 1e6)
-LR = Float(0, 1e6)
+LR_MAX = 1e6
+LR = Float(0, LR_MAX)
 
 
 class Architecture(_Strict):
@@ -153,6 +154,15 @@ class Training(_Strict):
     feedback_noise: Float(0, 100, open_lo=False) | None = None
     feedback_steps: Int(1, 1000) | None = None
     feedback_lr_ratio: PosFloat | None = None
+
+
+class Refine(_Strict):
+    """``refine:``: limits of the grid extension ``mutransfer run SPEC --refine`` (or the service,
+    when the field is present) does after the grid is finished (sweeps/refine.py). Not part of the
+    spec hash: refining extends the same sweep."""
+
+    max_rounds: Int(1, 100) | None = Field(None, description="rounds of extension at most (default 3)")
+    max_runs: Int(1, MAX_RUNS) | None = Field(None, description="runs added in all at most (default: the spec's own run count)")
 
 
 class Logging(_Strict):
@@ -228,6 +238,7 @@ class SweepSpec(_Strict):
     metric: Choice(METRICS, "metric") = "min_train_loss"
     analyses: Annotated[list[AnalysisSpec], Field(max_length=32)] = []
     resources: Resources = Resources()
+    refine: Refine | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -291,6 +302,7 @@ class SweepSpec(_Strict):
         data = self.canonical()
         data.pop("description", None)
         data.pop("resources", None)  # where it runs does not change what it computes
+        data.pop("refine", None)  # how far the grid may extend itself: the same sweep, grown
         # Fields added later are left out while unset, so older specs keep their sweep ids.
         if not data.get("analyses"):
             data.pop("analyses", None)
