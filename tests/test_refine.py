@@ -168,3 +168,35 @@ def test_rounds_rebuild_the_same_trials_from_the_saved_record(tmp_path):
         again = refine.RefineRecord.from_json(json.loads(json.dumps(record.to_json())))
         a, b = refine.refine_trials(spec, record), refine.refine_trials(spec, again)
         assert [(t.part, [r.run_id for r in t.runs]) for t in a] == [(t.part, [r.run_id for r in t.runs]) for t in b]
+
+
+def test_http_takes_the_refine_field_and_the_driver_refines(tmp_path):
+    """Over HTTP the field is part of the spec (same sweep id as without it; bad limits are 422
+    naming the field); the service's driver runs the rounds after the grid (training faked)."""
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import from_env
+    from sweeps import driver
+    from sweeps.recovery import open_registry
+
+    settings = from_env({"MUTRANSFER_RESULTS": str(tmp_path), "MUTRANSFER_DRIVERS": "none"})
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/sweeps", json={**BASE, "refine": {"max_rounds": 0}})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["detail"]] == ["refine.max_rounds"]
+        r = c.post("/sweeps", json={**BASE, "training": {"precision": "float16"}})
+        assert r.status_code == 422 and [e["field"] for e in r.json()["detail"]] == ["training.precision"]
+        r = c.post("/sweeps", json={**BASE, "refine": {"max_rounds": 2}})
+        assert r.status_code == 202
+        sid = r.json()["id"]
+        assert sid == parse_spec(BASE).default_sweep_id()
+    spec = parse_spec({**BASE, "refine": {"max_rounds": 2}})
+    store = ResultsStore(tmp_path)
+    registry = open_registry(settings.registry, store)
+    fake = Fake(spec, store, sid)
+    fake(None)
+    driver._refine(spec, store, sid, registry, lambda rec: SimpleNamespace(cells_failed={} if fake(rec) else {"x": 1}))
+    assert len(refine.load_record(store, sid).rounds) == 2
+    assert "LIMIT HIT (max_rounds)" in registry.sweep(sid)["note"]
