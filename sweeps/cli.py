@@ -2,7 +2,7 @@
 
     mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine] [--json]
     mutransfer list [--results DIR] [--json]
-    mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
+    mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M] [--diverged inf|best_before]
     mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
     mutransfer diagnose list
@@ -49,14 +49,20 @@ def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
     return load_saved_spec(store, sweep_id)
 
 
-def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool) -> str:
-    from mutransfer.report import format_report, optimum_shift_report
+def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool, diverged: str = "inf") -> str:
+    """The optimum-shift report of a sweep, provisional (k/n cells) while cells of its plan are
+    unfinished; the unfinished cells are listed at the end of the text."""
+    from mutransfer.report import check_diverged, format_report, optimum_shift_report
 
+    try:
+        check_diverged(diverged)
+    except ValueError as e:
+        raise UserError(f"--diverged: {e}") from None
     spec = _store_spec(store, sweep_id)
     runs = store.load_runs(sweep_id)
     metric = metric or (spec.metric if spec else "min_train_loss")
-    report = optimum_shift_report(runs, metric=metric)
-    report["sweep_id"] = sweep_id
+    plan: dict = {}
+    missing: list[str] = []
     record = None
     if spec is not None:
         from sweeps import refine
@@ -66,9 +72,17 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
             record = None
         planned = refine.all_trials(spec, record)  # the spec's parts and its refinement's
         done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
-        report["cells_missing"] = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
-        if record is not None:
-            report["refinement"] = record.to_json()
+        cells = {t.cell.cell_id for t in planned}
+        unfinished = {t.cell.cell_id for t in planned if t.part not in done}
+        missing = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
+        plan = dict(cells_total=len(cells), cells_done=len(cells - unfinished),
+                    expected_sizes={"width": list(spec.widths), "depth": list(spec.depths)})
+    report = optimum_shift_report(runs, metric=metric, diverged=diverged, **plan)
+    report["sweep_id"] = sweep_id
+    if spec is not None:
+        report["cells_missing"] = missing
+    if record is not None:
+        report["refinement"] = record.to_json()
     if as_json:
         return json.dumps(report, indent=2, allow_nan=False)
     text = format_report(report)
@@ -76,8 +90,8 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
         from sweeps.refine import summary
 
         text += "\n\n" + "\n".join(summary(record))
-    if report.get("cells_missing"):
-        text += f"\n\nCells not finished yet ({len(report['cells_missing'])}): " + ", ".join(report["cells_missing"])
+    if missing:
+        text += f"\n\nCells not finished yet ({len(missing)}): " + ", ".join(missing)
     return text
 
 
@@ -276,7 +290,7 @@ def cmd_report(args) -> int:
         print(f"error: no sweep {args.sweep_id!r} under {args.results} (known: {known or 'none'})",
               file=sys.stderr)
         return 2
-    print(_report(store, args.sweep_id, args.metric, args.json))
+    print(_report(store, args.sweep_id, args.metric, args.json, args.diverged))
     return 0
 
 
@@ -406,14 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     rep = sub.add_parser("report", help="print the optimum-shift report of a sweep", formatter_class=fmt,
-                         description="The optimum-shift report of a sweep (finished cells only while it runs; "
-                                     "the missing ones are listed).")
+                         description="The optimum-shift report of a sweep (finished cells only while it runs: "
+                                     "marked PROVISIONAL (k/n cells) at the top, the missing cells listed).")
     rep.add_argument("sweep_id", help="the sweep's id, e.g. quickstart-47e8de33 (mutransfer list shows them)")
     rep.add_argument("--results", **results_kw)
     rep.add_argument("--json", action="store_true", help="print the report as JSON")
     rep.add_argument("--metric", default=None, choices=_metric_names(),
                      help="min_train_loss, final_train_loss, best_test_acc or final_test_acc "
                           "(default: the spec's metric)")
+    rep.add_argument("--diverged", default="inf", metavar="POLICY",
+                     help="how a diverged run counts: inf (+inf: one diverged seed makes its grid point +inf) "
+                          "or best_before (its metric from before it diverged, the muPC paper's rule)")
     rep.set_defaults(func=cmd_report)
 
     dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed); "

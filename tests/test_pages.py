@@ -113,6 +113,9 @@ def test_html_routes_answer_html_errors(client):
     assert f'href="/sweeps/{SID}/table"' in r.text
     r = client.get(f"/sweeps/{SID}/contours?metric=accuracy")
     assert r.status_code == 422 and is_html(r) and "metric: unknown &#x27;accuracy&#x27;" in r.text
+    r = client.get(f"/sweeps/{SID}/report?diverged=nan")
+    assert r.status_code == 422 and r.json()["message"].startswith("diverged: ")
+    assert client.get(f"/sweeps/{SID}/report?diverged=best_before").json()["diverged"] == "best_before"
     r = client.get(f"/compare?a={SID}")
     assert r.status_code == 422 and is_html(r) and "<code>b</code>" in r.text
     r = client.get(f"/compare?a={SID}&b=nope-12345678")
@@ -133,3 +136,16 @@ def test_big_pages_and_plotly_are_gzipped(client):
     raw = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers and raw.content == js.content
     assert js.num_bytes_downloaded < len(raw.content) / 2
+
+
+def test_report_is_provisional_from_the_registry_plan(client, monkeypatch):
+    """The report route takes k/n cells and the spec's sizes from the sweep's registry row."""
+    data = client.app.state.data
+    cells = [{"part": f"cell-{c}", "cell_id": c, "status": "finished"} for c in sorted(client.runs.cell_id.unique())]
+    cells.append({"part": "cell-pc-mupc-w256-d2", "cell_id": "pc-mupc-w256-d2", "status": "running"})
+    monkeypatch.setattr(data, "row", lambda sid: {"spec": {"widths": [32, 64, 128, 256], "depths": [2]}})
+    monkeypatch.setattr(data, "status", lambda sid: {"cells": cells, "metric": "min_train_loss", "status": "running"})
+    rep = client.get(f"/sweeps/{SID}/report").json()
+    assert rep["provisional"] == {"cells_done": len(cells) - 1, "cells_total": len(cells)}
+    a = next(a for a in rep["analyses"] if a["group"]["algorithm"] == "pc" and a["axis"] == "width")
+    assert any(r["code"] == "partial" and r["missing_sizes"] == [256] for r in a["reasons"])
