@@ -243,3 +243,10 @@ def test_by_budget_absent_for_older_sweeps_and_other_metrics():
     runs["best_test_acc"] = 0.9
     acc = analysis(optimum_shift_report(runs, metric="best_test_acc", n_bootstrap=0))
     assert acc["by_budget"] is None and "only available for metric min_train_loss" in acc["by_budget_note"]
+
+
+@pytest.mark.parametrize("bad", [{"steps_tol": 0.5}, {"ci_level": 1.0}, {"regret_tol": -0.1}, {"n_bootstrap": -1}])
+def test_bad_options_are_refused_naming_them(bad):
+    (name,) = bad
+    with pytest.raises(ValueError, match=f"^{name}="):
+        optimum_shift_report(table(bowl(lambda w: -5), seeds=1), **bad)
