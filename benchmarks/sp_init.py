@@ -26,4 +26,4 @@ for name, df in (("N(0, 1/fan_in)", default), ("kaiming_uniform", kaiming)):
         ci = "" if e["regret_ci"] is None else " [" + ", ".join(f"{100 * x:.1f} %" for x in e["regret_ci"]) + "]"
         print(f"{name:16s} {e['size']:5d} | {e['eta_star']:.0e} | {e['beta_star']:.0e} | {e['metric_at_opt']:17.4f} | "
               f"{100 * e['regret']:.1f} %{ci}")
-    print(f"{name:16s} verdict: {a['verdict']} ({', '.join(r['code'] for r in a['reasons'])})")
+    print(f"{name:16s} verdict: {a['verdict']} ({', '.join(dict.fromkeys(r['code'] for r in a['reasons']))})")
