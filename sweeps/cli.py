@@ -123,13 +123,12 @@ def cmd_run(args) -> int:
             print(f"error: --resume: {args.spec} differs from the spec sweep {args.resume!r} was "
                   "started with; resume with the same spec, or run it as a new sweep", file=sys.stderr)
             return 2
-    record = None
     args.refine = args.refine or spec.refine is not None  # the spec's refine: field asks for it too
     if args.refine:
         from sweeps import refine
 
         try:
-            record = refine.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
+            refine.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
         except refine.RefineError as e:
             raise UserError(f"--refine: {e}") from None
     cache = compile_cache.enable(args.jax_cache)
@@ -149,16 +148,21 @@ def cmd_run(args) -> int:
                 out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec)
                 print(file=sys.stderr)
                 return out
-        outcome = execute(record)  # the grid (and rounds recorded earlier); finished parts are skipped
-        if args.refine and not outcome.cells_failed:
+        if not args.refine:
+            outcome = execute(None)
+        else:  # the grid (and rounds recorded earlier) first, then round after round; finished parts are skipped
             from sweeps.refine import run_refinement
 
+            outcomes = []
+
             def step(rec) -> bool:
-                out = execute(rec)
-                outcome.cells_failed.update(out.cells_failed)
-                return not out.cells_failed
+                outcomes.append(execute(rec))
+                return not outcomes[-1].cells_failed
 
             run_refinement(spec, store, sweep_id, step, say=lambda line: print(line, file=sys.stderr, flush=True))
+            outcome = outcomes[0]
+            for out in outcomes[1:]:
+                outcome.cells_failed.update(out.cells_failed)
     finally:
         from sweeps import locks
 
