@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "sweeps" / "specs"
 # Claim 2 / 4: the depth sweeps at T = H and their T = 1 twins (same grids).
 DEPTH_T_H = ("depth_tanh_h4_8", "depth_tanh_h16_mupc", "depth_tanh_h16_sp", "depth_tanh_h32_mupc",
-             "depth_tanh_h32_sp")
-DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H) + ("depth_tanh_h4_8_t1_mupc_high",)  # μPC β up to 5e3
+             "depth_tanh_h32_sp", "depth_tanh_h16_32_sp_base", "depth_tanh_h64_mupc", "depth_tanh_h64_sp")
+DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H if not s.endswith("_base")) + ("depth_tanh_h4_8_t1_mupc_high",)  # μPC β up to 5e3
 RELU_TUNE = "depth_relu_h8_tune"
 DEPTH_128 = ("depth128_mupc", "depth128_sp")
 
