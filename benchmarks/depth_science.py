@@ -133,21 +133,30 @@ def section_t1(root: Path, docs: Path) -> None:
     print("\n### Best seed-mean min train loss over the lr grid, T = 1 vs T = H (tanh residual N = 64)")
     print(b[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("best seed-mean min train loss", "ratio T = 1 / T = H"))
     colors = {"mupc": "#1f77b4", "sp": "#d62728"}
+    ticks = sorted(b.depth.unique())
     for p, g in b.groupby("parametrization"):
         g = g.sort_values("depth")
         name = {"mupc": "μPC", "sp": "SP"}.get(p, p)
         fig.add_trace(go.Scatter(x=g.depth, y=g.best_loss_TH, mode="lines+markers", name=f"{name}, T = H",
-                                 line=dict(color=colors.get(p), width=2)))
+                                 line=dict(color=colors.get(p), width=2)), row=1, col=1)
         fig.add_trace(go.Scatter(x=g.depth, y=g.best_loss_T1, mode="lines+markers", name=f"{name}, T = 1",
-                                 line=dict(color=colors.get(p), width=2, dash="dash"), marker=dict(symbol="x")))
-    fig.update_layout(width=800, height=480, template="plotly_white",
-                      title="Best min train loss over the lr grid: one inference step vs T = H<br>"
-                            "<sup>tanh residual, N = 64, Fashion-MNIST 10k, 1 epoch, 2 seeds (seed mean)</sup>",
-                      xaxis=dict(title="depth H (hidden layers)", type="log", tickvals=sorted(b.depth.unique())),
-                      yaxis=dict(title="best seed-mean min train loss"))
+                                 line=dict(color=colors.get(p), width=2, dash="dash"), marker=dict(symbol="x")),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=g.depth, y=g["T1/TH"], mode="lines+markers", name=f"{name}: T = 1 / T = H",
+                                 line=dict(color=colors.get(p), width=2, dash="dot"), showlegend=False),
+                      row=1, col=2)
+    fig.add_hline(y=1, line=dict(color="gray", dash="dot"), row=1, col=2)
+    for c in (1, 2):
+        fig.update_xaxes(title_text="depth H (hidden layers)", type="log", tickvals=ticks, row=1, col=c)
+    fig.update_layout(width=1100, height=480, template="plotly_white",
+                      legend=dict(orientation="h", y=-0.2),
+                      title="One inference step vs T = H: the best loss over each lr grid<br>"
+                            "<sup>tanh residual, N = 64, Fashion-MNIST 10k, 1 epoch, 2 seeds (seed mean)</sup>")
     save_figure(fig, docs / "depth_t1_vs_tH.png")
 
 
