@@ -198,8 +198,13 @@ def section_d128(root: Path, docs: Path) -> None:
         name = {"mupc": "μPC", "sp": "standard PC (SP)"}.get(p, p)
         fig.add_trace(go.Scatter(x=g.step, y=100 * g.test_acc, mode="lines+markers", line=dict(color=colors.get(p)),
                                  name=f"{name}: η = {r.weight_lr:g}, β = {r.activity_lr:g}"))
+        if r.status == "diverged":
+            loss0 = tr[tr.parametrization == p].train_loss.iloc[0]
+            fig.add_annotation(x=r.diverged_step, y=100 * g.test_acc.iloc[-1], text=f"{name}: train loss {loss0:.1e} at step 0, "
+                               f"diverged at step {r.diverged_step}", showarrow=True, arrowhead=2,
+                               ax=60, ay=-60, font=dict(color=colors.get(p)))
     fig.add_hline(y=10, line=dict(color="gray", dash="dot"), annotation_text="chance")
-    fig.update_layout(width=800, height=480, template="plotly_white",
+    fig.update_layout(width=800, height=500, template="plotly_white", legend=dict(orientation="h", y=-0.22),
                       title="128-layer ReLU residual PC net, lrs tuned at H = 8 and transferred<br>"
                             "<sup>N = 64, T = 128, batch 64, full Fashion-MNIST (10k test); one seed</sup>",
                       xaxis=dict(title="training step (64 examples each)"),
