@@ -38,7 +38,7 @@ DEPTH_T_H = ("depth_tanh_h4_8", "depth_tanh_h16_mupc", "depth_tanh_h16_sp", "dep
              "depth_tanh_h32_sp", "depth_tanh_h16_32_sp_base", "depth_tanh_h64_mupc", "depth_tanh_h64_sp")
 DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H if not s.endswith("_base")) + ("depth_tanh_h4_8_t1_mupc_high",)  # μPC β up to 5e3
 RELU_TUNE = "depth_relu_h8_tune"
-DEPTH_128 = ("depth128_mupc", "depth128_sp")
+DEPTH_128 = ("depth128_mupc", "depth128_sp", "depth128_mupc_long")  # long: the same run, more steps
 
 pd.set_option("display.width", 250)
 
@@ -178,7 +178,17 @@ def section_d128(root: Path, docs: Path) -> None:
     if runs.empty:
         return
     curves = load_runs(DEPTH_128, root, table="curves").merge(
-        runs[["run_id", "parametrization", "weight_lr", "activity_lr", "status", "diverged_step"]], on="run_id")
+        runs[["run_id", "parametrization", "weight_lr", "activity_lr", "status", "diverged_step", "steps"]],
+        on="run_id")
+    # The long μPC run repeats the short one (same seed, data order): check, then keep the longest.
+    for p, g in runs.groupby("parametrization"):
+        if len(g) > 1:
+            a, b = (curves[curves.run_id == r].set_index("step").test_acc.dropna() for r in g.sort_values("steps").run_id[:2])
+            common = a.index.intersection(b.index)
+            print(f"{p}: {len(g)} runs; test acc at the {len(common)} shared eval steps differs by at most "
+                  f"{(a[common] - b[common]).abs().max():.2g}; keeping the longest")
+    runs = runs.sort_values("steps").groupby("parametrization").tail(1)
+    curves = curves[curves.run_id.isin(runs.run_id)]
     ev = curves.dropna(subset=["test_acc"]).sort_values("step")
     print("\n### 128-layer ReLU residual N = 64, T = 128, full Fashion-MNIST: test accuracy by step")
     print(ev.pivot_table(index="step", columns="parametrization", values="test_acc").to_string(
