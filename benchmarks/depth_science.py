@@ -120,6 +120,9 @@ def section_report(root: Path) -> None:
         if runs.empty:
             continue
         print(format_report(optimum_shift_report(runs, metric="min_train_loss")))
+        if title == "T = H":  # the μPC paper's depth range starts at H = 8 (Fig. 5: H = 8 … 128)
+            print(f"\n### Depth-axis report, {title}, base H = 8 (the paper's smallest depth): the same runs, H ≥ 8")
+            print(format_report(optimum_shift_report(runs[runs.depth >= 8], metric="min_train_loss")))
 
 
 def section_t1(root: Path, docs: Path) -> None:
