@@ -4,9 +4,10 @@ Reads the runs / curves tables the depth specs wrote (run them first with
 ``mutransfer run sweeps/specs/depth_*.yaml --results DIR``) and prints:
 
   report   the optimum-shift report along depth over every T = H depth sweep together (claim 2:
-           tanh residual N = 64, H = 4 … 32, μPC vs SP), and the same over the T = 1 sweeps;
-  t1       claim 4: the best seed-mean min train loss over the lr grid with one inference step
-           vs T = H at each depth (the same grid at both T), as a table and docs/depth_t1_vs_tH.png;
+           tanh residual N = 64, H = 4 … 64, μPC vs SP), from H = 4 and from H = 8;
+  t1       claim 4: the same report over the T = 1 sweeps, and the best seed-mean min train loss
+           over the lr grid with one inference step vs T = H at each depth (the same η grid; μPC's
+           β grid reaches higher at T = 1), as a table and docs/depth_t1_vs_tH.png;
   relu     the H = 8 ReLU lr grid the 128-layer runs were tuned on (seed-mean min train loss);
   d128     claim 3: test accuracy over training of the 128-layer ReLU residual nets (μPC and SP,
            lrs transferred from H = 8), as a table and docs/depth128_accuracy.png.
@@ -111,10 +112,10 @@ def save_figure(fig, png: Path) -> Path:
 # ----------------------------------------------------------------------------------------------
 
 
-def section_report(root: Path) -> None:
+def depth_reports(root: Path, which: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
     from mutransfer.report import format_report, optimum_shift_report
 
-    for title, names in (("T = H", DEPTH_T_H), ("T = 1", DEPTH_T_1)):
+    for title, names in which:
         print(f"\n### Depth-axis report, {title} (sweeps: {', '.join(names)})")
         runs = load_runs(names, root)
         if runs.empty:
@@ -125,7 +126,12 @@ def section_report(root: Path) -> None:
             print(format_report(optimum_shift_report(runs[runs.depth >= 8], metric="min_train_loss")))
 
 
+def section_report(root: Path) -> None:
+    depth_reports(root, (("T = H", DEPTH_T_H),))
+
+
 def section_t1(root: Path, docs: Path) -> None:
+    depth_reports(root, (("T = 1", DEPTH_T_1),))
     th, t1 = load_runs(DEPTH_T_H, root), load_runs(DEPTH_T_1, root)
     if th.empty or t1.empty:
         return
