@@ -145,10 +145,16 @@ def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) 
 
 
 def init_weights(key: Array, dims: Sequence[tuple[int, ...]], init_stds: Sequence[float],
-                 dtype=jnp.float32) -> Weights:
-    """W_l ~ N(0, σ_l²), σ_l from the resolved parameterisation (``[p.init_std for p in layers]``);
-    ``dims`` are weight shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
+                 dtype=jnp.float32, init: str = "default") -> Weights:
+    """W_l ~ N(0, σ_l²) (``init="default"``) or W_l ~ U(−σ_l, σ_l), variance σ_l²/3
+    (``init="kaiming_uniform"``: with sp's σ_l = 1/√fan_in, jpc's/equinox's default Linear init);
+    σ_l from the resolved parameterisation (``[p.init_std for p in layers]``); ``dims`` are weight
+    shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
     keys = jax.random.split(key, len(dims))
+    if init == "kaiming_uniform":
+        return [jax.random.uniform(k, d, dtype, -std, std) for k, d, std in zip(keys, dims, init_stds)]
+    if init != "default":
+        raise ValueError(f"init: unknown {init!r}; choose 'default' or 'kaiming_uniform'")
     return [std * jax.random.normal(k, d, dtype) for k, d, std in zip(keys, dims, init_stds)]
 
 
