@@ -245,6 +245,18 @@ def test_by_budget_absent_for_older_sweeps_and_other_metrics():
     assert acc["by_budget"] is None and "only available for metric min_train_loss" in acc["by_budget_note"]
 
 
+def test_by_budget_absent_for_a_mix_of_older_and_newer_sweeps():
+    """pd.concat of a sweep without the checkpoint columns and one with them: a note, not a view
+    that silently drops the older sweep's sizes (and not a crash in the text report)."""
+    runs = table(bowl(lambda w: -5), noise=0.0)
+    runs["min_train_loss_25pct"] = np.where(runs.width == 32, np.nan, runs["min_train_loss"] + 1)
+    runs["min_train_loss_50pct"] = np.where(runs.width == 32, np.nan, runs["min_train_loss"] + 0.5)
+    rep = optimum_shift_report(runs, n_bootstrap=0)
+    a = analysis(rep)
+    assert a["by_budget"] is None and "have no min_train_loss_25pct" in a["by_budget_note"]
+    assert "by budget: by_budget view absent" in format_report(rep)
+
+
 @pytest.mark.parametrize("bad", [{"steps_tol": 0.5}, {"ci_level": 1.0}, {"regret_tol": -0.1}, {"n_bootstrap": -1}])
 def test_bad_options_are_refused_naming_them(bad):
     (name,) = bad

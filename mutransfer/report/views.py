@@ -47,6 +47,13 @@ def by_budget(df: pd.DataFrame, axis: str, grid: Grid, info: MetricInfo, opts: O
         return None, (f"by_budget view absent: the runs table has no {', '.join(absent)} "
                       "(sweep recorded before the trainer wrote them)")
     status = df["status"].astype(str).str.lower().to_numpy()
+    # A table that mixes sweeps recorded before and after the trainer wrote the columns (pd.concat of
+    # two sweeps) would drop whole sizes at some fractions: no view rather than a misleading one.
+    unrecorded = [c for _, c in cols if (df.loc[status == "ok", c].isna()).any()]
+    if unrecorded:
+        n = int(max((df.loc[status == "ok", c].isna()).sum() for c in unrecorded))
+        return None, (f"by_budget view absent: {n} finished run(s) have no {', '.join(unrecorded)} "
+                      "(recorded before the trainer wrote them); report those sweeps separately")
     steps = pd.to_numeric(df.get("steps"), errors="coerce") if "steps" in df.columns else None
     total = float(steps[status == "ok"].max()) if steps is not None and (status == "ok").any() else math.nan
     dstep = pd.to_numeric(df["diverged_step"], errors="coerce").to_numpy(float) \
