@@ -81,8 +81,8 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
     report["sweep_id"] = sweep_id
     if spec is not None:
         report["cells_missing"] = missing
-    if record is not None:
-        report["refinement"] = record.to_json()
+        if record is not None:
+            report["refinement"] = record.to_json()
     if as_json:
         return json.dumps(report, indent=2, allow_nan=False)
     text = format_report(report)

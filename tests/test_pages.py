@@ -122,6 +122,28 @@ def test_html_routes_answer_html_errors(client):
     assert r.status_code == 404 and is_html(r)
 
 
+def test_api_routes_answer_html_errors_to_browsers(client):
+    """A browser (Accept led by text/html) or ?format=html gets an HTML error page from API routes
+    too; API clients keep the JSON body with ``message``."""
+    r = client.get("/sweeps/nope-12345678/report?format=html")
+    assert r.status_code == 404 and is_html(r) and "nope-12345678" in r.text
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = client.get("/sweeps/nope-12345678", headers=browser)
+    assert r.status_code == 404 and is_html(r)
+    r = client.get(f"/sweeps/{SID}/report?metric=accuracy", headers=browser)
+    assert r.status_code == 422 and is_html(r) and "metric" in r.text and "field-error" in r.text
+    r = client.get("/sweeps/nope-12345678/report")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+    assert "nope-12345678" in r.json()["message"]
+
+
+def test_pages_status_vocabulary_matches_the_registry():
+    """The listing's provisional statuses are the registry's active ones (one vocabulary)."""
+    from sweeps import listing, registry
+
+    assert listing.ACTIVE == registry.ACTIVE and set(registry.ACTIVE) <= set(registry.STATUSES)
+
+
 def test_compare_same_sweep_draws_every_setting(client):
     r = client.get(f"/compare?a={SID}&b={SID}")
     assert r.status_code == 200 and is_html(r)

@@ -243,3 +243,26 @@ def test_by_budget_absent_for_older_sweeps_and_other_metrics():
     runs["best_test_acc"] = 0.9
     acc = analysis(optimum_shift_report(runs, metric="best_test_acc", n_bootstrap=0))
     assert acc["by_budget"] is None and "only available for metric min_train_loss" in acc["by_budget_note"]
+
+
+@pytest.mark.parametrize("bad", [{"steps_tol": 0.5}, {"ci_level": 1.0}, {"regret_tol": -0.1}, {"n_bootstrap": -1}])
+def test_bad_options_are_refused_naming_them(bad):
+    (name,) = bad
+    with pytest.raises(ValueError, match=f"^{name}="):
+        optimum_shift_report(table(bowl(lambda w: -5), seeds=1), **bad)
+
+
+def test_no_optimum_and_not_run():
+    runs = table(bowl(lambda w: -5), noise=0.002)
+    # every run at the base size failed: nothing to transfer, inconclusive
+    base_dead = runs.assign(status=np.where(runs.width == 32, "failed", runs.status))
+    a = analysis(optimum_shift_report(base_dead, n_bootstrap=10))
+    assert a["verdict"] == "inconclusive" and codes(a) == {"no_optimum"} and a["reasons"][0]["size"] == 32
+    # every run at a larger size diverged: does not transfer
+    big_dead = runs.assign(status=np.where(runs.width == 128, "diverged", runs.status))
+    a = analysis(optimum_shift_report(big_dead, n_bootstrap=10))
+    assert a["verdict"] == "does not transfer" and ("no_optimum", 128) in {(r["code"], r.get("size")) for r in a["reasons"]}
+    # the base optimum never run at width 64: regret unknown there
+    gone = (runs.width == 64) & (runs.weight_lr == 2.0**-5) & (runs.activity_lr == 2.0**-3)
+    a = analysis(optimum_shift_report(runs[~gone], n_bootstrap=10))
+    assert a["verdict"] == "inconclusive" and {"not_run", "partial"} <= codes(a)

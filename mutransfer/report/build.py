@@ -59,6 +59,16 @@ def optimum_shift_report(
     info = metric_info(metric)
     check_diverged(diverged)
     tol = info.regret_tol if regret_tol is None else float(regret_tol)
+    checks = (
+        ("regret_tol", tol, tol >= 0, ">= 0"),
+        ("steps_tol", steps_tol, steps_tol >= 0 and int(steps_tol) == steps_tol, "an integer >= 0"),
+        ("drift_tol", drift_tol, drift_tol >= 0, ">= 0"),
+        ("n_bootstrap", n_bootstrap, n_bootstrap >= 0 and int(n_bootstrap) == n_bootstrap, "an integer >= 0"),
+        ("ci_level", ci_level, 0 < ci_level < 1, "in (0, 1)"),
+    )
+    for name, value, ok, want in checks:
+        if not ok:
+            raise ValueError(f"{name}={value!r} must be {want}")
     opts = Options(regret_tol=tol, steps_tol=int(steps_tol), drift_tol=float(drift_tol),
                    n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged)
     report: dict[str, Any] = {
