@@ -143,6 +143,11 @@ class SweepData:
         def make() -> dict:
             rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
             rep["sweep_id"] = sweep_id
+            from sweeps.refine import load_record
+
+            record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
+            if record is not None:
+                rep["refinement"] = record.to_json()
             return rep
         return self._reports.get(key, make)
 

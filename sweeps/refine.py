@@ -88,11 +88,19 @@ class RefineRecord:
         return sum(r.runs for r in self.rounds)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Plain JSON (strict: an algorithm without an activity lr has ``activity_lrs: [null]``)."""
+        d = asdict(self)
+        for r in d["rounds"]:
+            for ax in r["axes"].values():
+                ax["activity_lrs"] = [None if isinstance(v, float) and math.isnan(v) else v for v in ax["activity_lrs"]]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "RefineRecord":
-        rounds = [Round(r["number"], [Extension(**e) for e in r["extensions"]], r["axes"], r["runs"])
+        def axes(a: dict) -> dict:
+            return {cid: {k: [math.nan if v is None else v for v in vals] for k, vals in ax.items()}
+                    for cid, ax in a.items()}
+        rounds = [Round(r["number"], [Extension(**e) for e in r["extensions"]], axes(r["axes"]), r["runs"])
                   for r in d.get("rounds", [])]
         return cls(d["sweep_id"], d["spec_hash"], rounds, d.get("stopped"), d.get("detail", ""))
 
@@ -128,7 +136,7 @@ def save_record(store: ResultsStore, record: RefineRecord) -> None:
     fs = store.filesystem
     fs.create_dir(f"{store.base_path}/specs", recursive=True)
     with fs.open_output_stream(record_path(store, record.sweep_id)) as f:
-        f.write(json.dumps(record.to_json(), indent=2).encode())
+        f.write(json.dumps(record.to_json(), indent=2, allow_nan=False).encode())
 
 
 def start_record(store: ResultsStore, sweep_id: str, spec: SweepSpec) -> RefineRecord:

@@ -165,7 +165,7 @@ def test_rounds_rebuild_the_same_trials_from_the_saved_record(tmp_path):
         spec, store, sid, fake = setup(tmp_path / str(len(changes)), **changes)
         record = refine.run_refinement(spec, store, sid, fake)
         assert record.rounds
-        again = refine.RefineRecord.from_json(json.loads(json.dumps(record.to_json())))
+        again = refine.RefineRecord.from_json(json.loads(json.dumps(record.to_json(), allow_nan=False)))
         a, b = refine.refine_trials(spec, record), refine.refine_trials(spec, again)
         assert [(t.part, [r.run_id for r in t.runs]) for t in a] == [(t.part, [r.run_id for r in t.runs]) for t in b]
 
@@ -200,3 +200,6 @@ def test_http_takes_the_refine_field_and_the_driver_refines(tmp_path):
     driver._refine(spec, store, sid, registry, lambda rec: SimpleNamespace(cells_failed={} if fake(rec) else {"x": 1}))
     assert len(refine.load_record(store, sid).rounds) == 2
     assert "LIMIT HIT (max_rounds)" in registry.sweep(sid)["note"]
+    with TestClient(create_app(settings)) as c:  # the report route carries the rounds
+        rep = c.get(f"/sweeps/{sid}/report", params={"format": "json"}).json()
+        assert len(rep["refinement"]["rounds"]) == 2 and rep["refinement"]["stopped"] == "max_rounds"

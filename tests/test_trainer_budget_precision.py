@@ -19,7 +19,7 @@ def digits():
 
 
 def cell(param="mupc", **kw):
-    return CellSpec("pc", param, 16, 3, "tanh", True, 64, 10, batch_size=32, **kw)
+    return CellSpec("pc", param, 8, 2, "tanh", True, 64, 10, batch_size=16, **kw)  # tiny: compile time rules
 
 
 def test_budget_steps():
