@@ -58,7 +58,8 @@ def load_runs(names, root: Path, table: str = "runs") -> pd.DataFrame:
     for n in names:
         sid = sweep_id(n)
         if not (root / table / f"sweep_id={sid}").exists():
-            print(f"  (not run yet: {n}.yaml, sweep {sid})")
+            if table == "runs":
+                print(f"  (not run: {n}.yaml, sweep {sid})")
             continue
         parts.append(load(sid, root=root, table=table))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
