@@ -58,7 +58,8 @@ def load_runs(names, root: Path, table: str = "runs") -> pd.DataFrame:
     for n in names:
         sid = sweep_id(n)
         if not (root / table / f"sweep_id={sid}").exists():
-            print(f"  (not run yet: {n}.yaml, sweep {sid})")
+            if table == "runs":
+                print(f"  (not run: {n}.yaml, sweep {sid})")
             continue
         parts.append(load(sid, root=root, table=table))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -120,6 +121,12 @@ def depth_reports(root: Path, which: tuple[tuple[str, tuple[str, ...]], ...]) ->
         runs = load_runs(names, root)
         if runs.empty:
             continue
+        # The budget checkpoints (min_train_loss_25pct, ...) exist only in sweeps recorded after the
+        # trainer wrote them (here: the last ones); the by-budget view needs them for every run.
+        partial = [c for c in runs.columns if c.startswith("min_train_loss_") and runs[c].isna().any()]
+        if partial:
+            print(f"  (dropped {', '.join(partial)}: recorded by only some of these sweeps)")
+            runs = runs.drop(columns=partial)
         print(format_report(optimum_shift_report(runs, metric="min_train_loss")))
         if title == "T = H":  # the μPC paper's depth range starts at H = 8 (Fig. 5: H = 8 … 128)
             print(f"\n### Depth-axis report, {title}, base H = 8 (the paper's smallest depth): the same runs, H ≥ 8")
