@@ -1,0 +1,84 @@
+"""Depth scaling of the grid trainer: compile time and run-steps/s against the number of hidden layers.
+
+μPC tanh residual MLP (the μPC paper's depth row, Fig. 5 bottom, at CPU scale): fixed width N
+(default 64), H ∈ {8, 16, 32, 64, 128} hidden layers, T = H inference steps, batch 64, Adam, one
+cell of R runs (distinct weight/activity lrs, one seed) trained together by
+:func:`mutransfer.trainer.train_cell`. Per depth it prints
+
+  compile s      the cell's ahead-of-time compile (training block + test evaluation), as the
+                 trainer measures it (``CellResult.compile_s``), in a fresh process state for that
+                 shape (each depth is a new shape, so nothing is reused);
+  run-steps/s    R × steps / training time (compile excluded; includes two test evaluations on a
+                 256-example test set);
+  s/run-step     its inverse.
+
+Data are synthetic (Gaussian inputs of Fashion-MNIST's D = 784, 10 classes): timing does not
+depend on the values. The persistent compilation cache is not used (jax's default: off).
+
+Usage::
+
+    python benchmarks/depth_scaling.py --quick      # R = 4 runs, 6 steps per depth (< 5 min on 2 busy cores)
+    python benchmarks/depth_scaling.py              # R = 8 runs, 20 steps per depth
+    python benchmarks/depth_scaling.py --depths 8 16 --width 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import jax
+import numpy as np
+
+from mutransfer.data import Dataset
+from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
+
+D, C, B = 784, 10, 64
+
+
+def synthetic(n_train: int, n_test: int = 256, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    return Dataset("synthetic", rng.standard_normal((n_train, D)).astype(np.float32),
+                   rng.integers(0, C, n_train).astype(np.int32),
+                   rng.standard_normal((n_test, D)).astype(np.float32),
+                   rng.integers(0, C, n_test).astype(np.int32), C)
+
+
+def measure(depth: int, width: int, runs: int, steps: int, data) -> tuple[float, float]:
+    """(compile s, run-steps/s) of one μPC tanh residual cell with H = T = ``depth``."""
+    cell = CellSpec("pc", "mupc", width, depth, "tanh", True, D, C, batch_size=B, inference_steps=depth)
+    etas = list(np.geomspace(1e-3, 1e-1, runs))
+    betas = list(np.geomspace(1e-2, 1.0, runs))
+    opts = TrainOptions(epochs=1, max_steps=steps, log_every=max(1, steps), eval_every=steps)
+    res = train_cell(cell, data, etas, betas, [0] * runs, opts)
+    return res.compile_s, runs * steps / res.train_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="R = 4 runs, 6 steps per depth")
+    ap.add_argument("--depths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=None, help="runs per cell (default 8; 4 with --quick)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default 20; 6 with --quick)")
+    args = ap.parse_args()
+    runs = args.runs or (4 if args.quick else 8)
+    steps = args.steps or (6 if args.quick else 20)
+    data = to_device(synthetic(max(steps, 2) * B))
+    dev = jax.devices()[0]
+    print(f"depth scaling: pc/mupc tanh residual, N = {args.width}, T = H, batch {B}, {runs} runs × {steps} "
+          f"steps per depth; jax {jax.__version__} on {dev.platform} ({dev.device_kind}), "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'H':>5} {'compile s':>10} {'run-steps/s':>12} {'s/run-step':>11} {'wall s':>7}")
+    t_all = time.perf_counter()
+    for depth in args.depths:
+        t0 = time.perf_counter()
+        compile_s, rate = measure(depth, args.width, runs, steps, data)
+        print(f"{depth:>5} {compile_s:>10.2f} {rate:>12.2f} {1 / rate:>11.4f} {time.perf_counter() - t0:>7.1f}",
+              flush=True)
+    print(f"total {time.perf_counter() - t_all:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
