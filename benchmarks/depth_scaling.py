@@ -15,11 +15,16 @@ cell of R runs (distinct weight/activity lrs, one seed) trained together by
 Data are synthetic (Gaussian inputs of Fashion-MNIST's D = 784, 10 classes): timing does not
 depend on the values. The persistent compilation cache is not used (jax's default: off).
 
+``--layers``: ``scan`` (the hidden layers as a ``lax.scan`` over stacked weights, the default
+since issue 12), ``unrolled`` (one traced layer after another, as before), or ``both``: per
+depth, unrolled then scan, side by side in this process (``$MUTRANSFER_LAYER_SCAN`` switched and
+the trainer's program cache cleared between them), with the ratios.
+
 Usage::
 
-    python benchmarks/depth_scaling.py --quick      # R = 4 runs, 6 steps per depth (< 5 min on 2 busy cores)
-    python benchmarks/depth_scaling.py              # R = 8 runs, 20 steps per depth
-    python benchmarks/depth_scaling.py --depths 8 16 --width 128
+    python benchmarks/depth_scaling.py --quick                  # scan, R = 4 runs × 4 steps (< 5 min on 2 busy cores)
+    python benchmarks/depth_scaling.py --layers both            # before/after table, R = 4 runs × 6 steps
+    python benchmarks/depth_scaling.py --depths 8 16 --width 128 --runs 8 --steps 20
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import time
 import jax
 import numpy as np
 
+from mutransfer import trainer
 from mutransfer.data import Dataset
+from mutransfer.networks import LAYER_SCAN_ENV
 from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
 
 D, C, B = 784, 10, 64
@@ -45,8 +52,11 @@ def synthetic(n_train: int, n_test: int = 256, seed: int = 0) -> Dataset:
                    rng.integers(0, C, n_test).astype(np.int32), C)
 
 
-def measure(depth: int, width: int, runs: int, steps: int, data) -> tuple[float, float]:
-    """(compile s, run-steps/s) of one μPC tanh residual cell with H = T = ``depth``."""
+def measure(depth: int, width: int, runs: int, steps: int, data, layers: str = "scan") -> tuple[float, float]:
+    """(compile s, run-steps/s) of one μPC tanh residual cell with H = T = ``depth``; ``layers``
+    "scan" or "unrolled"."""
+    os.environ[LAYER_SCAN_ENV] = "1" if layers == "scan" else "0"
+    trainer._programs.cache_clear()
     cell = CellSpec("pc", "mupc", width, depth, "tanh", True, D, C, batch_size=B, inference_steps=depth)
     etas = list(np.geomspace(1e-3, 1e-1, runs))
     betas = list(np.geomspace(1e-2, 1.0, runs))
@@ -57,26 +67,37 @@ def measure(depth: int, width: int, runs: int, steps: int, data) -> tuple[float,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="R = 4 runs, 6 steps per depth")
+    ap.add_argument("--quick", action="store_true", help="R = 4 runs, 4 steps per depth")
+    ap.add_argument("--layers", choices=["scan", "unrolled", "both"], default="scan")
     ap.add_argument("--depths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--runs", type=int, default=None, help="runs per cell (default 8; 4 with --quick)")
-    ap.add_argument("--steps", type=int, default=None, help="training steps (default 20; 6 with --quick)")
+    ap.add_argument("--runs", type=int, default=4, help="runs per cell (default 4)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default 6; 4 with --quick)")
     args = ap.parse_args()
-    runs = args.runs or (4 if args.quick else 8)
-    steps = args.steps or (6 if args.quick else 20)
+    runs = args.runs
+    steps = args.steps or (4 if args.quick else 6)
+    kinds = ["unrolled", "scan"] if args.layers == "both" else [args.layers]
     data = to_device(synthetic(max(steps, 2) * B))
     dev = jax.devices()[0]
     print(f"depth scaling: pc/mupc tanh residual, N = {args.width}, T = H, batch {B}, {runs} runs × {steps} "
-          f"steps per depth; jax {jax.__version__} on {dev.platform} ({dev.device_kind}), "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'H':>5} {'compile s':>10} {'run-steps/s':>12} {'s/run-step':>11} {'wall s':>7}")
+          f"steps per depth; hidden layers: {' vs '.join(kinds)}; jax {jax.__version__} on {dev.platform} "
+          f"({dev.device_kind}), {os.cpu_count()} CPUs")
+    head = f"{'H':>5}"
+    for k in kinds:
+        head += f" {k + ' compile s':>18} {k + ' run-steps/s':>21}"
+    if len(kinds) == 2:
+        head += f" {'compile unrolled/scan':>22} {'run-steps/s scan/unrolled':>26}"
+    print(head)
     t_all = time.perf_counter()
     for depth in args.depths:
-        t0 = time.perf_counter()
-        compile_s, rate = measure(depth, args.width, runs, steps, data)
-        print(f"{depth:>5} {compile_s:>10.2f} {rate:>12.2f} {1 / rate:>11.4f} {time.perf_counter() - t0:>7.1f}",
-              flush=True)
+        res = {k: measure(depth, args.width, runs, steps, data, k) for k in kinds}
+        line = f"{depth:>5}"
+        for k in kinds:
+            line += f" {res[k][0]:>18.2f} {res[k][1]:>21.2f}"
+        if len(kinds) == 2:
+            (cu, ru), (cs, rs) = res["unrolled"], res["scan"]
+            line += f" {cu / cs:>21.1f}x {rs / ru:>25.2f}x"
+        print(line, flush=True)
     print(f"total {time.perf_counter() - t_all:.1f} s")
 
 
