@@ -291,6 +291,51 @@ def join_weights(stacked: Stacked) -> Weights:
     return [stacked.first, *(stacked.hidden[i] for i in range(stacked.hidden.shape[0])), stacked.last]
 
 
+def as_stacked(weights: Weights | Stacked) -> Stacked:
+    return weights if isinstance(weights, Stacked) else split_weights(weights)
+
+
+class LayerPacking(NamedTuple):
+    """Packs every per-layer list [W_1, ..., W_L] in a pytree (weights, optimiser moments — with
+    any leading axes, e.g. the trainer's run axis ``axis`` = 1) into :class:`Stacked`, and back.
+    The grid trainer packs its state once per block of steps, so the per-step program (step,
+    optimiser update, per-run select) has a fixed number of arrays whatever the depth. ``active``
+    False (CNNs, unscanned nets, unequal hidden lr multipliers, TP's per-layer feedback code):
+    both maps are the identity."""
+
+    active: bool
+    axis: int = 1
+
+    def pack(self, tree):
+        if not self.active:
+            return tree
+
+        def one(x):
+            if isinstance(x, list):
+                return Stacked(x[0], jnp.stack(x[1:-1], axis=self.axis), x[-1])
+            return x
+        return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, list))
+
+    def unpack(self, tree):
+        if not self.active:
+            return tree
+
+        def one(x):
+            if isinstance(x, Stacked):
+                n = x.hidden.shape[self.axis]
+                return [x.first, *(jnp.take(x.hidden, i, axis=self.axis) for i in range(n)), x.last]
+            return x
+        return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, Stacked))
+
+
+def layer_packing(net: Net, lr_mults: Sequence[float], per_layer_code: bool = False) -> LayerPacking:
+    """The :class:`LayerPacking` for a net trained with per-layer lr multipliers ``lr_mults``:
+    active for scanned MLPs whose hidden layers share one lr multiplier, unless the algorithm
+    indexes layers itself (``per_layer_code``: TP/DTP)."""
+    hidden = tuple(lr_mults[1:-1])
+    return LayerPacking(net.scanned and not per_layer_code and all(c == hidden[0] for c in hidden))
+
+
 def hidden_multipliers(net: Net, dtype) -> Array | float:
     """a_2..a_H for a stacked product: one Python float when they are all equal (every
     parameterisation here: they share one fan-in), else an (H − 1, 1, 1) array."""
@@ -336,7 +381,11 @@ def _forward_scanned(net: Net, weights: Weights, x: Array) -> tuple[Array, Array
 
 def forward(net: Net, weights: Weights, x: Array) -> list[Array]:
     """All pre-activations [z_1, ..., z_H, f(x)] of the forward pass (a scan over the hidden
-    layers when ``net.scanned``; the same numbers either way)."""
+    layers when ``net.scanned``; the same numbers either way). ``weights``: the list, or
+    :class:`Stacked` (a scanned net's packed layout)."""
+    if isinstance(weights, Stacked):
+        Z, f = forward_stacked(net, weights, x)
+        return [Z[i] for i in range(Z.shape[0])] + [f]
     if net.scanned:
         Z, f = _forward_scanned(net, list(weights), x)
         return [Z[i] for i in range(Z.shape[0])] + [f]

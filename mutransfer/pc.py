@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import losses
-from mutransfer.networks import (Net, Stacked, Weights, first_layer, forward, forward_stacked,
+from mutransfer.networks import (Net, Stacked, Weights, as_stacked, first_layer, forward, forward_stacked,
                                  hidden_predictions, join_weights, linear, make_net, predict, split_weights)
 from mutransfer.parametrization import resolve
 
@@ -111,8 +111,10 @@ class StepOut(NamedTuple):
 
 def gradients(net: Net, weights: Weights, x: Array, y: Array, beta: Array | float,
               cfg: PCConfig) -> StepOut:
-    """One PC step's weight gradients ∇_W F at the inference equilibrium (T steps), plus metrics."""
-    if net.scanned:
+    """One PC step's weight gradients ∇_W F at the inference equilibrium (T steps), plus metrics.
+    ``weights`` may be :class:`~mutransfer.networks.Stacked` (scanned nets); the gradients have
+    the layout of ``weights``."""
+    if net.scanned or isinstance(weights, Stacked):
         return _gradients_stacked(net, weights, x, y, beta, cfg)
     zs = forward(net, weights, x)
     hidden, f = zs[:-1], zs[-1]
@@ -126,14 +128,14 @@ def gradients(net: Net, weights: Weights, x: Array, y: Array, beta: Array | floa
 
 def _gradients_stacked(net: Net, weights: Weights, x: Array, y: Array, beta: Array | float,
                        cfg: PCConfig) -> StepOut:
-    """:func:`gradients` with the hidden layers stacked: weights in, list-shaped gradients out."""
-    stacked = split_weights(weights)
+    """:func:`gradients` with the hidden layers stacked; gradients in the layout of ``weights``."""
+    stacked = as_stacked(weights)
     Z, f = forward_stacked(net, stacked, x)
     train_loss = losses.batch_loss(cfg.loss, f, y)
     energy_start = cfg.output_precision * train_loss
     Z = infer_stacked(net, stacked, x, y, cfg, beta, Z, Z[0])
     energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(stacked)
-    return StepOut(join_weights(g), train_loss, energy_start, energy_end)
+    return StepOut(g if isinstance(weights, Stacked) else join_weights(g), train_loss, energy_start, energy_end)
 
 
 def reference_step(weights: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, *, parametrization: str,

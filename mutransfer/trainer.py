@@ -36,7 +36,7 @@ import numpy as np
 from mutransfer import algorithms, losses, optim, tp
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
-                                 make_net)
+                                 layer_packing, make_net)
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, output_precision
 
@@ -272,7 +272,9 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
             )
             return st, jnp.stack(metrics)
 
-        return jax.lax.scan(body, state, (idx, valid))
+        packing = layer_packing(model.net, model.lr_mults, algo.feedback)  # hidden layers stacked per block
+        state, metrics = jax.lax.scan(body, packing.pack(state), (idx, valid))
+        return packing.unpack(state), metrics
 
     def evaluate(weights, alive, x_test, y_test, mask):
         """Test loss and accuracy per run (NaN once diverged); ``x_test`` (chunks, chunk, D),

@@ -140,3 +140,25 @@ def test_trainer_uses_the_scan(monkeypatch):
     assert trainer.model_for(cell).net.scanned
     monkeypatch.setenv(LAYER_SCAN_ENV, "0")
     assert not trainer.model_for(cell).net.scanned
+
+
+def test_grid_trainer_packed_state_same_numbers(monkeypatch):
+    """The trainer packs its state's hidden layers per block (networks.LayerPacking): its curves
+    equal those of the unpacked, unrolled trainer ($MUTRANSFER_LAYER_SCAN=0) to float32 rounding."""
+    from mutransfer import trainer
+    from mutransfer.data import Dataset
+
+    rng = np.random.default_rng(0)
+    data = Dataset("synthetic", rng.standard_normal((48, D)).astype(np.float32),
+                   rng.integers(0, C, 48).astype(np.int32), rng.standard_normal((8, D)).astype(np.float32),
+                   rng.integers(0, C, 8).astype(np.int32), C)
+    cell = trainer.CellSpec("pc", "mupc", N, 3, "tanh", True, D, C, batch_size=16)
+    opts = trainer.TrainOptions(max_steps=3, log_every=1, eval_every=3)
+    out = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv(LAYER_SCAN_ENV, flag)
+        trainer._programs.cache_clear()
+        out[flag] = trainer.train_cell(cell, data, [0.1, 0.01], [0.5, 0.1], [0, 1], opts)
+    trainer._programs.cache_clear()
+    for k in ("train_loss", "energy_end", "test_loss"):
+        np.testing.assert_allclose(out["1"].curves[k], out["0"].curves[k], rtol=1e-5, atol=1e-7)
