@@ -180,7 +180,27 @@ def init_weights(key: Array, dims: Sequence[tuple[int, ...]], init_stds: Sequenc
     """W_l ~ N(0, σ_l²), σ_l from the resolved parameterisation (``[p.init_std for p in layers]``);
     ``dims`` are weight shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
     keys = jax.random.split(key, len(dims))
-    return [std * jax.random.normal(k, d, dtype) for k, d, std in zip(keys, dims, init_stds)]
+    return _normal_layers(keys, dims, init_stds, dtype)
+
+
+def _normal_layers(keys: Array, dims: Sequence[tuple[int, ...]], stds: Sequence[float], dtype) -> Weights:
+    """[σ_l · N(0, 1) of shape dims[l] drawn with keys[l]], one vmapped draw per run of consecutive
+    equal shapes (an MLP's hidden layers): the same numbers as one draw per layer, but a traced
+    program that does not grow with depth (an init with a draw per layer compiled in time ∝ H)."""
+    out, i = [], 0
+    while i < len(dims):
+        j = i
+        while j + 1 < len(dims) and tuple(dims[j + 1]) == tuple(dims[i]):
+            j += 1
+        if j == i:
+            out.append(stds[i] * jax.random.normal(keys[i], dims[i], dtype))
+        else:
+            z = jax.vmap(lambda k: jax.random.normal(k, dims[i], dtype))(keys[i:j + 1])
+            s = stds[i:j + 1]
+            z = s[0] * z if all(v == s[0] for v in s) else jnp.asarray(s, dtype).reshape(-1, *[1] * len(dims[i])) * z
+            out.extend(z[k] for k in range(j + 1 - i))
+        i = j + 1
+    return out
 
 
 def linear(W: Array, a: float, h: Array) -> Array:

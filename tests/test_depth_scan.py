@@ -162,3 +162,12 @@ def test_grid_trainer_packed_state_same_numbers(monkeypatch):
     trainer._programs.cache_clear()
     for k in ("train_loss", "energy_end", "test_loss"):
         np.testing.assert_allclose(out["1"].curves[k], out["0"].curves[k], rtol=1e-5, atol=1e-7)
+
+
+def test_init_weights_one_draw_per_shape_equals_per_layer_draws():
+    dims = layer_dims(D, N, 5, C)
+    stds = [0.3, 1.0, 1.0, 1.0, 1.0, 0.5]
+    w = init_weights(jax.random.key(3), dims, stds)
+    keys = jax.random.split(jax.random.key(3), len(dims))
+    for a, k, d, s in zip(w, keys, dims, stds):
+        assert a.shape == d and bool(jnp.all(a == s * jax.random.normal(k, d, jnp.float32)))
