@@ -318,8 +318,9 @@ def as_stacked(weights: Weights | Stacked) -> Stacked:
 class LayerPacking(NamedTuple):
     """Packs every per-layer list [W_1, ..., W_L] in a pytree (weights, optimiser moments — with
     any leading axes, e.g. the trainer's run axis ``axis`` = 1) into :class:`Stacked`, and back.
-    The grid trainer packs its state once per block of steps, so the per-step program (step,
-    optimiser update, per-run select) has a fixed number of arrays whatever the depth. ``active``
+    The grid trainer packs its state as it initialises it and keeps it packed, so its programs
+    (step, optimiser update, per-run select, evaluation) have a fixed number of arrays whatever
+    the depth. ``active``
     False (CNNs, unscanned nets, unequal hidden lr multipliers, TP's per-layer feedback code):
     both maps are the identity."""
 

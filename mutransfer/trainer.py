@@ -245,6 +245,8 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
         return (weights, opt_state, aux, *metrics)
 
     vstep = _over_runs(step_one, batching)
+    # Scanned MLPs keep their state packed: weights and Adam moments as [W_1, stack(W_2..W_H), W_L].
+    packing = layer_packing(model.net, model.lr_mults, algo.feedback)
 
     def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta):
         """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads."""
@@ -272,9 +274,7 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
             )
             return st, jnp.stack(metrics)
 
-        packing = layer_packing(model.net, model.lr_mults, algo.feedback)  # hidden layers stacked per block
-        state, metrics = jax.lax.scan(body, packing.pack(state), (idx, valid))
-        return packing.unpack(state), metrics
+        return jax.lax.scan(body, state, (idx, valid))
 
     def evaluate(weights, alive, x_test, y_test, mask):
         """Test loss and accuracy per run (NaN once diverged); ``x_test`` (chunks, chunk, D),
@@ -293,7 +293,8 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
         loss, acc = _over_runs(per_run, batching)(weights)
         return jnp.where(alive, loss, jnp.nan), jnp.where(alive, acc, jnp.nan)
 
-    return (jax.jit(init), _aot(jax.jit(block, donate_argnums=(0,))), _aot(jax.jit(evaluate)))
+    return (jax.jit(lambda seeds: packing.pack(init(seeds))), _aot(jax.jit(block, donate_argnums=(0,))),
+            _aot(jax.jit(evaluate)))
 
 
 def _aot(jitted):
