@@ -10,7 +10,9 @@ cell of R runs (distinct weight/activity lrs, one seed) trained together by
                  shape (each depth is a new shape, so nothing is reused);
   run-steps/s    R × steps / training time (compile excluded; includes two test evaluations on a
                  256-example test set);
-  s/run-step     its inverse.
+  step ops       the size of the compiled training program: StableHLO operations in the lowered
+                 block of training steps (the trainer's ``lax.scan`` over steps), a count that
+                 does not depend on the machine's load, unlike the compile seconds.
 
 Data are synthetic (Gaussian inputs of Fashion-MNIST's D = 784, 10 classes): timing does not
 depend on the values. The persistent compilation cache is not used (jax's default: off).
@@ -34,6 +36,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import trainer
@@ -52,9 +55,20 @@ def synthetic(n_train: int, n_test: int = 256, seed: int = 0) -> Dataset:
                    rng.integers(0, C, n_test).astype(np.int32), C)
 
 
-def measure(depth: int, width: int, runs: int, steps: int, data, layers: str = "scan") -> tuple[float, float]:
-    """(compile s, run-steps/s) of one μPC tanh residual cell with H = T = ``depth``; ``layers``
-    "scan" or "unrolled"."""
+def step_ops(cell: CellSpec, data, runs: int, steps: int) -> int:
+    """StableHLO operations of the cell's lowered training block (lowering only, no compile)."""
+    init, block, _ = trainer._programs(cell, 1e3, "vmap")
+    jitted = next(c.cell_contents for c in block.__closure__ if hasattr(c.cell_contents, "lower"))
+    state = init(jnp.arange(runs, dtype=jnp.uint32))
+    idx = jnp.zeros((steps, 1, B), jnp.int32)
+    args = (state, data.x_train, data.y_train, idx, jnp.ones(steps, bool), jnp.zeros(runs, jnp.int32),
+            jnp.full(runs, 1e-2), jnp.full(runs, 0.1))
+    return sum(1 for line in jitted.lower(*args).as_text().splitlines() if " = " in line)
+
+
+def measure(depth: int, width: int, runs: int, steps: int, data, layers: str = "scan") -> tuple[float, float, int]:
+    """(compile s, run-steps/s, step ops) of one μPC tanh residual cell with H = T = ``depth``;
+    ``layers`` "scan" or "unrolled"."""
     os.environ[LAYER_SCAN_ENV] = "1" if layers == "scan" else "0"
     trainer._programs.cache_clear()
     cell = CellSpec("pc", "mupc", width, depth, "tanh", True, D, C, batch_size=B, inference_steps=depth)
@@ -62,7 +76,7 @@ def measure(depth: int, width: int, runs: int, steps: int, data, layers: str = "
     betas = list(np.geomspace(1e-2, 1.0, runs))
     opts = TrainOptions(epochs=1, max_steps=steps, log_every=max(1, steps), eval_every=steps)
     res = train_cell(cell, data, etas, betas, [0] * runs, opts)
-    return res.compile_s, runs * steps / res.train_s
+    return res.compile_s, runs * steps / res.train_s, step_ops(cell, data, runs, steps)
 
 
 def main() -> None:
@@ -84,7 +98,7 @@ def main() -> None:
           f"({dev.device_kind}), {os.cpu_count()} CPUs")
     head = f"{'H':>5}"
     for k in kinds:
-        head += f" {k + ' compile s':>18} {k + ' run-steps/s':>21}"
+        head += f" {k + ' step ops':>17} {k + ' compile s':>18} {k + ' run-steps/s':>21}"
     if len(kinds) == 2:
         head += f" {'compile unrolled/scan':>22} {'run-steps/s scan/unrolled':>26}"
     print(head)
@@ -93,9 +107,9 @@ def main() -> None:
         res = {k: measure(depth, args.width, runs, steps, data, k) for k in kinds}
         line = f"{depth:>5}"
         for k in kinds:
-            line += f" {res[k][0]:>18.2f} {res[k][1]:>21.2f}"
+            line += f" {res[k][2]:>17d} {res[k][0]:>18.2f} {res[k][1]:>21.2f}"
         if len(kinds) == 2:
-            (cu, ru), (cs, rs) = res["unrolled"], res["scan"]
+            (cu, ru, _), (cs, rs, _) = res["unrolled"], res["scan"]
             line += f" {cu / cs:>21.1f}x {rs / ru:>25.2f}x"
         print(line, flush=True)
     print(f"total {time.perf_counter() - t_all:.1f} s")

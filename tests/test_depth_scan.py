@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from mutransfer import bp, optim, pc
-from mutransfer.networks import LAYER_SCAN_ENV, forward, init_weights, layer_dims, make_net
+from mutransfer.networks import (LAYER_SCAN_ENV, forward, init_weights, join_weights, layer_dims, make_net,
+                                 split_weights)
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig
 
@@ -58,31 +59,34 @@ def test_env_switch(monkeypatch):
         make_net("relu", False, layers)
 
 
+def _everything(net, w, x, y, cfg):
+    """Every public entry point on one net, in one jitted program (one compile per net)."""
+    zs = forward(net, w, x)
+    hid = zs[:-1]
+    return {"forward": zs, "step": pc.gradients(net, w, x, y, 0.3, cfg), "energy": pc.energy(net, w, hid, x, y, cfg),
+            "infer": pc.infer(net, w, x, y, cfg, 0.3, hid, hid[0]), "bp": bp.gradients(net, w, x, y, 0.0, cfg).grads,
+            "packed_step": pc.gradients(net, split_weights(w), x, y, 0.3, cfg).grads if net.scanned else []}
+
+
 @pytest.mark.parametrize("param,act,residual,depth", [("mupc", "tanh", True, 4), ("sp", "relu", False, 3)])
 def test_forward_and_pc_step_match_unrolled(param, act, residual, depth):
+    """forward, pc.gradients (list and packed weights), pc.energy, pc.infer and BP's gradient."""
     with jax.enable_x64(True):
         scan, unrolled, w = _nets(param, act, residual, depth)
         x, y = _batch()
-        for a, b in zip(forward(scan, w, x), forward(unrolled, w, x)):
-            _close(a, b)
         cfg = PCConfig(inference_steps=depth)
-        s = jax.jit(pc.gradients, static_argnums=(0, 5))(scan, w, x, y, 0.3, cfg)
-        u = jax.jit(pc.gradients, static_argnums=(0, 5))(unrolled, w, x, y, 0.3, cfg)
-        assert float(u.energy_end) < float(u.energy_start)  # inference moved something
+        run = jax.jit(_everything, static_argnums=(0, 4))
+        s, u = run(scan, w, x, y, cfg), run(unrolled, w, x, y, cfg)
+        assert float(u["step"].energy_end) < float(u["step"].energy_start)  # inference moved something
+        assert len(s["step"].grads) == len(w) and all(g.shape == v.shape for g, v in zip(s["step"].grads, w))
         for name in ("train_loss", "energy_start", "energy_end"):
-            _close(getattr(s, name), getattr(u, name))
-        assert len(s.grads) == len(w) and all(g.shape == v.shape for g, v in zip(s.grads, w))
-        for gs, gu in zip(s.grads, u.grads):
-            _close(gs, gu)
-        # The public energy/infer (list layouts) dispatch the same way.
-        hid = forward(scan, w, x)[:-1]
-        _close(pc.energy(scan, w, hid, x, y, cfg), pc.energy(unrolled, w, hid, x, y, cfg))
-        for a, b in zip(pc.infer(scan, w, x, y, cfg, 0.3, hid, hid[0]),
-                        pc.infer(unrolled, w, x, y, cfg, 0.3, hid, hid[0])):
+            _close(getattr(s["step"], name), getattr(u["step"], name))
+        pairs = [*zip(s["forward"], u["forward"]), *zip(s["step"].grads, u["step"].grads), (s["energy"], u["energy"]),
+                 *zip(s["infer"], u["infer"]), *zip(s["bp"], u["bp"]),
+                 *zip(join_weights(s["packed_step"]), u["step"].grads)]
+        assert len(pairs) == (depth + 1) * 4 + 1 + depth
+        for a, b in pairs:
             _close(a, b)
-        # Backprop through the scanned forward pass.
-        for gs, gu in zip(bp.gradients(scan, w, x, y, 0.0, cfg).grads, bp.gradients(unrolled, w, x, y, 0.0, cfg).grads):
-            _close(gs, gu)
 
 
 def test_unequal_hidden_multipliers():
