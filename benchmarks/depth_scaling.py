@@ -22,10 +22,14 @@ since issue 12), ``unrolled`` (one traced layer after another, as before), or ``
 depth, unrolled then scan, side by side in this process (``$MUTRANSFER_LAYER_SCAN`` switched and
 the trainer's program cache cleared between them), with the ratios.
 
+``--parts``: instead, the compile time of each of the cell's three programs (init — compiled and
+run —, the training block, the test evaluation), for the chosen ``--layers``.
+
 Usage::
 
     python benchmarks/depth_scaling.py --quick                  # scan, R = 4 runs × 4 steps (< 5 min on 2 busy cores)
     python benchmarks/depth_scaling.py --layers both            # before/after table, R = 4 runs × 6 steps
+    python benchmarks/depth_scaling.py --parts --depths 8 128 8 128   # compile time per program
     python benchmarks/depth_scaling.py --depths 8 16 --width 128 --runs 8 --steps 20
 """
 
@@ -79,10 +83,30 @@ def measure(depth: int, width: int, runs: int, steps: int, data, layers: str = "
     return res.compile_s, runs * steps / res.train_s, step_ops(cell, data, runs, steps)
 
 
+def parts(depth: int, width: int, runs: int, steps: int, data, layers: str) -> tuple[float, float, float]:
+    """Seconds to compile (init: compile and run) each of a fresh cell's three programs."""
+    os.environ[LAYER_SCAN_ENV] = "1" if layers == "scan" else "0"
+    trainer._programs.cache_clear()
+    cell = CellSpec("pc", "mupc", width, depth, "tanh", True, D, C, batch_size=B, inference_steps=depth)
+    init, block, evaluate = trainer._programs(cell, 1e3, "vmap")
+    t = time.perf_counter()
+    state = jax.block_until_ready(init(jnp.arange(runs, dtype=jnp.uint32)))
+    t_init = time.perf_counter() - t
+    idx = jnp.zeros((steps, 1, B), jnp.int32)
+    t = time.perf_counter()
+    block(state, data.x_train, data.y_train, idx, jnp.ones(steps, bool), jnp.zeros(runs, jnp.int32),
+          jnp.full(runs, 1e-2), jnp.full(runs, 0.1))
+    t_block = time.perf_counter() - t
+    t = time.perf_counter()
+    evaluate(state.weights, state.alive, data.x_test, data.y_test, data.test_mask)
+    return t_init, t_block, time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="R = 4 runs, 4 steps per depth")
     ap.add_argument("--layers", choices=["scan", "unrolled", "both"], default="scan")
+    ap.add_argument("--parts", action="store_true", help="compile seconds of init / block / evaluation")
     ap.add_argument("--depths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--runs", type=int, default=4, help="runs per cell (default 4)")
@@ -96,6 +120,13 @@ def main() -> None:
     print(f"depth scaling: pc/mupc tanh residual, N = {args.width}, T = H, batch {B}, {runs} runs × {steps} "
           f"steps per depth; hidden layers: {' vs '.join(kinds)}; jax {jax.__version__} on {dev.platform} "
           f"({dev.device_kind}), {os.cpu_count()} CPUs")
+    if args.parts:
+        print(f"{'H':>5} {'layers':>9} {'init s':>7} {'block s':>8} {'evaluate s':>11}")
+        for depth in args.depths:
+            for k in kinds:
+                ti, tb, te = parts(depth, args.width, runs, steps, data, k)
+                print(f"{depth:>5} {k:>9} {ti:>7.2f} {tb:>8.2f} {te:>11.2f}", flush=True)
+        return
     head = f"{'H':>5}"
     for k in kinds:
         head += f" {k + ' step ops':>17} {k + ' compile s':>18} {k + ' run-steps/s':>21}"
