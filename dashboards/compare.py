@@ -21,7 +21,7 @@ from .html import (
     DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, metric_picker, sid_of, sweep_header,
 )
 from .shift import draw_shift
-from .verdicts import provisional_of, verdict_line
+from .verdicts import provisional_of, tolerances, verdict_line
 
 # --------------------------------------------------------------------------- comparison
 
@@ -120,7 +120,7 @@ def comparison(
             continue
         off = (k - 0.5) * 0.2 if n_sides == 2 else 0.0
         draw_shift(fig, a, eta_cell=(3, c_eta), beta_cell=(3, c_beta), regret_cell=(3, c_reg), color=color,
-                    label=lab, tol=(rep or {}).get("thresholds") or {}, legend=legend, offset=off, bar_width=0.2)
+                    label=lab, tol=tolerances(rep), legend=legend, offset=off, bar_width=0.2)
         all_sizes += [e.get("size") for e in a.get("sizes") or []]
     ax_name = next((a.get("axis") for _, a, _ in sides if a is not None), "")
     size_ticks(fig, all_sizes, [(3, c_eta), (3, c_beta), (3, c_reg)], ax_name)

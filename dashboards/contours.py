@@ -25,7 +25,7 @@ from .common import (
 from .curves import run_links, training_curves
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
 from .lr_sweep import lr_transfer
-from .verdicts import provisional_of, verdict_line
+from .verdicts import provisional_banner, provisional_of, verdict_line
 
 # --------------------------------------------------------------------------- surface panels
 
@@ -460,6 +460,8 @@ def contour_page(
     if rep is None:
         rep = _single_size_report(runs, metric)
     prov = provisional_of(report, meta)
+    if prov:
+        body.append(provisional_banner(prov))
     if rep is None:
         body.append(f'<div class="card"><p>{esc_html(EMPTY_TEXT)}.</p>'
                     + "".join(f'<p class="muted">{esc_html(n)}</p>' for n in (report or {}).get("notes") or [])

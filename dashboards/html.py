@@ -85,7 +85,7 @@ td.l, th.l { text-align: left; white-space: normal; }
 .badge.tentative { opacity: .75; border-style: dashed; border-color: currentColor; }
 .reason { display: inline-block; margin: 2px 4px 2px 0; padding: 0 6px; border-radius: 4px; font-size: 12px;
           background: #f2f4f7; color: var(--fg); border: 1px solid var(--line); }
-.bad { color: var(--bad); font-weight: 600; } .good { color: var(--ok); }
+.bad { color: var(--bad); font-weight: 600; } .good { color: var(--ok); } .unsure { color: var(--warn); }
 progress { width: 140px; height: 12px; vertical-align: middle; }
 ul.warn li { color: var(--warn); }
 pre { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px; overflow-x: auto;

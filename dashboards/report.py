@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 
-from .common import analyses_of, group_title, no_analysis_text, num, pct, size_symbol
+from .common import analyses_of, group_title, no_analysis_text, pct, size_symbol
 from .html import document, esc_html, is_running, metric_of, sid_of, sweep_header
-from .verdicts import analysis_table, provisional_of, reasons_html, verdict_badge, verdict_line, warnings_html
+from .verdicts import (analysis_table, provisional_banner, provisional_of, reasons_html, regret_text, tolerances,
+                       verdict_badge, verdict_line, views_html, warnings_html)
 
 
 def report_page(
@@ -31,19 +31,29 @@ def report_page(
         body.append("<h1>Optimum-shift report</h1>")
     metric = rep.get("metric", "-")
     direction = "lower" if rep.get("direction") == "min" else "higher"
-    th = rep.get("thresholds") or {}
-    tol = num(th.get("regret_tol", 0.05))
-    tol = tol if np.isfinite(tol) else 0.05
+    th = tolerances(rep)
+    unit = th["regret_unit"]
+    prov = provisional_of(rep, meta)
+    if prov:
+        body.append(provisional_banner(prov))
+    steps = th.get("steps_tol")
+    rule = (f"regret of the base optimum ≤ {regret_text(th.get('regret_tol'), unit)} and its grid argmin within "
+            f"{steps} grid step{'s' if steps != 1 else ''} of the base's at every size, the "
+            f"{pct(rep.get('ci_level', 0.95))} bootstrap CIs included, no optimum on the grid's edge"
+            if steps is not None else
+            f"regret ≤ {pct(th.get('regret_tol', 0.05))} and |drift| ≤ {th.get('drift_tol', 0.5)} octave/doubling "
+            "at every size")
     body.append(
         f'<div class="card"><b>Metric:</b> {esc_html(metric)} ({direction} is better) &nbsp; '
-        f'<b>runs:</b> {esc_html(rep.get("n_runs", 0))} &nbsp; <b>transfers when</b> regret ≤ '
-        f"{esc_html(pct(th.get('regret_tol', 0.05)))} and |drift| ≤ {esc_html(th.get('drift_tol', 0.5))} "
-        "octave/doubling at every size.<br><span class=\"muted\">Regret = M(base optimum) / M(own optimum) − 1 "
-        "at each size; Δlog2 in octaves (factor 2 in the lr).</span>"
+        f'<b>runs:</b> {esc_html(rep.get("n_runs", 0))} &nbsp; <b>diverged runs:</b> '
+        f'{esc_html(rep.get("diverged", "inf"))} &nbsp; <b>transfers when</b> {esc_html(rule)}.<br>'
+        '<span class="muted">Regret = '
+        + ("A(own optimum) − A(base optimum) in accuracy points" if unit != "relative"
+           else "M(base optimum) / M(own optimum) − 1")
+        + " at each size; Δlog2 in octaves (factor 2 in the lr); steps in grid steps of the sweep's grid.</span>"
         + "".join(f'<p class="muted">note: {esc_html(n)}</p>' for n in rep.get("notes") or []) + "</div>"
     )
     analyses = analyses_of(rep)
-    prov = provisional_of(rep, meta)
     if not analyses:
         body.append(f'<div class="card"><p>{esc_html(no_analysis_text(rep))}.</p></div>')
     else:
@@ -53,7 +63,8 @@ def report_page(
                     f"(base {esc_html(size_symbol(a.get('axis', '')))} = {esc_html(a.get('base_size'))})</h2>")
         body.append(f"<p>{verdict_badge(a.get('verdict'), prov)} {reasons_html(a)} "
                     f"{esc_html(a.get('verdict_text'))}</p>")
-        body.append(analysis_table(a, tol))
+        body.append(analysis_table(a, th))
+        body.append(views_html(a, th))
         body.append(warnings_html(a))
     if text:
         body.append(f"<h2>Plain text</h2><pre>{esc_html(text)}</pre>")

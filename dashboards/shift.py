@@ -1,5 +1,5 @@
 """The optimum-shift page (``/sweeps/{id}/shift``): per analysis, where the optimum sits at every
-size (log2 η*, log2 β* vs log2 size, with the drift tolerance cone) and the regret of transferring
+size (log2 η*, log2 β* vs log2 size, with the verdict's band: within one grid step of the base optimum) and the regret of transferring
 the base size's optimum, with the verdict, its reasons and the numbers table.
 """
 
@@ -19,7 +19,8 @@ from .common import (
     wrap,
 )
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
-from .verdicts import analysis_table, provisional_of, reasons_html, verdict_badge, warnings_html
+from .verdicts import (analysis_table, ci_text, provisional_banner, provisional_of, reasons_html, regret_ci_text,
+                       regret_text, tolerances, verdict_badge, views_html, warnings_html)
 
 
 def draw_shift(
@@ -43,7 +44,9 @@ def draw_shift(
     sizes = [e.get("size") for e in entries]
     x = np.array([log2(s) for s in sizes])
     drift_tol = num(tol.get("drift_tol", 0.5))
+    steps_tol = num(tol.get("steps_tol"))
     regret_tol = num(tol.get("regret_tol", 0.05))
+    unit = tol.get("regret_unit", "relative")
     pre = f"{label}: " if label else ""
     for lrname, cell, key, fkey, slope_key, sym in (
         (ETA, eta_cell, "eta_star", "eta_star_fit", "drift_slope_eta", "η*"),
@@ -56,15 +59,25 @@ def draw_shift(
         g = np.array([log2(e.get(key)) for e in entries])
         f = np.array([log2(e.get(fkey)) for e in entries])
         b0 = f[0] if np.isfinite(f[0]) else g[0]
-        if np.isfinite(b0) and np.isfinite(drift_tol):
+        band = _step_band(analysis, lrname, entries[0].get(key), steps_tol)
+        if band is not None:  # the verdict's rule: within steps_tol grid steps of the base's grid argmin
+            lo, hi = band
+            xs = np.array([x[0], x[-1], x[-1], x[0]])
+            ys = np.array([lo, lo, hi, hi])
+            name = f"{pre}within {steps_tol:g} grid step{'s' if steps_tol != 1 else ''} of the base optimum"
+        elif np.isfinite(b0) and np.isfinite(drift_tol) and not np.isfinite(steps_tol):  # reports before steps_tol
             d = x - x[0]
             xs = np.concatenate([x, x[::-1]])
             ys = np.concatenate([b0 + drift_tol * d, (b0 - drift_tol * d)[::-1]])
+            name = f"{pre}±{drift_tol:g} octave/doubling"
+        else:
+            xs = None
+        if xs is not None:
             fig.add_trace(go.Scatter(
                 x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0),
                 fillcolor=color.replace("rgb(", "rgba(").replace(")", ",0.10)") if color.startswith("rgb(")
                 else hex_rgba(color, 0.10),
-                name=f"{pre}±{drift_tol:g} octave/doubling", legendgroup=f"{label}tol",
+                name=name, legendgroup=f"{label}tol",
                 showlegend=legend(f"{label}tol"), hoverinfo="skip", meta={"role": "tolerance"},
             ), row=r, col=c)
         seed_txt = []
@@ -110,20 +123,40 @@ def draw_shift(
     colors = ["#999999" if np.isnan(v) else ("#d62728" if (np.isinf(v) or v > regret_tol) else "#2ca02c") for v in reg]
     if label:
         colors = [color if k == "#2ca02c" else k for k in colors]
-    txt = [pct(v) if not np.isinf(v) else "∞ (base optimum diverged)" for v in reg]
+    txt = [regret_text(v, unit) if not np.isinf(v) else "∞ (base optimum diverged)" for v in reg]
+    ci = [e.get("regret_ci") for e in entries]
+    plus = [max(0.0, num(c[1]) * 100 - yy) if c and np.isfinite(num(c[1])) else 0.0 for c, yy in zip(ci, y)]
+    minus = [max(0.0, yy - num(c[0]) * 100) if c and np.isfinite(num(c[0])) else 0.0 for c, yy in zip(ci, y)]
     fig.add_trace(go.Bar(
-        x=x + offset, y=y, width=bar_width, name=f"{pre}regret", marker=dict(
+        x=x + offset, y=y, width=bar_width, name=f"{pre}regret",
+        error_y=dict(type="data", array=plus, arrayminus=minus, visible=any(ci), color="#333", thickness=1),
+        marker=dict(
             color=colors, line=dict(color=color if label else "#333", width=1.5),
             pattern=dict(shape=["/" if np.isinf(v) else "" for v in reg])),
         text=txt, textposition="outside", cliponaxis=False, showlegend=bool(label) and legend(f"{label}regret"),
         legendgroup=f"{label}regret",
-        hovertext=[f"{size_title(axis, s)}: regret {t}<br>metric at base optimum {fmt(e.get('metric_at_base_opt'))}"
+        hovertext=[f"{size_title(axis, s)}: regret {t}{' CI ' + regret_ci_text(e.get('regret_ci'), unit) if e.get('regret_ci') else ''}"
+                   f"<br>metric at base optimum {fmt(e.get('metric_at_base_opt'))}"
                    f" vs own optimum {fmt(e.get('metric_at_opt'))}" for s, t, e in zip(sizes, txt, entries)],
         hovertemplate="%{hovertext}<extra></extra>", meta={"role": "regret"},
     ), row=r, col=c)
+    pp = unit != "relative"
     fig.add_hline(y=regret_tol * 100, line=dict(dash="dot", color="#d62728", width=1), row=r, col=c,
-                  annotation_text=f"tolerance {regret_tol * 100:g}%", annotation_position="top left")
-    fig.update_yaxes(title_text="regret of base optimum (%)", rangemode="tozero", row=r, col=c)
+                  annotation_text=f"tolerance {regret_tol * 100:g}{' pp' if pp else '%'}",
+                  annotation_position="top left")
+    fig.update_yaxes(title_text="regret of base optimum (accuracy points)" if pp else "regret of base optimum (%)",
+                     rangemode="tozero", row=r, col=c)
+
+
+def _step_band(analysis: Mapping[str, Any], lrname: str, base_value: Any, steps_tol: float) -> tuple | None:
+    """log2 of the grid values ``steps_tol`` grid steps below and above the base's grid argmin."""
+    grid = [num(v) for v in analysis.get("eta_grid" if lrname == ETA else "beta_grid") or []]
+    b = num(base_value)
+    if not np.isfinite(steps_tol) or not grid or not np.isfinite(b):
+        return None
+    i = int(np.argmin([abs(np.log2(v) - np.log2(b)) for v in grid]))
+    k = int(steps_tol)
+    return float(np.log2(grid[max(i - k, 0)])), float(np.log2(grid[min(i + k, len(grid) - 1)]))
 
 
 
@@ -131,7 +164,8 @@ def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0) -> 
     """Optimum vs size for both lrs, and the regret of transferring the base optimum.
 
     Top row: log2 η* and log2 β* vs log2 size, grid argmin (squares) and sub-grid fit (dashed),
-    with the ±drift-tolerance cone around the base optimum. Bottom: regret per size as bars (%),
+    with the band of grid values within ``steps_tol`` grid steps of the base's argmin (the verdict's
+    drift rule). Bottom: regret per size as bars (% or accuracy points) with bootstrap CI whiskers,
     the tolerance as a dotted line, an infinite regret (base optimum diverged) as a hatched bar
     labelled ∞. The verdict is the title.
     """
@@ -147,11 +181,11 @@ def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0) -> 
         vertical_spacing=0.16, horizontal_spacing=0.1,
     )
     draw_shift(fig, a, eta_cell=(1, 1), beta_cell=(1, 2), regret_cell=(2, 1), color="#1f77b4", label="",
-               tol=report.get("thresholds") or {}, legend=Legend())
+               tol=tolerances(report), legend=Legend())
     size_ticks(fig, [e.get("size") for e in a.get("sizes") or []], [(1, 1), (1, 2), (2, 1)], axis)
     verdict = a.get("verdict", "?")
-    slopes = (f"drift η* {fmt(a.get('drift_slope_eta'), '+.2f')}, β* {fmt(a.get('drift_slope_beta'), '+.2f')} "
-              f"octave/doubling")
+    slopes = (f"fitted drift η* {fmt(a.get('drift_slope_eta'), '+.2f')}{ci_text(a.get('drift_slope_eta_ci'))}, "
+              f"β* {fmt(a.get('drift_slope_beta'), '+.2f')}{ci_text(a.get('drift_slope_beta_ci'))} octave/doubling")
     title = (f"<b>{esc(group_title(a.get('group')))}</b> — {axis}: "
              f"<span style='color:{verdict_color(verdict)}'><b>{esc(verdict)}</b></span>"
              f"<br><sup>{wrap(a.get('verdict_text', ''))}<br>{slopes}</sup>")
@@ -176,13 +210,16 @@ def shift_page(
     prov = provisional_of(report, meta)
     if not analyses:
         body.append(f'<div class="card"><p>{esc_html(no_analysis_text(report))}.</p></div>')
-    tol = num(((report or {}).get("thresholds") or {}).get("regret_tol", 0.05))
+    tol = tolerances(report)
+    if prov:
+        body.append(provisional_banner(prov))
     for i, a in enumerate(analyses):
         title = f"{group_title(a.get('group'))} — {a.get('axis')}"
         body.append(f'<h2 id="a-{i}">{esc_html(title)} {verdict_badge(a.get("verdict"), prov)}</h2>'
                     f'<p>{reasons_html(a)} <span class="muted">{esc_html(a.get("verdict_text"))}</span></p>')
         body.append(figure_html(optimum_shift(report, analysis_index=i), f"{sid}-shift-{title}"))
-        body.append(analysis_table(a, tol if np.isfinite(tol) else 0.05))
+        body.append(analysis_table(a, tol))
+        body.append(views_html(a, tol))
         body.append(warnings_html(a))
     name = meta.get("name") or sid or "sweep"
     return document(f"{name} — optimum shift", "".join(body), plotly_url=plotly_url,

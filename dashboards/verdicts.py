@@ -23,9 +23,10 @@ from .html import badge, esc_html, is_running
 
 # verdict -> (css class, one-line meaning shown as the badge's tooltip)
 VERDICTS: dict[str, tuple[str, str]] = {
-    "transfers": ("transfers", "the smallest size's optimum is within tolerance at every size"),
-    "does not transfer": ("does-not-transfer", "the smallest size's optimum breaks a tolerance at some size"),
-    "inconclusive": ("inconclusive", "something needed for a verdict could not be measured"),
+    "transfers": ("transfers", "the smallest size's optimum keeps its regret and its grid position within "
+                               "tolerance at every size, confidence intervals included, away from the grid's edge"),
+    "does not transfer": ("does-not-transfer", "the smallest size's optimum clearly breaks a tolerance at some size"),
+    "inconclusive": ("inconclusive", "the data cannot decide yet: see the reasons"),
     "single size": ("single-size", "only one size so far: nothing to compare yet"),
 }
 CELL_DONE = ("finished", "done")  # a finished cell ("done" in registries before one status vocabulary)
@@ -116,12 +117,16 @@ def verdict_badge(verdict: Any, provisional: Mapping[str, Any] | None = None) ->
 
 
 def reasons_html(analysis: Mapping[str, Any]) -> str:
-    chips = []
+    """One chip per reason code (in the report's order), its details as the tooltip."""
+    details: dict[str, list[str]] = {}
     for r in reasons_of(analysis):
-        code = str(r.get("code", ""))
+        details.setdefault(str(r.get("code", "")), []).append(str(r.get("detail", "")))
+    chips = []
+    for code, ds in details.items():
         label = REASONS.get(code, code.replace("_", " "))
-        chips.append(f'<span class="reason" data-code="{esc_html(code)}" title="{esc_html(r.get("detail", ""))}">'
-                     f"{esc_html(label)}</span>")
+        count = f" ×{len(ds)}" if len(ds) > 1 else ""
+        chips.append(f'<span class="reason" data-code="{esc_html(code)}" title="{esc_html("; ".join(ds))}">'
+                     f"{esc_html(label + count)}</span>")
     return "".join(chips)
 
 
@@ -134,18 +139,73 @@ def verdict_line(a: Mapping[str, Any], anchor: str | None = None,
             f"{reasons_html(a)} <span class=\"muted\">{esc_html(a.get('verdict_text'))}</span></li>")
 
 
-def _regret_cell(x: Any, tol: float) -> str:
+def tolerances(report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The report's thresholds plus its regret unit (defaults for reports written before them)."""
+    rep = report or {}
+    th = dict(rep.get("thresholds") or {})
+    th.setdefault("regret_tol", 0.05)
+    th["regret_unit"] = rep.get("regret_unit", "relative")
+    return th
+
+
+def regret_text(x: Any, unit: str = "relative") -> str:
+    """A regret in its unit: '12.3%' (relative) or '1.2 pp' (accuracy points)."""
+    if unit == "relative":
+        return pct(x)
     v = num(x)
-    cls = "" if np.isnan(v) else ("bad" if (np.isinf(v) or v > tol) else "good")
-    return f'<td class="{cls}">{esc_html(pct(x))}</td>'
+    return "n/a" if np.isnan(v) else "∞" if np.isinf(v) else f"{100 * v:.1f} pp"
 
 
-def analysis_table(a: Mapping[str, Any], tol: float = 0.05) -> str:
-    """Per size: optima (grid and fit), metric at the own and the base optimum, regret, shifts and
-    drifts in octaves, the seeds' modal optimum, counts and edge flags."""
+def regret_ci_text(ci: Any, unit: str = "relative") -> str:
+    return f"[{regret_text(ci[0], unit)}, {regret_text(ci[1], unit)}]" if ci and len(ci) == 2 else ""
+
+
+def ci_text(ci: Any, spec: str = "+.2f") -> str:
+    return f" [{fmt(ci[0], spec)}, {fmt(ci[1], spec)}]" if ci and len(ci) == 2 else ""
+
+
+def provisional_banner(prov: Mapping[str, Any]) -> str:
+    """The banner at the top of a page whose report is provisional."""
+    done = prov.get("cells_done", prov.get("runs_done"))
+    total = prov.get("cells_total", prov.get("runs_total"))
+    unit = "cells" if "cells_total" in prov else "runs"
+    return (f'<div class="card provisional-note">{badge("provisional", PROVISIONAL[0], PROVISIONAL[1])} '
+            f"<b>PROVISIONAL ({esc_html(done)}/{esc_html(total)} {unit} finished)</b>: the sweep is not finished, "
+            "verdicts may change.</div>")
+
+
+def _regret_cell(x: Any, tol: float, unit: str = "relative", ci: Any = None) -> str:
+    """Green when the regret and its CI are within tolerance, red when both are beyond it (or the
+    base optimum diverged), amber when the CI straddles it."""
+    v = num(x)
+    lo, hi = (v, v) if not ci or len(ci) != 2 else (min(num(ci[0]), v), max(num(ci[1]), v))
+    if np.isnan(v):
+        cls = ""
+    elif np.isinf(v) or lo > tol:
+        cls = "bad"
+    else:
+        cls = "good" if hi <= tol else "unsure"
+    txt = regret_text(x, unit) + (f" {regret_ci_text(ci, unit)}" if ci else "")
+    return f'<td class="{cls}">{esc_html(txt)}</td>'
+
+
+def _steps_text(v: Any, ci: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{int(v):+d}" + (f" [{int(ci[0]):+d}, {int(ci[1]):+d}]" if ci and len(ci) == 2 else "")
+
+
+def analysis_table(a: Mapping[str, Any], tol: float | Mapping[str, Any] = 0.05) -> str:
+    """Per size: optima (grid and fit), metric at the own and the base optimum, regret with its
+    bootstrap CI, argmin moves in grid steps (with CI), shifts and drifts in octaves, the seeds'
+    modal optimum, counts and edge flags. ``tol``: the regret tolerance, or :func:`tolerances`."""
+    th = tol if isinstance(tol, Mapping) else {"regret_tol": tol}
+    unit = th.get("regret_unit", "relative")
+    tol = num(th.get("regret_tol", 0.05))
+    tol = tol if np.isfinite(tol) else 0.05
     sym = size_symbol(a.get("axis", ""))
-    head = [sym, "η*", "β*", "fit η*", "fit β*", "fit", "metric", "at base opt", "regret", "Δlog2 η",
-            "Δlog2 β", "drift η", "drift β", "seed mode", "seeds", "runs", "diverged", "edge"]
+    head = [sym, "η*", "β*", "fit η*", "fit β*", "fit", "metric", "at base opt", "regret [CI]", "steps η",
+            "steps β", "Δlog2 η", "Δlog2 β", "drift η", "drift β", "seed mode", "seeds", "runs", "diverged", "edge"]
     rows = ["<tr>" + "".join(f"<th>{esc_html(h)}</th>" for h in head) + "</tr>"]
     for e in a.get("sizes") or []:
         mode = e.get("seed_mode")
@@ -161,16 +221,59 @@ def analysis_table(a: Mapping[str, Any], tol: float = 0.05) -> str:
         cells = [e.get("size"), fmt_lr(e.get("eta_star")), fmt_lr(e.get("beta_star")), fmt_lr(e.get("eta_star_fit")),
                  fmt_lr(e.get("beta_star_fit")), e.get("fit", "-"), fmt(e.get("metric_at_opt")),
                  fmt(e.get("metric_at_base_opt"))]
-        html_cells = "".join(f"<td>{esc_html(c)}</td>" for c in cells) + _regret_cell(e.get("regret"), tol)
+        html_cells = "".join(f"<td>{esc_html(c)}</td>" for c in cells) + _regret_cell(
+            e.get("regret"), tol, unit, e.get("regret_ci"))
         html_cells += "".join(f"<td>{esc_html(c)}</td>" for c in [
+            _steps_text(e.get("grid_steps_eta"), e.get("grid_steps_eta_ci")),
+            _steps_text(e.get("grid_steps_beta"), e.get("grid_steps_beta_ci")),
             fmt(e.get("dlog2_eta"), "+.2f"), fmt(e.get("dlog2_beta"), "+.2f"), fmt(e.get("drift_eta"), "+.2f"),
             fmt(e.get("drift_beta"), "+.2f"), mtxt, e.get("n_seeds", "-"), e.get("n_runs", "-"),
             e.get("n_diverged", "-"), edge or "-"])
         rows.append(f"<tr>{html_cells}</tr>")
-    slopes = (f'<p class="muted">drift slope (octaves per doubling of {esc_html(a.get("axis"))}): '
-              f'η* {esc_html(fmt(a.get("drift_slope_eta"), "+.2f"))}, '
-              f'β* {esc_html(fmt(a.get("drift_slope_beta"), "+.2f"))}</p>')
+    slopes = (f'<p class="muted">drift slope of the sub-grid fit (octaves per doubling of {esc_html(a.get("axis"))}): '
+              f'η* {esc_html(fmt(a.get("drift_slope_eta"), "+.2f") + ci_text(a.get("drift_slope_eta_ci")))}, '
+              f'β* {esc_html(fmt(a.get("drift_slope_beta"), "+.2f") + ci_text(a.get("drift_slope_beta_ci")))}'
+              "</p>")
     return '<div class="card" style="overflow-x:auto"><table>' + "".join(rows) + "</table>" + slopes + "</div>"
+
+
+def views_html(a: Mapping[str, Any], tol: Mapping[str, Any] | None = None) -> str:
+    """The robustness views of an analysis: ``by_base`` (regret at every size and the verdict with
+    each size as the base) and ``by_budget`` (grid argmin / regret and verdict at 25, 50, 100 % of
+    the training steps), or the note saying why a view is absent."""
+    unit = (tol or {}).get("regret_unit", "relative")
+    sizes = [e.get("size") for e in a.get("sizes") or []]
+    out = ""
+    bb = [v for v in a.get("by_base") or [] if isinstance(v, Mapping)]
+    if bb:
+        head = "<tr><th>base</th>" + "".join(f"<th>{esc_html(s)}</th>" for s in sizes) + "<th>verdict</th><th>reasons</th></tr>"
+        rows = []
+        for v in bb:
+            reg = {r.get("size"): r for r in v.get("regret") or [] if isinstance(r, Mapping)}
+            cells = "".join(f"<td>{esc_html(regret_text(reg.get(s, {}).get('regret'), unit))}</td>" for s in sizes)
+            rows.append(f"<tr><td>{esc_html(v.get('base_size'))}</td>{cells}<td>{verdict_badge(v.get('verdict'))}</td>"
+                        f"<td>{esc_html(', '.join(v.get('reason_codes') or []) or '-')}</td></tr>")
+        out += ('<h3>By base size</h3><p class="muted">regret at every size with each size taken as the base '
+                '(rows); the verdict each base would give.</p><div class="card" style="overflow-x:auto"><table '
+                f'class="by-base">{head}{"".join(rows)}</table></div>')
+    bu = [v for v in a.get("by_budget") or [] if isinstance(v, Mapping)]
+    if bu:
+        head = "<tr><th>budget</th>" + "".join(f"<th>{esc_html(s)}</th>" for s in sizes) + "<th>verdict</th><th>reasons</th></tr>"
+        rows = []
+        for v in bu:
+            per = {x.get("size"): x for x in v.get("sizes") or [] if isinstance(x, Mapping)}
+            cells = "".join(
+                f"<td>{esc_html(fmt_lr(per.get(s, {}).get('eta_star')))}"
+                + (f", {esc_html(fmt_lr(per.get(s, {}).get('beta_star')))}" if per.get(s, {}).get("beta_star") is not None else "")
+                + f" / {esc_html(regret_text(per.get(s, {}).get('regret'), unit))}</td>" for s in sizes)
+            rows.append(f"<tr><td>{esc_html(pct(v.get('fraction')))}</td>{cells}<td>{verdict_badge(v.get('verdict'))}</td>"
+                        f"<td>{esc_html(', '.join(v.get('reason_codes') or []) or '-')}</td></tr>")
+        out += ('<h3>By training budget</h3><p class="muted">grid argmin η*, β* / regret of the base optimum at '
+                'each fraction of the training steps.</p><div class="card" style="overflow-x:auto"><table '
+                f'class="by-budget">{head}{"".join(rows)}</table></div>')
+    elif a.get("by_budget_note"):
+        out += f'<p class="muted">by budget: {esc_html(a.get("by_budget_note"))}</p>'
+    return out
 
 
 def warnings_html(a: Mapping[str, Any]) -> str:

@@ -176,28 +176,36 @@ def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) 
 
 
 def init_weights(key: Array, dims: Sequence[tuple[int, ...]], init_stds: Sequence[float],
-                 dtype=jnp.float32) -> Weights:
-    """W_l ~ N(0, σ_l²), σ_l from the resolved parameterisation (``[p.init_std for p in layers]``);
-    ``dims`` are weight shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
+                 dtype=jnp.float32, init: str = "default") -> Weights:
+    """W_l ~ N(0, σ_l²) (``init="default"``) or W_l ~ U(−σ_l, σ_l), variance σ_l²/3
+    (``init="kaiming_uniform"``: with sp's σ_l = 1/√fan_in, jpc's/equinox's default Linear init);
+    σ_l from the resolved parameterisation (``[p.init_std for p in layers]``); ``dims`` are weight
+    shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
     keys = jax.random.split(key, len(dims))
-    return _normal_layers(keys, dims, init_stds, dtype)
+    if init not in _DRAWS:
+        raise ValueError(f"init: unknown {init!r}; choose 'default' or 'kaiming_uniform'")
+    return _draw_layers(keys, dims, init_stds, dtype, _DRAWS[init])
 
 
-def _normal_layers(keys: Array, dims: Sequence[tuple[int, ...]], stds: Sequence[float], dtype) -> Weights:
-    """[σ_l · N(0, 1) of shape dims[l] drawn with keys[l]], one vmapped draw per run of consecutive
-    equal shapes (an MLP's hidden layers): the same numbers as one draw per layer, but a traced
-    program that does not grow with depth (an init with a draw per layer compiled in time ∝ H)."""
+_DRAWS = {
+    "default": lambda k, d, dtype, std: std * jax.random.normal(k, d, dtype),
+    "kaiming_uniform": lambda k, d, dtype, std: jax.random.uniform(k, d, dtype, -std, std),
+}
+
+
+def _draw_layers(keys: Array, dims: Sequence[tuple[int, ...]], stds: Sequence[float], dtype, draw) -> Weights:
+    """[draw(keys[l], dims[l], σ_l)], one vmapped draw per run of consecutive equal shapes (an MLP's
+    hidden layers): the same numbers as one draw per layer (tested bitwise), but a traced program
+    that does not grow with depth (one draw per layer compiled in time ∝ H)."""
     out, i = [], 0
     while i < len(dims):
         j = i
         while j + 1 < len(dims) and tuple(dims[j + 1]) == tuple(dims[i]):
             j += 1
         if j == i:
-            out.append(stds[i] * jax.random.normal(keys[i], dims[i], dtype))
+            out.append(draw(keys[i], dims[i], dtype, stds[i]))
         else:
-            z = jax.vmap(lambda k: jax.random.normal(k, dims[i], dtype))(keys[i:j + 1])
-            s = stds[i:j + 1]
-            z = s[0] * z if all(v == s[0] for v in s) else jnp.asarray(s, dtype).reshape(-1, *[1] * len(dims[i])) * z
+            z = jax.vmap(lambda k, s: draw(k, dims[i], dtype, s))(keys[i:j + 1], jnp.asarray(stds[i:j + 1], dtype))
             out.extend(z[k] for k in range(j + 1 - i))
         i = j + 1
     return out

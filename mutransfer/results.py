@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 RUN_STATUSES = ("ok", "diverged", "failed")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: runs gained min_train_loss_25pct/_50pct (older parts read them as NaN)
 PARTITION_KEY = "sweep_id"
 ANALYSES_DIR = "analyses"  # diagnostics tables: ROOT/analyses/sweep_id=<id>/<name>.parquet
 QUARANTINE_DIR = "_quarantine"  # parts that failed verification, moved out of the tables
@@ -130,6 +130,10 @@ _COLUMNS: dict[str, tuple[tuple[str, pa.DataType, Any], ...]] = {
         ("seed", pa.int32(), _REQUIRED),
         ("status", pa.string(), _REQUIRED),
         ("min_train_loss", pa.float64(), _NAN),
+        # running minimum over the first ⌈f·S⌉ of S steps (mutransfer.trainer.BUDGET_FRACTIONS);
+        # NaN in parts written before these columns existed.
+        ("min_train_loss_25pct", pa.float64(), _NAN),
+        ("min_train_loss_50pct", pa.float64(), _NAN),
         ("final_train_loss", pa.float64(), _NAN),
         ("best_test_acc", pa.float64(), _NAN),
         ("final_test_acc", pa.float64(), _NAN),

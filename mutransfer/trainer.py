@@ -20,6 +20,20 @@ Conventions
   loss at step t is the forward-pass loss of batch t on the weights after t updates; test metrics at
   step t are measured after t updates (step 0 = initialisation).
 * ``min_train_loss`` is the minimum over *every* step (not just logged ones) before divergence.
+  ``min_train_loss_<p>pct`` (p in :data:`BUDGET_FRACTIONS`) is the same running minimum over the
+  first ⌈f·S⌉ steps of the run's S planned steps (steps 0 … ⌈f·S⌉−1; a run that diverged before
+  then keeps its minimum before divergence, exactly like ``min_train_loss``; compare
+  ``diverged_step`` with ⌈f·S⌉ to know whether it was still alive at that budget). These are what
+  a report needs to judge the sweep at a fraction of its budget without retraining.
+* ``precision``: ``float32`` (default) or ``float64``. A float64 cell trains inside
+  ``jax.enable_x64(True)`` (a context, so other cells of the same process are unaffected): data,
+  weights, optimiser state and learning rates are cast to float64 (initial weights are drawn in
+  float32 and cast, so both precisions train the same run). A float32 cell trains inside
+  ``jax.enable_x64(False)``, so it computes in float32 even in a process that enabled x64.
+* ``init``: ``default`` draws W_l ~ N(0, σ_l²) (σ_l from the parameterisation);
+  ``kaiming_uniform`` draws W_l ~ U(−σ_l, σ_l) (variance σ_l²/3). Under ``sp``
+  (σ_l = 1/√fan_in) that is jpc's / equinox's default Linear init, U(±1/√fan_in), variance
+  1/(3·fan_in), which the μPC paper's SP runs used.
 """
 
 from __future__ import annotations
@@ -72,6 +86,8 @@ class CellSpec(NamedTuple):
     kernel_size: int = 3
     downsample_layers: int = 2
     image_shape: tuple[int, ...] = ()
+    precision: str = "float32"  # "float32" | "float64" (JAX x64 inside the cell's context)
+    init: str = "default"  # "default": N(0, σ_l²) | "kaiming_uniform": U(±σ_l)
 
     @property
     def steps_T(self) -> int:
@@ -117,6 +133,31 @@ class CellModel(NamedTuple):
 
 
 ARCHITECTURES = ("mlp", "cnn")
+PRECISIONS = {"float32": np.float32, "float64": np.float64}
+INITS = {"default": "W_l ~ N(0, σ_l²)",
+         "kaiming_uniform": "W_l ~ U(−σ_l, σ_l); under sp jpc's default U(±1/√fan_in)"}
+BUDGET_FRACTIONS = (0.25, 0.5)  # the budgets of the runs table's min_train_loss_<p>pct columns
+
+
+def budget_column(fraction: float) -> str:
+    """``min_train_loss_25pct`` for 0.25: the runs-table column of a budget fraction."""
+    return f"min_train_loss_{round(100 * fraction)}pct"
+
+
+def budget_steps(fraction: float, total: int) -> int:
+    """⌈f·S⌉ (at least 1): the steps counted by a budget fraction f of S total steps."""
+    return max(1, math.ceil(fraction * total - 1e-9))
+
+
+def precision_dtype(precision: str):
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown {precision!r}; choose one of {sorted(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def precision_context(precision: str):
+    """The JAX x64 setting a cell of ``precision`` computes under (a context manager)."""
+    return jax.enable_x64(precision_dtype(precision) == np.float64)
 
 
 def geometry_for(cell: CellSpec) -> tuple[Layer, ...]:
@@ -176,6 +217,7 @@ class _State(NamedTuple):
     alive: Array  # (R,) bool
     loss0: Array  # (R,) initial training loss
     min_loss: Array  # (R,)
+    min_loss_at: Array  # (F, R): running minimum over the first ⌈f·S⌉ steps, f in BUDGET_FRACTIONS
     last_loss: Array  # (R,)
     diverged_step: Array  # (R,) int32, -1 while alive
     step: Array  # () int32, updates done so far
@@ -209,22 +251,27 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
     algo = algorithms.get(cell.algorithm)
     tx = optim.direction(cell.optimizer)
     C = cell.output_dim
+    dtype = precision_dtype(cell.precision)
+    if cell.init not in INITS:
+        raise ValueError(f"init: unknown {cell.init!r}; choose one of {sorted(INITS)}")
 
     def init_one(seed):
         key = jax.random.key(seed)
-        w = init_weights(key, model.dims, model.init_stds)
+        # Drawn in float32 and cast: a float64 run starts from exactly the float32 run's weights,
+        # so the two precisions train the same run (same weights, same batches).
+        w = [a.astype(dtype) for a in init_weights(key, model.dims, model.init_stds, jnp.float32, cell.init)]
         if not algo.feedback:
             return w, tx.init(w), ()
         kf, kn = jax.random.split(jax.random.fold_in(key, 1))
-        V = tp.init_feedback(kf, model.geometry, model.feedback_stds)
+        V = [a.astype(dtype) for a in tp.init_feedback(kf, model.geometry, model.feedback_stds, jnp.float32)]
         return w, tx.init(w), (V, tx.init(V), kn)
 
     def init(seeds):
         weights, opt_state, aux = jax.vmap(init_one)(seeds)
         R = seeds.shape[0]
-        f32 = jnp.float32
-        return _State(weights, opt_state, aux, jnp.ones(R, bool), jnp.full(R, jnp.nan, f32),
-                      jnp.full(R, jnp.inf, f32), jnp.full(R, jnp.nan, f32),
+        F = len(BUDGET_FRACTIONS)
+        return _State(weights, opt_state, aux, jnp.ones(R, bool), jnp.full(R, jnp.nan, dtype),
+                      jnp.full(R, jnp.inf, dtype), jnp.full((F, R), jnp.inf, dtype), jnp.full(R, jnp.nan, dtype),
                       jnp.full(R, -1, jnp.int32), jnp.zeros((), jnp.int32))
 
     def step_one(weights, opt_state, aux, x, y, eta, beta):
@@ -248,8 +295,9 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
     # Scanned MLPs keep their state packed: weights and Adam moments as [W_1, stack(W_2..W_H), W_L].
     packing = layer_packing(model.net, model.lr_mults, algo.feedback)
 
-    def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta):
-        """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads."""
+    def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta, cutoffs):
+        """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads;
+        ``cutoffs``: (F,) ⌈f·S⌉ of each budget fraction."""
         def body(st: _State, inp):
             ids, ok_step = inp
             xb = x_train[ids][seed_pos]  # (R, B, D): each run's batch, by its seed
@@ -268,6 +316,8 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
                 alive=st.alive & ~newly,
                 loss0=jnp.where(ok_step, loss0, st.loss0),
                 min_loss=jnp.where(accept, jnp.minimum(st.min_loss, loss), st.min_loss),
+                min_loss_at=jnp.where(accept[None, :] & (st.step < cutoffs)[:, None],
+                                      jnp.minimum(st.min_loss_at, loss[None, :]), st.min_loss_at),
                 last_loss=jnp.where(live, loss, st.last_loss),
                 diverged_step=jnp.where(newly, st.step, st.diverged_step),
                 step=st.step + ok_step.astype(jnp.int32),
@@ -313,19 +363,20 @@ def _aot(jitted):
 
 def bytes_per_run(cell: CellSpec, test_chunk: int = 1000) -> int:
     """Rough device memory of one run: weights + optimiser moments + update temporaries, and the
-    activations of one training step and one test chunk (float32)."""
+    activations of one training step and one test chunk (4 or 8 bytes a number by precision)."""
     geometry = geometry_for(cell)
     params = sum(math.prod(g.weight_shape) for g in geometry)
     if algorithms.get(cell.algorithm).feedback:
         params *= 2  # feedback weights V of the same sizes (transposed)
     moments = 2 if cell.optimizer == "adam" else 0
+    f = np.dtype(precision_dtype(cell.precision)).itemsize  # 4 (float32) or 8 (float64)
     # weights, grads, moments, new weights/moments held across the select, plus per-step inputs.
-    param_bytes = 4 * params * (3 + 2 * moments)
+    param_bytes = f * params * (3 + 2 * moments)
     # activations per example, plus a conv's patch matrix (k²·C_in per output position)
     units = sum(math.prod(g.out_shape) + (g.fan_in * math.prod(g.out_shape[:-1]) if g.kind == "conv" else 0)
                 for g in geometry)
-    act = 4 * units * (cell.batch_size * 6 + test_chunk * 2)
-    return int(param_bytes + act + 4 * cell.batch_size * cell.input_dim)
+    act = f * units * (cell.batch_size * 6 + test_chunk * 2)
+    return int(param_bytes + act + f * cell.batch_size * cell.input_dim)
 
 
 def default_memory_budget() -> int:
@@ -420,7 +471,18 @@ def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[
     n_runs = len(weight_lrs)
     if not (len(activity_lrs) == len(seeds) == n_runs) or n_runs == 0:
         raise ValueError("weight_lrs, activity_lrs and seeds must be non-empty and of equal length")
+    with precision_context(cell.precision):
+        return _train_cell(cell, data, weight_lrs, activity_lrs, seeds, options, progress)
+
+
+def _train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[float],
+                activity_lrs: Sequence[float], seeds: Sequence[int], options: TrainOptions,
+                progress: Callable[[int, int], None] | None) -> CellResult:
+    n_runs = len(weight_lrs)
+    dtype = precision_dtype(cell.precision)
     dd = data if isinstance(data, DeviceData) else to_device(data, options.test_chunk)
+    dd = dd._replace(x_train=jnp.asarray(dd.x_train, dtype), x_test=jnp.asarray(dd.x_test, dtype),
+                     test_mask=jnp.asarray(dd.test_mask, dtype))
     if dd.input_dim != cell.input_dim or dd.num_classes != cell.output_dim:
         raise ValueError(f"cell expects D={cell.input_dim}, C={cell.output_dim}; data has "
                          f"D={dd.input_dim}, C={dd.num_classes}")
@@ -432,15 +494,15 @@ def train_cell(cell: CellSpec, data: Dataset | DeviceData, weight_lrs: Sequence[
         sel = order[start:start + size]
         start += size
         chunk_progress = progress and (lambda done, total, k=k: progress(k * total + done, len(sizes) * total))
-        res = _train_chunk(cell, dd, np.asarray(weight_lrs, np.float32)[sel],
-                           np.asarray(activity_lrs, np.float32)[sel], np.asarray(seeds)[sel], options,
+        res = _train_chunk(cell, dd, np.asarray(weight_lrs, dtype)[sel],
+                           np.asarray(activity_lrs, dtype)[sel], np.asarray(seeds)[sel], options,
                            chunk_progress)
         parts.append(res)
         compile_s += res.compile_s
         train_s += res.train_s
     runs = {k: np.concatenate([p.runs[k] for p in parts])[:n_runs] for k in parts[0].runs}
     curves = {k: np.concatenate([p.curves[k] for p in parts])[:n_runs] for k in parts[0].curves}
-    # Report the lrs exactly as given (the device computes in float32).
+    # Report the lrs exactly as given (a float32 cell computes with them rounded to float32).
     runs["weight_lr"] = np.asarray(weight_lrs, np.float64)
     runs["activity_lr"] = np.asarray(activity_lrs, np.float64)
     runs["wall_s"] = np.full(n_runs, (compile_s + train_s) / n_runs)
@@ -464,12 +526,13 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
     seed_pos = jnp.asarray([distinct.index(int(s)) for s in seeds], jnp.int32)
     eta, beta = jnp.asarray(etas), jnp.asarray(betas)
     batches = _Batches(dd.n_train, cell.batch_size)
+    cutoffs = jnp.asarray([budget_steps(f, total) for f in BUDGET_FRACTIONS], jnp.int32)
 
     t0 = time.perf_counter()
     state = init(jnp.asarray(seeds, jnp.uint32))
     idx, valid = batches.block(distinct, 0, block_len, total)
     # Compile ahead so the timing splits compile from training (and so the GPU path is identical).
-    block_c = block(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta)
+    block_c = block(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta, cutoffs)
     eval_c = evaluate(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)
     compile_s = time.perf_counter() - t0
 
@@ -479,7 +542,7 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
     for b in range(n_blocks):
         if b:
             idx, valid = batches.block(distinct, b * block_len, block_len, total)
-        state, m = block_c(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta)
+        state, m = block_c(state, dd.x_train, dd.y_train, idx, valid, seed_pos, eta, beta, cutoffs)
         step_metrics.append(m[: int(valid.sum())])
         done = min((b + 1) * block_len, total)
         evals.append((done, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
@@ -522,12 +585,16 @@ def _summarise(state: _State, metrics: np.ndarray, evals: list, log_every: int, 
         "activity_lr": np.asarray(betas, np.float64),
         "seed": np.asarray(seeds, np.int64),
         "status": np.where(alive, "ok", "diverged"),
-        "min_train_loss": np.asarray(state.min_loss, np.float64),
+        "min_train_loss": np.array(state.min_loss, np.float64),
         "final_train_loss": np.asarray(state.last_loss, np.float64),
         "best_test_acc": best_acc,
         "final_test_acc": test_acc[:, -1],
         "steps": np.where(alive, total, dstep),
         "diverged_step": dstep,
     }
-    runs["min_train_loss"][~np.isfinite(runs["min_train_loss"])] = np.nan
+    min_at = np.array(state.min_loss_at, np.float64)
+    for f, row in zip(BUDGET_FRACTIONS, min_at):
+        runs[budget_column(f)] = row.copy()
+    for name in ("min_train_loss", *map(budget_column, BUDGET_FRACTIONS)):
+        runs[name][~np.isfinite(runs[name])] = np.nan
     return runs, curve

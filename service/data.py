@@ -80,6 +80,7 @@ class SweepData:
         self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
+        self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
 
     # -- registry reads that never raise ---------------------------------------------------
     def row(self, sweep_id: str) -> dict:
@@ -133,14 +134,41 @@ class SweepData:
     def curves(self, sweep_id: str, **filters) -> pd.DataFrame:
         return self.store.load_curves(sweep_id, **filters)
 
-    def report(self, sweep_id: str, metric: str) -> dict:
-        key = (sweep_id, self.parts(sweep_id), metric)
+    def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
+        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
+        unfinished; sizes of the spec not reached yet are named."""
+        plan = self._plan(sweep_id)
+        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(sorted(plan.items())))
 
         def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric)
+            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
             rep["sweep_id"] = sweep_id
+            from sweeps.refine import load_record
+
+            record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
+            if record is not None:
+                rep["refinement"] = record.to_json()
             return rep
         return self._reports.get(key, make)
+
+    def _plan(self, sweep_id: str) -> dict:
+        """cells_total / cells_done (the status' cells, i.e. the registry's trials) and expected_sizes
+        (the spec's widths/depths); nothing for results without a registry row (they are finished)."""
+        sizes = self._sizes.get(sweep_id)
+        if sizes is None:  # a sweep's sizes never change: one registry read per sweep that has a row
+            row = self.row(sweep_id)
+            spec = row.get("spec") or {}
+            sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
+            if row:
+                self._sizes[sweep_id] = sizes
+        cells: dict[str, bool] = {}
+        for c in self.status(sweep_id)["cells"]:
+            cid = c.get("cell_id") or c["part"]
+            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
+        out: dict = {"expected_sizes": sizes} if sizes else {}
+        if cells:
+            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
+        return out
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""

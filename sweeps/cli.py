@@ -1,8 +1,8 @@
 """The ``mutransfer`` command line: run a sweep, list sweeps, report on one, serve the dashboards.
 
-    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--json]
+    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine] [--json]
     mutransfer list [--results DIR] [--json]
-    mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M]
+    mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M] [--diverged inf|best_before]
     mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
     mutransfer diagnose list
@@ -49,25 +49,49 @@ def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
     return load_saved_spec(store, sweep_id)
 
 
-def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool) -> str:
-    from mutransfer.report import format_report, optimum_shift_report
+def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool, diverged: str = "inf") -> str:
+    """The optimum-shift report of a sweep, provisional (k/n cells) while cells of its plan are
+    unfinished; the unfinished cells are listed at the end of the text."""
+    from mutransfer.report import check_diverged, format_report, optimum_shift_report
 
+    try:
+        check_diverged(diverged)
+    except ValueError as e:
+        raise UserError(f"--diverged: {e}") from None
     spec = _store_spec(store, sweep_id)
     runs = store.load_runs(sweep_id)
     metric = metric or (spec.metric if spec else "min_train_loss")
-    report = optimum_shift_report(runs, metric=metric)
+    plan: dict = {}
+    missing: list[str] = []
+    record = None
+    if spec is not None:
+        from sweeps import refine
+
+        record = refine.load_record(store, sweep_id)
+        if record is not None and record.spec_hash != spec.spec_hash():
+            record = None
+        planned = refine.all_trials(spec, record)  # the spec's parts and its refinement's
+        done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
+        cells = {t.cell.cell_id for t in planned}
+        unfinished = {t.cell.cell_id for t in planned if t.part not in done}
+        missing = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
+        plan = dict(cells_total=len(cells), cells_done=len(cells - unfinished),
+                    expected_sizes={"width": list(spec.widths), "depth": list(spec.depths)})
+    report = optimum_shift_report(runs, metric=metric, diverged=diverged, **plan)
     report["sweep_id"] = sweep_id
     if spec is not None:
-        from sweeps.plan import trials
-
-        planned = trials(spec)
-        done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
-        report["cells_missing"] = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
+        report["cells_missing"] = missing
+    if record is not None:
+        report["refinement"] = record.to_json()
     if as_json:
         return json.dumps(report, indent=2, allow_nan=False)
     text = format_report(report)
-    if report.get("cells_missing"):
-        text += f"\n\nCells not finished yet ({len(report['cells_missing'])}): " + ", ".join(report["cells_missing"])
+    if record is not None:
+        from sweeps.refine import summary
+
+        text += "\n\n" + "\n".join(summary(record))
+    if missing:
+        text += f"\n\nCells not finished yet ({len(missing)}): " + ", ".join(missing)
     return text
 
 
@@ -99,6 +123,14 @@ def cmd_run(args) -> int:
             print(f"error: --resume: {args.spec} differs from the spec sweep {args.resume!r} was "
                   "started with; resume with the same spec, or run it as a new sweep", file=sys.stderr)
             return 2
+    args.refine = args.refine or spec.refine is not None  # the spec's refine: field asks for it too
+    if args.refine:
+        from sweeps import refine
+
+        try:
+            refine.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
+        except refine.RefineError as e:
+            raise UserError(f"--refine: {e}") from None
     cache = compile_cache.enable(args.jax_cache)
     lock = _lock_sweep(store, args.registry, sweep_id)
     try:
@@ -109,10 +141,28 @@ def cmd_run(args) -> int:
             def progress(part: str, status: str, done: int, total: int) -> None:
                 print(f"  [{done}/{total}] {part}: {status}", file=sys.stderr, flush=True)
 
-            outcome = run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress)
+            def execute(rec):
+                return run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress, refine_record=rec)
         else:
-            outcome = _run_on_ray(spec, store, args, sweep_id, str(cache))
-            print(file=sys.stderr)
+            def execute(rec):
+                out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec)
+                print(file=sys.stderr)
+                return out
+        if not args.refine:
+            outcome = execute(None)
+        else:  # the grid (and rounds recorded earlier) first, then round after round; finished parts are skipped
+            from sweeps.refine import run_refinement
+
+            outcomes = []
+
+            def step(rec) -> bool:
+                outcomes.append(execute(rec))
+                return not outcomes[-1].cells_failed
+
+            run_refinement(spec, store, sweep_id, step, say=lambda line: print(line, file=sys.stderr, flush=True))
+            outcome = outcomes[0]
+            for out in outcomes[1:]:
+                outcome.cells_failed.update(out.cells_failed)
     finally:
         from sweeps import locks
 
@@ -143,7 +193,7 @@ def _lock_sweep(store: ResultsStore, registry: str | None, sweep_id: str) -> int
     return fd
 
 
-def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str):
+def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str, refine_record=None):
     """Run on Ray with a reaper (the embedded Ray's processes die with this one, however it dies)
     and a watch on the embedded cluster (if it dies, say so and stop instead of hanging)."""
     from sweeps import processes
@@ -164,7 +214,7 @@ def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache
             beat.watch_embedded_ray()
         out = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
                             registry_path=args.registry, max_failures=args.max_failures, jax_cache=cache,
-                            on_progress=_progress_printer())
+                            on_progress=_progress_printer(), refine_record=refine_record)
         beat.stop()
         if started:
             import ray
@@ -244,7 +294,7 @@ def cmd_report(args) -> int:
         print(f"error: no sweep {args.sweep_id!r} under {args.results} (known: {known or 'none'})",
               file=sys.stderr)
         return 2
-    print(_report(store, args.sweep_id, args.metric, args.json))
+    print(_report(store, args.sweep_id, args.metric, args.json, args.diverged))
     return 0
 
 
@@ -348,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="SWEEP_ID", default=None,
                    help="finish an interrupted sweep (must be the same spec)")
     r.add_argument("--json", action="store_true", help="print the report as JSON")
+    r.add_argument("--refine", action="store_true",
+                   help="when the grid is finished, extend every lr axis whose optimum sits on its edge by the "
+                        "grid's own step, and repeat until the optima are interior or the spec's refine: "
+                        "{max_rounds, max_runs} limits (default 3 rounds, the spec's run count) are hit; the "
+                        "extension is part of the same sweep")
     r.add_argument("--address", default=None,
                    help="Ray cluster HOST:PORT (default: $RAY_ADDRESS, else an embedded local Ray)")
     r.add_argument("--executor", choices=("ray", "local"), default="ray",
@@ -369,14 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     rep = sub.add_parser("report", help="print the optimum-shift report of a sweep", formatter_class=fmt,
-                         description="The optimum-shift report of a sweep (finished cells only while it runs; "
-                                     "the missing ones are listed).")
+                         description="The optimum-shift report of a sweep (finished cells only while it runs: "
+                                     "marked PROVISIONAL (k/n cells) at the top, the missing cells listed).")
     rep.add_argument("sweep_id", help="the sweep's id, e.g. quickstart-47e8de33 (mutransfer list shows them)")
     rep.add_argument("--results", **results_kw)
     rep.add_argument("--json", action="store_true", help="print the report as JSON")
     rep.add_argument("--metric", default=None, choices=_metric_names(),
                      help="min_train_loss, final_train_loss, best_test_acc or final_test_acc "
                           "(default: the spec's metric)")
+    rep.add_argument("--diverged", default="inf", metavar="POLICY",
+                     help="how a diverged run counts: inf (+inf: one diverged seed makes its grid point +inf) "
+                          "or best_before (its metric from before it diverged, the muPC paper's rule)")
     rep.set_defaults(func=cmd_report)
 
     dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed); "

@@ -122,9 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         cache = compile_cache.enable(args.jax_cache)
         if connect(args.address):
             beat.watch_embedded_ray()
-        run_sweep_ray(parse_spec(row["spec"]), args.results, sweep_id=sid, address=args.address,
-                      registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache),
-                      owner="service", fresh=False)
+        spec = parse_spec(row["spec"])
+
+        def execute(record=None):
+            return run_sweep_ray(spec, args.results, sweep_id=sid, address=args.address,
+                                 registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache),
+                                 owner="service", fresh=False, refine_record=record)
+
+        out = execute(_refine_record(store, sid, spec))
+        if spec.refine is not None and not out.cells_failed and not (registry.sweep(sid) or {}).get("cancel"):
+            _refine(spec, store, sid, registry, execute)
         return 0
     except Exception as e:  # recorded for GET /sweeps/{id}; the process still exits non-zero
         log.exception("sweep %s failed", sid)
@@ -141,6 +148,33 @@ def main(argv: list[str] | None = None) -> int:
             registry.set_driver(sid, None)
             reaper.disarm()
             locks.release(lock)
+
+
+def _refine_record(store: ResultsStore, sid: str, spec):
+    """The rounds a refining sweep recorded before this driver started (None otherwise)."""
+    if spec.refine is None:
+        return None
+    from sweeps.refine import load_record
+
+    rec = load_record(store, sid)
+    return rec if rec is not None and rec.spec_hash == spec.spec_hash() else None
+
+
+def _refine(spec, store: ResultsStore, sid: str, registry: Registry, execute) -> None:
+    """The spec's ``refine:`` (sweeps/refine.py) after its grid finished: the rounds run through
+    the same Ray path, their parts join the sweep's cells in the registry; the outcome is its note."""
+    from sweeps.refine import RefineError, run_refinement, summary
+
+    def step(record) -> bool:
+        out = execute(record)
+        return not out.cells_failed and not (registry.sweep(sid) or {}).get("cancel")
+
+    try:
+        record = run_refinement(spec, store, sid, step, say=log.info)
+    except RefineError as e:
+        registry.set_note(sid, f"refinement refused: {e}")
+        return
+    registry.set_note(sid, " | ".join(summary(record)))
 
 
 def _shutdown_ray() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mutransfer.results import ResultsStore
 
-ACTIVE = ("queued", "running")  # statuses whose verdicts are provisional
+from sweeps.registry import ACTIVE  # statuses whose verdicts are provisional
 
 
 def _registry(store: ResultsStore):

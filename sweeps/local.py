@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mutransfer.results import ResultsStore
-from sweeps.plan import trials as plan_trials
 from sweeps.spec import SweepSpec
 from sweeps.worker import device_data, execute_trial, run_analyses
 
@@ -84,16 +83,20 @@ def verified_parts(store: ResultsStore, sweep_id: str, planned, registry=None) -
 
 
 def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
-              on_cell: Callable[[str, str, int, int], None] | None = None) -> SweepOutcome:
-    """Train every unfinished trial of ``spec`` in-process and write its results.
+              on_cell: Callable[[str, str, int, int], None] | None = None,
+              refine_record=None) -> SweepOutcome:
+    """Train every unfinished trial of ``spec`` (and of ``refine_record``'s rounds,
+    sweeps/refine.py) in-process and write its results.
 
     ``on_cell(part, status, done, total)`` is called as trials finish (status: done, skipped,
     failed). A trial that raises is recorded as failed and the sweep goes on.
     """
+    from sweeps.refine import all_trials
+
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
     store = ResultsStore(results_root)
-    planned = plan_trials(spec)
+    planned = all_trials(spec, refine_record)
     out = SweepOutcome(sweep_id, len(planned))
     complete, _ = check_parts(store, sweep_id, planned)
     todo = [t for t in planned if t.part not in complete]

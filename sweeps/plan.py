@@ -56,6 +56,7 @@ def plan(spec: SweepSpec) -> list[Cell]:
                         base_depth=spec.resolved_base_depth, inference_steps=t.inference_steps,
                         loss=t.loss, optimizer=t.optimizer, output_precision=t.output_precision,
                         output_precision_exponent=t.output_precision_exponent,
+                        precision=t.precision, init=t.init,
                         **_architecture(spec, info),
                         **{k: v for k, v in (("feedback_noise", t.feedback_noise),
                                              ("feedback_steps", t.feedback_steps),

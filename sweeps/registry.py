@@ -199,6 +199,8 @@ class Registry:
         now = time.time()
         on_conflict = ("status='queued', address=excluded.address, error=NULL, cancel=0, restarts=0, note=NULL, "
                        "owner=excluded.owner, updated_at=excluded.updated_at") if fresh else "address=excluded.address"
+        # A refined sweep registers again with more cells (sweeps/refine.py): its totals grow.
+        on_conflict += ", runs_total=excluded.runs_total, trials_total=excluded.trials_total"
 
         def write(db):
             db.execute(

@@ -32,6 +32,7 @@ from mutransfer.optim import DIRECTIONS
 from mutransfer.losses import LOSSES
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import METRICS
+from mutransfer.trainer import INITS, PRECISIONS
 from sweeps.documents import DEFAULT_LIMITS, DocumentError, load_yaml
 
 
@@ -82,7 +83,8 @@ def Float(lo: float, hi: float, *, open_lo: bool = True, description: str | None
 
 PosInt = Int(1, 10**8)
 PosFloat = Float(0, 1e6)
-LR = Float(0, 1e6)
+LR_MAX = 1e6
+LR = Float(0, LR_MAX)
 
 
 class Architecture(_Strict):
@@ -141,11 +143,26 @@ class Training(_Strict):
     output_precision: PosFloat = Field(1.0, description="γ′ in γ_L = γ′·N^(−γ̄_L)")
     output_precision_exponent: Float(-8, 8, open_lo=False) = Field(0.0, description="γ̄_L")
     divergence_factor: Float(1, 1e12) = 1e3
+    precision: Choice(PRECISIONS, "precision") = Field(
+        "float32", description="float32, or float64 through JAX's x64 mode (slower; near stability cliffs "
+                               "float32 runs can land 15-18 % from their float64 values)")
+    init: Choice(INITS, "init") = Field(
+        "default", description="default: W ~ N(0, σ_l²); kaiming_uniform: W ~ U(−σ_l, σ_l), which under sp "
+                               "is jpc's default U(±1/√fan_in) (the μPC paper's SP runs)")
     # TP/DTP only (refused on other specs): reconstruction noise σ_ε, feedback updates per step,
     # and the feedback weights' lr as a multiple of the weight lr η.
     feedback_noise: Float(0, 100, open_lo=False) | None = None
     feedback_steps: Int(1, 1000) | None = None
     feedback_lr_ratio: PosFloat | None = None
+
+
+class Refine(_Strict):
+    """``refine:``: limits of the grid extension ``mutransfer run SPEC --refine`` (or the service,
+    when the field is present) does after the grid is finished (sweeps/refine.py). Not part of the
+    spec hash: refining extends the same sweep."""
+
+    max_rounds: Int(1, 100) | None = Field(None, description="rounds of extension at most (default 3)")
+    max_runs: Int(1, MAX_RUNS) | None = Field(None, description="runs added in all at most (default: the spec's own run count)")
 
 
 class Logging(_Strict):
@@ -221,6 +238,7 @@ class SweepSpec(_Strict):
     metric: Choice(METRICS, "metric") = "min_train_loss"
     analyses: Annotated[list[AnalysisSpec], Field(max_length=32)] = []
     resources: Resources = Resources()
+    refine: Refine | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -284,11 +302,15 @@ class SweepSpec(_Strict):
         data = self.canonical()
         data.pop("description", None)
         data.pop("resources", None)  # where it runs does not change what it computes
+        data.pop("refine", None)  # how far the grid may extend itself: the same sweep, grown
         # Fields added later are left out while unset, so older specs keep their sweep ids.
         if not data.get("analyses"):
             data.pop("analyses", None)
         for key in ("feedback_noise", "feedback_steps", "feedback_lr_ratio"):
             if data["training"].get(key) is None:
+                data["training"].pop(key, None)
+        for key, default in (("precision", "float32"), ("init", "default")):
+            if data["training"].get(key) == default:
                 data["training"].pop(key, None)
         arch = data["architecture"]
         if self.architecture.is_cnn:  # defaults spelled out or not: the same network

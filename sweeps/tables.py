@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mutransfer.trainer import CellResult
+from mutransfer.trainer import BUDGET_FRACTIONS, CellResult, budget_column
 from sweeps.plan import Trial
 from sweeps.spec import SweepSpec
 
@@ -26,6 +26,7 @@ def trial_tables(spec: SweepSpec, trial: Trial, result: CellResult, steps_per_ep
         "activation": cs.activation,
         "dataset": spec.dataset.name,
         **{k: result.runs[k] for k in ("weight_lr", "activity_lr", "seed", "status", "min_train_loss",
+                                       *map(budget_column, BUDGET_FRACTIONS),
                                        "final_train_loss", "best_test_acc", "final_test_acc", "steps",
                                        "wall_s", "diverged_step")},
         "spec_hash": spec.spec_hash(),

@@ -3,6 +3,7 @@ reported, rerun (skips every finished cell), and bad input refused before anythi
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -83,6 +84,26 @@ def test_report_by_id_text_and_json(swept, capsys):
     assert "verdict" in capsys.readouterr().out
     assert main(["report", "no-such-sweep", "--results", str(root)]) == 2
     assert "no sweep 'no-such-sweep'" in capsys.readouterr().err
+    assert rep["provisional"] is None and rep["diverged"] == "inf"
+    assert main(["report", sweep_id, "--results", str(root), "--json", "--diverged", "best_before"]) == 0
+    assert json.loads(capsys.readouterr().out)["diverged"] == "best_before"
+    assert main(["report", sweep_id, "--results", str(root), "--diverged", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--diverged" in err and "'nan'" in err and "best_before" in err
+
+
+def test_report_of_an_unfinished_sweep_is_provisional(swept, tmp_path, capsys):
+    _, root, _ = swept
+    (sweep_id,) = results.ResultsStore(root).sweeps()
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    part = sorted(p for p in (copy / "runs").rglob("*.parquet") if "cell-pc" in p.name)[-1]
+    part.unlink()  # one cell's results not written yet
+    capsys.readouterr()
+    assert main(["report", sweep_id, "--results", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("PROVISIONAL (3/4 cells finished)")
+    assert "Cells not finished yet (1)" in out
 
 
 def test_resume_with_a_different_spec_is_refused(swept, tmp_path, capsys):

@@ -636,13 +636,17 @@ def test_verdict_badges_new_contract():
     assert 'title="regret 22% at N=64"' in page
     rep["provisional"] = {"cells_done": 3, "cells_total": 6}
     page = D.report_page(rep, sweep_meta={"sweep_id": "s-00000001", "status": "finished"})
-    assert page.count('class="badge provisional"') == 2 * 3 and "provisional 3/6 cells" in page  # list + sections
+    # banner + list + sections
+    assert page.count('class="badge provisional"') == 1 + 2 * 3 and "provisional 3/6 cells" in page
+    assert "PROVISIONAL (3/6 cells finished)" in page
     assert "tentative" in page
 
 
 def test_verdict_badges_fall_back_to_todays_fields(report):
-    old = json.loads(json.dumps(report))
-    assert "reasons" not in old["analyses"][0] and "provisional" not in old
+    old = json.loads(json.dumps(report))  # a report as written before `reasons` / `provisional` existed
+    del old["provisional"]
+    for a in old["analyses"]:
+        del a["reasons"]
     running = {"sweep_id": "s-00000001", "status": "running",
                "cells": [{"status": "done"}, {"status": "finished"}, {"status": "running"}, {"status": "queued"}]}
     page = D.shift_page(old, running)
@@ -722,3 +726,25 @@ def test_error_page():
     _check_offline(page, plotly_url=None)
     assert "404 — Not found" in page and 'data-status="404"' in page and "javascript:" not in page
     assert "<code>metric</code>" in page
+
+
+def test_report_and_shift_pages_show_cis_views_and_units(runs):
+    from dashboards.verdicts import REASONS as LABELS
+    from mutransfer.report import REASONS
+
+    assert set(REASONS) <= set(LABELS)  # every reason code the report emits has a label
+    pc = runs[(runs.algorithm == "pc") & (runs.depth == 2)].copy()
+    pc["min_train_loss_25pct"] = pc["min_train_loss"] * 2
+    pc["min_train_loss_50pct"] = pc["min_train_loss"] * 1.5
+    rep = optimum_shift_report(pc, n_bootstrap=20, cells_total=4)
+    meta = {"sweep_id": "s-00000001", "name": "s", "status": "running"}
+    page = D.report_page(rep, format_report(rep), sweep_meta=meta)
+    assert "PROVISIONAL (3/4 cells finished)" in page and 'class="by-base"' in page and 'class="by-budget"' in page
+    assert "regret [CI]" in page and "steps η" in page and "within 1 grid step" in page
+    fig = D.optimum_shift(rep)
+    assert any(t.meta.get("role") == "tolerance" and "grid step" in t.name for t in fig.data)
+    assert roles(fig, "regret")[0].error_y.visible
+    acc = optimum_shift_report(pc, metric="best_test_acc", n_bootstrap=0)
+    shift = D.shift_page(acc, {**meta, "status": "finished"})
+    assert " pp" in shift and "accuracy points" in D.report_page(acc, "")
+    assert "by budget: by_budget is only available" in shift

@@ -170,8 +170,11 @@ def test_grid_trainer_packed_state_same_numbers(monkeypatch):
 
 def test_init_weights_one_draw_per_shape_equals_per_layer_draws():
     dims = layer_dims(D, N, 5, C)
-    stds = [0.3, 1.0, 1.0, 1.0, 1.0, 0.5]
-    w = init_weights(jax.random.key(3), dims, stds)
+    stds = [0.3, 1.0, 0.7, 1.0, 1.0, 0.5]
     keys = jax.random.split(jax.random.key(3), len(dims))
+    w = init_weights(jax.random.key(3), dims, stds)
     for a, k, d, s in zip(w, keys, dims, stds):
         assert a.shape == d and bool(jnp.all(a == s * jax.random.normal(k, d, jnp.float32)))
+    w = init_weights(jax.random.key(3), dims, stds, init="kaiming_uniform")
+    for a, k, d, s in zip(w, keys, dims, stds):
+        assert bool(jnp.all(a == jax.random.uniform(k, d, jnp.float32, -s, s)))

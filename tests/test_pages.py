@@ -113,10 +113,35 @@ def test_html_routes_answer_html_errors(client):
     assert f'href="/sweeps/{SID}/table"' in r.text
     r = client.get(f"/sweeps/{SID}/contours?metric=accuracy")
     assert r.status_code == 422 and is_html(r) and "metric: unknown &#x27;accuracy&#x27;" in r.text
+    r = client.get(f"/sweeps/{SID}/report?diverged=nan")
+    assert r.status_code == 422 and r.json()["message"].startswith("diverged: ")
+    assert client.get(f"/sweeps/{SID}/report?diverged=best_before").json()["diverged"] == "best_before"
     r = client.get(f"/compare?a={SID}")
     assert r.status_code == 422 and is_html(r) and "<code>b</code>" in r.text
     r = client.get(f"/compare?a={SID}&b=nope-12345678")
     assert r.status_code == 404 and is_html(r)
+
+
+def test_api_routes_answer_html_errors_to_browsers(client):
+    """A browser (Accept led by text/html) or ?format=html gets an HTML error page from API routes
+    too; API clients keep the JSON body with ``message``."""
+    r = client.get("/sweeps/nope-12345678/report?format=html")
+    assert r.status_code == 404 and is_html(r) and "nope-12345678" in r.text
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = client.get("/sweeps/nope-12345678", headers=browser)
+    assert r.status_code == 404 and is_html(r)
+    r = client.get(f"/sweeps/{SID}/report?metric=accuracy", headers=browser)
+    assert r.status_code == 422 and is_html(r) and "metric" in r.text and "field-error" in r.text
+    r = client.get("/sweeps/nope-12345678/report")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+    assert "nope-12345678" in r.json()["message"]
+
+
+def test_pages_status_vocabulary_matches_the_registry():
+    """The listing's provisional statuses are the registry's active ones (one vocabulary)."""
+    from sweeps import listing, registry
+
+    assert listing.ACTIVE == registry.ACTIVE and set(registry.ACTIVE) <= set(registry.STATUSES)
 
 
 def test_compare_same_sweep_draws_every_setting(client):
@@ -133,3 +158,16 @@ def test_big_pages_and_plotly_are_gzipped(client):
     raw = client.get("/static/plotly.min.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers and raw.content == js.content
     assert js.num_bytes_downloaded < len(raw.content) / 2
+
+
+def test_report_is_provisional_from_the_registry_plan(client, monkeypatch):
+    """The report route takes k/n cells and the spec's sizes from the sweep's registry row."""
+    data = client.app.state.data
+    cells = [{"part": f"cell-{c}", "cell_id": c, "status": "finished"} for c in sorted(client.runs.cell_id.unique())]
+    cells.append({"part": "cell-pc-mupc-w256-d2", "cell_id": "pc-mupc-w256-d2", "status": "running"})
+    monkeypatch.setattr(data, "row", lambda sid: {"spec": {"widths": [32, 64, 128, 256], "depths": [2]}})
+    monkeypatch.setattr(data, "status", lambda sid: {"cells": cells, "metric": "min_train_loss", "status": "running"})
+    rep = client.get(f"/sweeps/{SID}/report").json()
+    assert rep["provisional"] == {"cells_done": len(cells) - 1, "cells_total": len(cells)}
+    a = next(a for a in rep["analyses"] if a["group"]["algorithm"] == "pc" and a["axis"] == "width")
+    assert any(r["code"] == "partial" and r["missing_sizes"] == [256] for r in a["reasons"])

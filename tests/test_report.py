@@ -113,7 +113,11 @@ def test_one_octave_per_doubling_does_not_transfer():
     assert abs(a["drift_slope_beta"]) < 0.05
     assert a["verdict"] == "does not transfer"
     assert "width=64" in a["verdict_text"]
-    assert "η* drifts +1.0 octave/doubling" in a["verdict_text"]
+    assert "fitted drift η* +1.00" in a["verdict_text"]  # measured slope, reported
+    assert "fails also at width=128, 256" in a["verdict_text"]
+    e128 = by_size(a)[128]
+    assert e128["grid_steps_eta"] == 2 and e128["grid_steps_eta_ci"] == [2, 2]
+    assert {(r["code"], r["size"]) for r in a["reasons"]} >= {("regret", 64), ("drift", 128), ("drift", 256)}
     e = by_size(a)[64]
     assert e["drift_eta"] == pytest.approx(1.0, abs=0.05)
     # base optimum is one octave off at width=64: M = 1 + 1 vs 1 -> regret 100 %
@@ -175,7 +179,12 @@ def test_edge_warnings_name_lr_size_and_direction():
     text = "\n".join(a["warnings"])
     assert "weight_lr optimum at the lowest grid value 1.95e-3 for width=64: extend the grid below 1.95e-3" in text
     assert "activity_lr optimum at the highest grid value 1e0 for width=32: extend the grid above 1e0" in text
-    assert "caution: optimum on the grid edge" in a["verdict_text"]
+    # an optimum in the same grid corner at every width is never "transfers"
+    assert a["verdict"] == "inconclusive"
+    edges = {(r["lr"], r["side"]): r for r in a["reasons"] if r["code"] == "optimum_on_edge"}
+    assert set(edges) == {("weight_lr", "low"), ("activity_lr", "high")}
+    assert edges[("weight_lr", "low")]["sizes"] == [32, 64] and edges[("weight_lr", "low")]["extend"] == "below"
+    assert "extend the grid below" in a["verdict_text"]
     # sub-grid estimate clipped inside the fit window, never beyond the grid
     assert e["eta_star_fit"] >= 2.0**-9 and e["beta_star_fit"] <= 1.0
 
@@ -249,8 +258,10 @@ def test_accuracy_metric_direction_and_regret_on_error_rate():
     assert math.log2(e32["eta_star"]) == -4 and math.log2(e64["eta_star"]) == -5
     assert e64["metric_at_opt"] == pytest.approx(0.95)  # natural units: accuracy
     assert e64["metric_at_base_opt"] == pytest.approx(0.90)
-    # error rate 0.10 vs 0.05 -> regret 100 %
-    assert e64["regret"] == pytest.approx(1.0)
+    # accuracy 0.95 vs 0.90 -> regret 5 percentage points (0.05), not an error-rate ratio
+    assert report["regret_unit"] == "accuracy points" and report["thresholds"]["regret_tol"] == 0.01
+    assert e64["regret"] == pytest.approx(0.05)
+    assert "regret 5.0 pp" in a["verdict_text"] and "5.0 pp" in format_report(report)
     # a diverged accuracy run is the worst: -inf in natural units
     runs.loc[(runs.width == 64) & (runs.weight_lr == 2.0**-5), "status"] = "diverged"
     a2 = only(optimum_shift_report(runs, metric="best_test_acc"))
@@ -364,7 +375,10 @@ def test_missing_points_and_sizes_listed():
     pts = [m for m in a8["missing"] if m["kind"] == "point"]
     assert len(pts) == 2 * len(BETA_EXP) and all(m["size"] == 64 for m in pts)
     assert any("no runs for width=128" in w for w in a8["warnings"])
-    assert a8["verdict"] == "transfers"
+    assert a8["verdict"] == "inconclusive"  # nothing fails, but a size and some points are missing
+    partial = [r for r in a8["reasons"] if r["code"] == "partial"]
+    assert len(partial) == 1 and (partial[0]["cells_done"], partial[0]["cells_total"]) == (1, 3)
+    assert partial[0]["missing_sizes"] == [128] and partial[0]["incomplete_sizes"] == [64]
     assert any("running" in n for n in report["notes"])
     a4 = next(a for a in report["analyses"] if a["axis"] == "width" and a["group"]["depth"] == 4)
     seeds_missing = [m for m in a4["missing"] if m["kind"] == "seeds"]

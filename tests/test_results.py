@@ -41,6 +41,8 @@ def make_runs(n: int = 2, *, cell: str = "c0", width: int = 64, prefix: str = "r
             "seed": list(range(n)),
             "status": ["ok"] + ["diverged"] * (n - 1),
             "min_train_loss": [0.1] + [np.inf] * (n - 1),
+            "min_train_loss_25pct": [0.3] + [np.inf] * (n - 1),
+            "min_train_loss_50pct": [0.2] + [np.inf] * (n - 1),
             "final_train_loss": [0.2] + [np.nan] * (n - 1),
             "best_test_acc": [0.9] * n,
             "final_test_acc": [0.85] * n,
@@ -483,3 +485,24 @@ def test_no_heavy_imports():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_parts_written_before_the_budget_columns_read_them_as_nan(tmp_path):
+    """Schema 2 added min_train_loss_25pct/_50pct; a part written without them still loads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = make_runs(2).drop(columns=["min_train_loss_25pct", "min_train_loss_50pct"])
+    part = tmp_path / "runs" / "sweep_id=old" / "cell-c0.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(old, preserve_index=False), part)
+    store = ResultsStore(tmp_path)
+    got = store.load_runs("old")
+    assert list(got.columns) == RUNS_SCHEMA.names and len(got) == 2
+    assert got["min_train_loss_25pct"].isna().all() and got["min_train_loss_50pct"].isna().all()
+    assert store.verify_parts("old", {"cell-c0": 2}).done == {"cell-c0"}
+    new = make_runs(2, prefix="n")
+    store.write_part("new", "cell-c0", new, None)
+    both = store.load_runs()
+    assert both.groupby("sweep_id")["min_train_loss_50pct"].apply(lambda s: s.isna().all()).to_dict() == \
+        {"new": False, "old": True}

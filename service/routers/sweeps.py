@@ -18,7 +18,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.parametrization import PARAMETRIZATIONS
-from mutransfer.report import METRICS
+from mutransfer.report import DIVERGED_POLICIES, METRICS
 from mutransfer.results import RUN_STATUSES
 from service import launcher
 from service.body import read_spec
@@ -38,6 +38,7 @@ Parametrization = Literal[tuple(sorted(PARAMETRIZATIONS))]
 Algorithm = Literal[tuple(sorted(ALGORITHMS))]
 RunStatus = Literal[RUN_STATUSES]
 Metric = Literal[tuple(METRICS)]
+Diverged = Literal[tuple(DIVERGED_POLICIES)]
 
 
 def _links(sid: str) -> dict:
@@ -233,9 +234,11 @@ def analysis(name: str, sid: str = Depends(sweep_id), data: SweepData = Depends(
 @router.get("/{sweep_id}/report", summary="Optimum-shift report (JSON, or HTML with Accept: text/html)")
 def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
            metric: Metric | None = Query(None, description="default: the spec's metric"),
+           diverged: Diverged = Query("inf", description="how a diverged run counts: inf (+inf) or best_before "
+                                                      "(its metric from before it diverged, the muPC paper's rule)"),
            format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
-    rep = data.report(sid, metric)
+    rep = data.report(sid, metric, diverged)
     if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
         from service.routers.pages import report_html
         return HTMLResponse(report_html(data, sid, rep))

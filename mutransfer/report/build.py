@@ -1,0 +1,156 @@
+"""The optimum-shift report over a whole runs table: groups, size axes, provisional status, notes."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from .analysis import analyse
+from .transfer import Options
+from .encoding import scalar, to_json
+from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
+
+CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
+
+
+def optimum_shift_report(
+    runs: pd.DataFrame,
+    *,
+    metric: str = "min_train_loss",
+    regret_tol: float | None = None,
+    steps_tol: int = 1,
+    drift_tol: float = 0.5,
+    n_bootstrap: int = 200,
+    rng_seed: int = 0,
+    ci_level: float = 0.95,
+    diverged: str = "inf",
+    cells_total: int | None = None,
+    cells_done: int | None = None,
+    expected_sizes: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (SPEC §7)
+
+    ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
+    ``depth``; ``activity_lr`` (NaN for e.g. bp), ``seed``, ``status`` (ok|diverged|failed, others
+    are ignored as unfinished), ``steps``/``diverged_step``, the budget columns
+    (``min_train_loss_25pct``/``_50pct``) and the fixed settings (algorithm, parametrization,
+    activation, dataset) are used when present.
+
+    Options: ``metric`` (:data:`METRICS`); ``diverged`` ("inf" | "best_before", see
+    :mod:`mutransfer.report.metrics`); ``regret_tol`` (default per metric: 0.05 relative for losses,
+    0.01 = 1 percentage point for accuracies), ``steps_tol`` (grid steps the argmin may move),
+    ``drift_tol`` (octaves per doubling; only flags a sub-grid drift the grid cannot resolve);
+    ``n_bootstrap`` seed resamples and ``ci_level`` for the confidence intervals; ``rng_seed``.
+    ``cells_total`` (and optionally ``cells_done``, else counted from the finished rows): the sweep's
+    planned cells, which makes the report ``provisional`` while some are unfinished;
+    ``expected_sizes`` ({"width": [...], "depth": [...]}, e.g. from the spec) names sizes not run yet.
+
+    Returns a JSON-ready dict (+inf -> "inf", NaN -> None): ``provisional`` (None or
+    {cells_done, cells_total}), ``notes``, ``thresholds``, ``regret_unit``, ``diverged`` and
+    ``analyses``: per group and size axis with >= 2 sizes — ``verdict`` (transfers | does not
+    transfer | inconclusive), ``reasons`` ([{code, detail, ...}], :mod:`mutransfer.report.verdict`),
+    ``verdict_text`` (measured numbers), ``sizes`` (per size: optima on the grid and fitted, with
+    CIs; regret with CI; grid steps with CIs; octave shifts; drifts; seed mode; counts; ``edge``
+    flags [{lr, side: low|high, value}]), ``drift_slope_eta``/``_beta`` with ``_ci``, ``by_base``,
+    ``by_budget`` (None with ``by_budget_note`` when unavailable), ``warnings``, ``missing`` and
+    ``surfaces``. Raises ValueError naming an unknown ``metric`` or ``diverged``.
+    """
+    info = metric_info(metric)
+    check_diverged(diverged)
+    tol = info.regret_tol if regret_tol is None else float(regret_tol)
+    checks = (
+        ("regret_tol", tol, tol >= 0, ">= 0"),
+        ("steps_tol", steps_tol, steps_tol >= 0 and int(steps_tol) == steps_tol, "an integer >= 0"),
+        ("drift_tol", drift_tol, drift_tol >= 0, ">= 0"),
+        ("n_bootstrap", n_bootstrap, n_bootstrap >= 0 and int(n_bootstrap) == n_bootstrap, "an integer >= 0"),
+        ("ci_level", ci_level, 0 < ci_level < 1, "in (0, 1)"),
+    )
+    for name, value, ok, want in checks:
+        if not ok:
+            raise ValueError(f"{name}={value!r} must be {want}")
+    opts = Options(regret_tol=tol, steps_tol=int(steps_tol), drift_tol=float(drift_tol),
+                   n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged)
+    report: dict[str, Any] = {
+        "metric": metric, "column": info.column, "direction": info.direction,
+        "units": "lrs in log2 (octave = factor 2); drift in octaves per doubling of size; "
+                 "argmin moves in grid steps of the sweep's grid",
+        "encoding": "+inf -> 'inf', -inf -> '-inf', NaN/unavailable -> null",
+        "regret_unit": info.regret_unit,
+        "thresholds": {"regret_tol": tol, "steps_tol": opts.steps_tol, "drift_tol": opts.drift_tol},
+        "ci_level": opts.ci_level, "diverged": diverged,
+        "n_bootstrap": opts.n_bootstrap, "rng_seed": opts.rng_seed,
+        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [],
+    }
+    if len(runs) == 0:
+        if cells_total:
+            report["provisional"] = {"cells_done": int(cells_done or 0), "cells_total": int(cells_total)}
+        report["notes"].append("no runs: nothing to analyse")
+        return to_json(report)
+
+    df, notes = prepare(runs, info, diverged)
+    report["notes"].extend(notes)
+    if cells_total is not None:
+        done = _cells_done(df) if cells_done is None else int(cells_done)
+        if done < int(cells_total):
+            report["provisional"] = {"cells_done": done, "cells_total": int(cells_total)}
+    if opts.n_bootstrap <= 0:
+        report["notes"].append("n_bootstrap=0: no confidence intervals; verdicts judged on point values")
+    axes = [a for a in SIZE_AXES if a in df.columns]
+    if not axes:
+        raise ValueError(f"runs table has none of the size columns {list(SIZE_AXES)}")
+    fixed = [c for c in FIXED_SETTINGS if c in df.columns]
+    budget_notes: set[str] = set()
+
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        sub = df.loc[df[axis].notna()]
+        if len(sub) == 0:
+            continue
+        keys = fixed + others
+        planned = {int(s) for s in (expected_sizes or {}).get(axis, [])}
+        expected: dict[tuple, list[int]] = {}
+        for k, g in (sub.groupby(fixed, dropna=False, sort=True) if fixed else [((), sub)]):
+            expected[_key(k)] = sorted(planned | {int(s) for s in g[axis].unique()})
+        for key, g in (sub.groupby(keys, dropna=False, sort=True) if keys else [((), sub)]):
+            key = key if isinstance(key, tuple) else (key,)
+            group = {c: scalar(v) for c, v in zip(keys, key)}
+            exp = expected[_key(key[: len(fixed)])]
+            if g[axis].nunique() < 2:
+                if len(exp) >= 2:
+                    only = int(g[axis].iloc[0])
+                    report["notes"].append(
+                        f"{_title(group)}: only {axis}={only} has results so far (of "
+                        f"{', '.join(map(str, exp))}): nothing to compare along {axis} yet")
+                continue
+            a = analyse(g, axis, group, exp, info, opts)
+            a["sweep_ids"] = sorted(str(x) for x in g["sweep_id"].dropna().unique()) if "sweep_id" in g else []
+            if a["by_budget_note"]:
+                budget_notes.add(a["by_budget_note"])
+            report["analyses"].append(a)
+
+    report["notes"].extend(sorted(budget_notes))
+    if not report["analyses"]:
+        report["notes"].append(
+            "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
+            "nothing to compare")
+    return to_json(report)
+
+
+def _cells_done(df: pd.DataFrame) -> int:
+    """Cells with finished runs: distinct ``cell_id`` (or algorithm, parametrization, width, depth)."""
+    if "cell_id" in df.columns:
+        return int(df["cell_id"].nunique())
+    cols = [c for c in CELL_KEYS if c in df.columns]
+    return int(len(df[cols].drop_duplicates())) if cols else 0
+
+
+def _key(k: Any) -> tuple:
+    """Hashable group key with NaN -> None (NaN != NaN would break dict look-ups)."""
+    return tuple(scalar(v) for v in (k if isinstance(k, tuple) else (k,)))
+
+
+def _title(group: Mapping[str, Any]) -> str:
+    fixed = [str(group[c]) for c in FIXED_SETTINGS if c in group]
+    held = [f"{k}={v}" for k, v in group.items() if k not in FIXED_SETTINGS]
+    return " / ".join(fixed) + (f", {', '.join(held)}" if held else "")
