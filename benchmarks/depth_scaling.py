@@ -59,6 +59,12 @@ def synthetic(n_train: int, n_test: int = 256, seed: int = 0) -> Dataset:
                    rng.integers(0, C, n_test).astype(np.int32), C)
 
 
+def _cutoffs() -> tuple:
+    """The block's budget-cutoff argument where the trainer has one (issue 11's budget columns)."""
+    fractions = getattr(trainer, "BUDGET_FRACTIONS", None)
+    return () if fractions is None else (jnp.ones(len(fractions), jnp.int32),)
+
+
 def step_ops(cell: CellSpec, data, runs: int, steps: int) -> int:
     """StableHLO operations of the cell's lowered training block (lowering only, no compile)."""
     init, block, _ = trainer._programs(cell, 1e3, "vmap")
@@ -66,7 +72,7 @@ def step_ops(cell: CellSpec, data, runs: int, steps: int) -> int:
     state = init(jnp.arange(runs, dtype=jnp.uint32))
     idx = jnp.zeros((steps, 1, B), jnp.int32)
     args = (state, data.x_train, data.y_train, idx, jnp.ones(steps, bool), jnp.zeros(runs, jnp.int32),
-            jnp.full(runs, 1e-2), jnp.full(runs, 0.1))
+            jnp.full(runs, 1e-2), jnp.full(runs, 0.1), *_cutoffs())
     return sum(1 for line in jitted.lower(*args).as_text().splitlines() if " = " in line)
 
 
@@ -95,7 +101,7 @@ def parts(depth: int, width: int, runs: int, steps: int, data, layers: str) -> t
     idx = jnp.zeros((steps, 1, B), jnp.int32)
     t = time.perf_counter()
     block(state, data.x_train, data.y_train, idx, jnp.ones(steps, bool), jnp.zeros(runs, jnp.int32),
-          jnp.full(runs, 1e-2), jnp.full(runs, 0.1))
+          jnp.full(runs, 1e-2), jnp.full(runs, 0.1), *_cutoffs())
     t_block = time.perf_counter() - t
     t = time.perf_counter()
     evaluate(state.weights, state.alive, data.x_test, data.y_test, data.test_mask)
