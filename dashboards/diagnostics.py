@@ -23,6 +23,7 @@ KINDS = {
     "hessian_condition": ("kappa", True, "condition number κ(H_z) at initialisation"),
     "loss_energy_ratio": ("ratio", False, "loss / equilibrated energy F(z*) (→ 1: Theorem 1)"),
     "hessian_condition_during_training": ("kappa", True, "κ(H_z) during training"),
+    "training_diagnostics": ("kappa_abs", True, "κ(H_z) = max|λ|/min|λ| during training (μPC Fig. 3)"),
     "coordinate_check": ("mean_abs_dz", True, "coordinate check: mean |Δz_l| = mean |z_l(t) − z_l(0)|"),
     "gradient_alignment": ("cos_pc_bp", False, "cos(PC equilibrium gradient, BP gradient) vs width"),
 }
@@ -178,6 +179,8 @@ def diagnostic_figure(df: pd.DataFrame, kind: str) -> go.Figure:
         return heatmap(df, value, log=log, title=title)
     if kind == "hessian_condition_during_training":
         return lines(df, "step", value, log=True, title=title, by="width")
+    if kind == "training_diagnostics":
+        return lines(df, "step", value, log=True, title=title, by="depth")
     if kind == "coordinate_check":
         return coordinate_check_figure(df)
     if kind == "gradient_alignment":
@@ -189,6 +192,12 @@ def diagnostic_figure(df: pd.DataFrame, kind: str) -> go.Figure:
 def diagnostic_figures(df: pd.DataFrame, kind: str) -> list[go.Figure]:
     """Every figure of one analysis table (the coordinate check adds |z_l| at initialisation)."""
     figs = [diagnostic_figure(df, kind)]
+    if kind == "training_diagnostics":
+        for value, log, title in (
+                ("ratio", True, "loss / equilibrated energy F(z*) during training (μPC Fig. 6, t > 0)"),
+                ("test_acc", False, "test accuracy during training")):
+            if value in df.columns:
+                figs.append(lines(df, "step", value, log=log, title=title, by="depth"))
     if kind == "coordinate_check" and {"step", "mean_abs_z", "width"} <= set(df.columns):
         init = df[df["step"] == df["step"].min()]
         figs.append(lines(init, "width", "mean_abs_z", log=True, by="layer",

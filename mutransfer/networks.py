@@ -18,10 +18,21 @@ hidden layer but the first.
 
 Everything static about a network (activation, skips, per-layer multipliers, layer geometry)
 lives in the hashable :class:`Net`, so jit specialises on it and the weights stay a plain pytree.
+
+Depth as a scan. The hidden-to-hidden maps W_2..W_H of an MLP share one shape (N, N), so the
+forward pass runs them as one ``jax.lax.scan`` over the stacked weights ``Wh = stack(W_2..W_H)``
+(H − 1, N, N) (:func:`forward_stacked`) instead of H − 1 unrolled layers: the compiled program,
+and its compile time, stay the same size as the depth grows. The public layout is unchanged —
+weights are still the list [W_1, ..., W_L] everywhere (saved states, optimisers, diagnostics);
+the stacking happens inside the traced function (:func:`split_weights`), and its gradient is the
+unstacking. Same numbers as the unrolled loop (tests/test_depth_scan.py: float64, 1e-12);
+``Net.scan=False`` (or ``$MUTRANSFER_LAYER_SCAN=0`` for nets built by :func:`make_net`) keeps
+the unrolled form. CNNs are always unrolled (their layers differ in shape).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Callable, NamedTuple, Sequence
@@ -108,6 +119,7 @@ class Net(NamedTuple):
     residual: bool
     multipliers: tuple[float, ...]
     layers: tuple[Layer, ...] = ()
+    scan: bool = True  # run an MLP's hidden-to-hidden layers as a lax.scan (see the module docstring)
 
     @property
     def depth(self) -> int:
@@ -129,14 +141,33 @@ class Net(NamedTuple):
             return False
         return not self.layers or self.layers[layer].in_shape == self.layers[layer].out_shape
 
+    @property
+    def scanned(self) -> bool:
+        """Whether the hidden-to-hidden layers run as a scan: an MLP (no CNN geometry) with at
+        least one of them (H ≥ 2) and ``scan`` on."""
+        return self.scan and not self.layers and self.depth >= 3
+
+
+LAYER_SCAN_ENV = "MUTRANSFER_LAYER_SCAN"
+
+
+def layer_scan_default() -> bool:
+    """$MUTRANSFER_LAYER_SCAN ("0" → unrolled hidden layers; default "1": scanned)."""
+    v = os.environ.get(LAYER_SCAN_ENV, "1").strip().lower()
+    if v not in ("0", "1", "false", "true"):
+        raise ValueError(f"{LAYER_SCAN_ENV}: expected 0 or 1, got {v!r}")
+    return v in ("1", "true")
+
 
 def make_net(activation: str, residual: bool, layers: Sequence[LayerParams],
-             geometry: Sequence[Layer] = ()) -> Net:
+             geometry: Sequence[Layer] = (), scan: bool | None = None) -> Net:
+    """``scan`` None → :func:`layer_scan_default`."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: unknown {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     if geometry and len(geometry) != len(layers):
         raise ValueError(f"geometry: {len(geometry)} layers for {len(layers)} parameter triples")
-    return Net(activation, bool(residual), tuple(float(p.multiplier) for p in layers), tuple(geometry))
+    return Net(activation, bool(residual), tuple(float(p.multiplier) for p in layers), tuple(geometry),
+               layer_scan_default() if scan is None else bool(scan))
 
 
 def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) -> list[tuple[int, int]]:
@@ -151,11 +182,33 @@ def init_weights(key: Array, dims: Sequence[tuple[int, ...]], init_stds: Sequenc
     σ_l from the resolved parameterisation (``[p.init_std for p in layers]``); ``dims`` are weight
     shapes (``[g.weight_shape for g in layers]`` for a CNN)."""
     keys = jax.random.split(key, len(dims))
-    if init == "kaiming_uniform":
-        return [jax.random.uniform(k, d, dtype, -std, std) for k, d, std in zip(keys, dims, init_stds)]
-    if init != "default":
+    if init not in _DRAWS:
         raise ValueError(f"init: unknown {init!r}; choose 'default' or 'kaiming_uniform'")
-    return [std * jax.random.normal(k, d, dtype) for k, d, std in zip(keys, dims, init_stds)]
+    return _draw_layers(keys, dims, init_stds, dtype, _DRAWS[init])
+
+
+_DRAWS = {
+    "default": lambda k, d, dtype, std: std * jax.random.normal(k, d, dtype),
+    "kaiming_uniform": lambda k, d, dtype, std: jax.random.uniform(k, d, dtype, -std, std),
+}
+
+
+def _draw_layers(keys: Array, dims: Sequence[tuple[int, ...]], stds: Sequence[float], dtype, draw) -> Weights:
+    """[draw(keys[l], dims[l], σ_l)], one vmapped draw per run of consecutive equal shapes (an MLP's
+    hidden layers): the same numbers as one draw per layer (tested bitwise), but a traced program
+    that does not grow with depth (one draw per layer compiled in time ∝ H)."""
+    out, i = [], 0
+    while i < len(dims):
+        j = i
+        while j + 1 < len(dims) and tuple(dims[j + 1]) == tuple(dims[i]):
+            j += 1
+        if j == i:
+            out.append(draw(keys[i], dims[i], dtype, stds[i]))
+        else:
+            z = jax.vmap(lambda k, s: draw(k, dims[i], dtype, s))(keys[i:j + 1], jnp.asarray(stds[i:j + 1], dtype))
+            out.extend(z[k] for k in range(j + 1 - i))
+        i = j + 1
+    return out
 
 
 def linear(W: Array, a: float, h: Array) -> Array:
@@ -247,8 +300,124 @@ def first_layer(net: Net, weights: Weights, x: Array) -> Array:
     return apply_layer(net, 0, weights[0], net.multipliers[0], x)
 
 
+class Stacked(NamedTuple):
+    """An MLP's weights with the hidden-to-hidden maps stacked: ``first`` W_1 (N, D), ``hidden``
+    stack(W_2..W_H) (H − 1, N, N), ``last`` W_L (C, N)."""
+
+    first: Array
+    hidden: Array
+    last: Array
+
+
+def split_weights(weights: Weights) -> Stacked:
+    """[W_1, ..., W_L] → :class:`Stacked` (``jnp.stack``; inside jit its gradient is the unstack)."""
+    return Stacked(weights[0], jnp.stack(list(weights[1:-1])), weights[-1])
+
+
+def join_weights(stacked: Stacked) -> Weights:
+    """:class:`Stacked` (or gradients shaped like it) → the list [W_1, ..., W_L]."""
+    return [stacked.first, *(stacked.hidden[i] for i in range(stacked.hidden.shape[0])), stacked.last]
+
+
+def as_stacked(weights: Weights | Stacked) -> Stacked:
+    return weights if isinstance(weights, Stacked) else split_weights(weights)
+
+
+class LayerPacking(NamedTuple):
+    """Packs every per-layer list [W_1, ..., W_L] in a pytree (weights, optimiser moments — with
+    any leading axes, e.g. the trainer's run axis ``axis`` = 1) into :class:`Stacked`, and back.
+    The grid trainer packs its state as it initialises it and keeps it packed, so its programs
+    (step, optimiser update, per-run select, evaluation) have a fixed number of arrays whatever
+    the depth. ``active``
+    False (CNNs, unscanned nets, unequal hidden lr multipliers, TP's per-layer feedback code):
+    both maps are the identity."""
+
+    active: bool
+    axis: int = 1
+
+    def pack(self, tree):
+        if not self.active:
+            return tree
+
+        def one(x):
+            if isinstance(x, list):
+                return Stacked(x[0], jnp.stack(x[1:-1], axis=self.axis), x[-1])
+            return x
+        return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, list))
+
+    def unpack(self, tree):
+        if not self.active:
+            return tree
+
+        def one(x):
+            if isinstance(x, Stacked):
+                n = x.hidden.shape[self.axis]
+                return [x.first, *(jnp.take(x.hidden, i, axis=self.axis) for i in range(n)), x.last]
+            return x
+        return jax.tree.map(one, tree, is_leaf=lambda x: isinstance(x, Stacked))
+
+
+def layer_packing(net: Net, lr_mults: Sequence[float], per_layer_code: bool = False) -> LayerPacking:
+    """The :class:`LayerPacking` for a net trained with per-layer lr multipliers ``lr_mults``:
+    active for scanned MLPs whose hidden layers share one lr multiplier, unless the algorithm
+    indexes layers itself (``per_layer_code``: TP/DTP)."""
+    hidden = tuple(lr_mults[1:-1])
+    return LayerPacking(net.scanned and not per_layer_code and all(c == hidden[0] for c in hidden))
+
+
+def hidden_multipliers(net: Net, dtype) -> Array | float:
+    """a_2..a_H for a stacked product: one Python float when they are all equal (every
+    parameterisation here: they share one fan-in), else an (H − 1, 1, 1) array."""
+    a = net.multipliers[1:-1]
+    if all(v == a[0] for v in a):
+        return a[0]
+    return jnp.asarray(a, dtype).reshape(-1, 1, 1)
+
+
+def hidden_predictions(net: Net, Wh: Array, Z_prev: Array) -> Array:
+    """μ_l(z_{l-1}) for l = 2..H at once from stacked lower activities ``Z_prev`` (H − 1, B, N):
+    a_l φ(z_{l-1}) W_lᵀ (+ z_{l-1} with skips), as a batched product (the layers are independent
+    given the activities — the energy and its gradients, not the forward pass)."""
+    out = hidden_multipliers(net, Z_prev.dtype) * jnp.einsum("lbi,loi->lbo", net.phi(Z_prev), Wh)
+    return out + Z_prev if net.residual else out
+
+
+def forward_stacked(net: Net, stacked: Stacked, x: Array) -> tuple[Array, Array]:
+    """The forward pass with a scan over the hidden-to-hidden layers: ``(Z, f)`` with Z the stacked
+    hidden activities [z_1; ...; z_H] (H, B, N) and f = f(x) (B, C)."""
+    a = net.multipliers[1:-1]
+    uniform = all(v == a[0] for v in a)
+
+    def layer(z, inp):
+        W, a_l = (inp, a[0]) if uniform else inp
+        out = linear(W, a_l, net.phi(z))
+        z = out + z if net.residual else out
+        return z, z
+
+    z1 = linear(stacked.first, net.multipliers[0], x)
+    _, rest = jax.lax.scan(layer, z1, stacked.hidden if uniform else (stacked.hidden, jnp.asarray(a, x.dtype)))
+    Z = jnp.concatenate([z1[None], rest], axis=0)
+    f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))
+    return Z, f
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward_scanned(net: Net, weights: Weights, x: Array) -> tuple[Array, Array]:
+    # jit-wrapped so that eager callers (the diagnostics) compile the scan once per shape instead
+    # of on every call; inside a jitted caller it is inlined.
+    return forward_stacked(net, split_weights(weights), x)
+
+
 def forward(net: Net, weights: Weights, x: Array) -> list[Array]:
-    """All pre-activations [z_1, ..., z_H, f(x)] of the forward pass."""
+    """All pre-activations [z_1, ..., z_H, f(x)] of the forward pass (a scan over the hidden
+    layers when ``net.scanned``; the same numbers either way). ``weights``: the list, or
+    :class:`Stacked` (a scanned net's packed layout)."""
+    if isinstance(weights, Stacked):
+        Z, f = forward_stacked(net, weights, x)
+        return [Z[i] for i in range(Z.shape[0])] + [f]
+    if net.scanned:
+        Z, f = _forward_scanned(net, list(weights), x)
+        return [Z[i] for i in range(Z.shape[0])] + [f]
     zs = [first_layer(net, weights, x)]
     for layer in range(1, net.depth):
         zs.append(predict(net, weights, layer, zs[-1]))

@@ -9,6 +9,14 @@ of this *batch-mean* energy, so β is in the μPC paper's units (its grid runs 1
 
 One training step: activities from the forward pass, T steps of gradient descent on z with step
 β, then ∇_W F at the final activities (the optimiser is applied by the caller).
+
+Depth as a scan (MLPs, ``net.scanned``; see :mod:`mutransfer.networks`): the step keeps the free
+activities stacked, Z = [z_1; ...; z_H] (H, B, N), and the hidden weights stacked, Wh (H − 1, N, N).
+Given Z the hidden layers' errors are independent, so the energy, its activity gradient (every
+inference step) and its weight gradient are batched products over the layer axis
+(:func:`energy_stacked`) and the forward pass is a ``lax.scan``: the compiled program does not grow
+with H. The public functions keep the list layouts ([z_1, ..., z_H], [W_1, ..., W_L]) and give the
+unrolled loop's numbers (tests/test_depth_scan.py).
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import losses
-from mutransfer.networks import Net, Weights, first_layer, forward, make_net, predict
+from mutransfer.networks import (Net, Stacked, Weights, as_stacked, first_layer, forward, forward_stacked,
+                                 hidden_predictions, join_weights, linear, make_net, predict, split_weights)
 from mutransfer.parametrization import resolve
 
 Array = jax.Array
@@ -47,6 +56,8 @@ def energy(net: Net, weights: Weights, hidden: Sequence[Array], x: Array, y: Arr
     computes it once instead of every step. Activities may be vectors (B, N) or feature maps
     (B, H, W, C); the squared errors sum over every non-batch axis.
     """
+    if net.scanned:
+        return energy_stacked(net, split_weights(weights), jnp.stack(list(hidden)), x, y, cfg, mu1)
     if mu1 is None:
         mu1 = first_layer(net, weights, x)
     sq = 0.5 * jnp.sum((hidden[0] - mu1) ** 2)
@@ -57,9 +68,24 @@ def energy(net: Net, weights: Weights, hidden: Sequence[Array], x: Array, y: Arr
     return sq / batch + cfg.output_precision * losses.batch_loss(cfg.loss, f, y)
 
 
+def energy_stacked(net: Net, stacked: Stacked, Z: Array, x: Array, y: Array, cfg: PCConfig,
+                   mu1: Array | None = None) -> Array:
+    """:func:`energy` of an MLP with stacked weights and activities Z (H, B, N): the H − 1 hidden
+    errors z_l − μ_l(z_{l-1}) as one batched product over the layer axis."""
+    if mu1 is None:
+        mu1 = linear(stacked.first, net.multipliers[0], x)
+    sq = 0.5 * jnp.sum((Z[0] - mu1) ** 2)
+    sq = sq + 0.5 * jnp.sum((Z[1:] - hidden_predictions(net, stacked.hidden, Z[:-1])) ** 2)
+    f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))
+    return sq / x.shape[0] + cfg.output_precision * losses.batch_loss(cfg.loss, f, y)
+
+
 def infer(net: Net, weights: Weights, x: Array, y: Array, cfg: PCConfig, beta: Array | float,
           hidden: Sequence[Array], mu1: Array) -> list[Array]:
     """T steps of z ← z − β ∇_z F from ``hidden``; returns the final activities."""
+    if net.scanned:
+        Z = infer_stacked(net, split_weights(weights), x, y, cfg, beta, jnp.stack(list(hidden)), mu1)
+        return [Z[i] for i in range(Z.shape[0])]
     grad_z = jax.grad(lambda zs: energy(net, weights, zs, x, y, cfg, mu1))
 
     def body(_, zs):
@@ -67,6 +93,13 @@ def infer(net: Net, weights: Weights, x: Array, y: Array, cfg: PCConfig, beta: A
         return [z - beta * gz for z, gz in zip(zs, g)]
 
     return jax.lax.fori_loop(0, cfg.inference_steps, body, list(hidden))
+
+
+def infer_stacked(net: Net, stacked: Stacked, x: Array, y: Array, cfg: PCConfig, beta: Array | float,
+                  Z: Array, mu1: Array) -> Array:
+    """:func:`infer` on stacked activities Z (H, B, N)."""
+    grad_z = jax.grad(lambda Zc: energy_stacked(net, stacked, Zc, x, y, cfg, mu1))
+    return jax.lax.fori_loop(0, cfg.inference_steps, lambda _, Zc: Zc - beta * grad_z(Zc), Z)
 
 
 class StepOut(NamedTuple):
@@ -78,7 +111,11 @@ class StepOut(NamedTuple):
 
 def gradients(net: Net, weights: Weights, x: Array, y: Array, beta: Array | float,
               cfg: PCConfig) -> StepOut:
-    """One PC step's weight gradients ∇_W F at the inference equilibrium (T steps), plus metrics."""
+    """One PC step's weight gradients ∇_W F at the inference equilibrium (T steps), plus metrics.
+    ``weights`` may be :class:`~mutransfer.networks.Stacked` (scanned nets); the gradients have
+    the layout of ``weights``."""
+    if net.scanned or isinstance(weights, Stacked):
+        return _gradients_stacked(net, weights, x, y, beta, cfg)
     zs = forward(net, weights, x)
     hidden, f = zs[:-1], zs[-1]
     train_loss = losses.batch_loss(cfg.loss, f, y)
@@ -87,6 +124,18 @@ def gradients(net: Net, weights: Weights, x: Array, y: Array, beta: Array | floa
     hidden = infer(net, weights, x, y, cfg, beta, hidden, zs[0])
     energy_end, grads = jax.value_and_grad(lambda w: energy(net, w, hidden, x, y, cfg))(weights)
     return StepOut(grads, train_loss, energy_start, energy_end)
+
+
+def _gradients_stacked(net: Net, weights: Weights, x: Array, y: Array, beta: Array | float,
+                       cfg: PCConfig) -> StepOut:
+    """:func:`gradients` with the hidden layers stacked; gradients in the layout of ``weights``."""
+    stacked = as_stacked(weights)
+    Z, f = forward_stacked(net, stacked, x)
+    train_loss = losses.batch_loss(cfg.loss, f, y)
+    energy_start = cfg.output_precision * train_loss
+    Z = infer_stacked(net, stacked, x, y, cfg, beta, Z, Z[0])
+    energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(stacked)
+    return StepOut(g if isinstance(weights, Stacked) else join_weights(g), train_loss, energy_start, energy_end)
 
 
 def reference_step(weights: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, *, parametrization: str,

@@ -50,7 +50,7 @@ import numpy as np
 from mutransfer import algorithms, losses, optim, tp
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
-                                 make_net)
+                                 layer_packing, make_net)
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig, output_precision
 
@@ -292,6 +292,8 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
         return (weights, opt_state, aux, *metrics)
 
     vstep = _over_runs(step_one, batching)
+    # Scanned MLPs keep their state packed: weights and Adam moments as [W_1, stack(W_2..W_H), W_L].
+    packing = layer_packing(model.net, model.lr_mults, algo.feedback)
 
     def block(state: _State, x_train, y_train, idx, valid, seed_pos, eta, beta, cutoffs):
         """``idx``: (steps, S, B) batch indices per distinct seed; ``valid``: (steps,) pads;
@@ -341,7 +343,8 @@ def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
         loss, acc = _over_runs(per_run, batching)(weights)
         return jnp.where(alive, loss, jnp.nan), jnp.where(alive, acc, jnp.nan)
 
-    return (jax.jit(init), _aot(jax.jit(block, donate_argnums=(0,))), _aot(jax.jit(evaluate)))
+    return (jax.jit(lambda seeds: packing.pack(init(seeds))), _aot(jax.jit(block, donate_argnums=(0,))),
+            _aot(jax.jit(evaluate)))
 
 
 def _aot(jitted):

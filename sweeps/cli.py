@@ -347,7 +347,7 @@ def cmd_diagnose(args) -> int:
         return 2
     value = {"hessian_condition": "kappa", "hessian_condition_during_training": "kappa",
              "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z",
-             "gradient_alignment": "cos_pc_bp"}[args.kind]
+             "gradient_alignment": "cos_pc_bp", "training_diagnostics": "ratio"}.get(args.kind, "kappa")
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 200):
@@ -440,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg = sub.add_parser("diagnose", help="one-off inference-landscape diagnostics (no spec needed); "
                                          "'diagnose list' shows the kinds", formatter_class=fmt,
                         description="Kinds: hessian_condition, hessian_condition_during_training, "
-                                    "loss_energy_ratio, coordinate_check, gradient_alignment ('list' shows "
+                                    "loss_energy_ratio, coordinate_check, gradient_alignment, "
+                                    "training_diagnostics ('list' shows "
                                     "their settings and defaults). Example: mutransfer diagnose hessian_condition "
                                     "--set widths=8,16 --set depths=2,4,8 --set activation=linear")
     dg.add_argument("kind", help="an analysis kind, or 'list'")

@@ -273,7 +273,7 @@ def test_coordinate_check_rows_and_width_scaling():
 
 def test_analyses_table_runs_small_configs():
     assert set(dg.ANALYSES) == {"hessian_condition", "hessian_condition_during_training", "loss_energy_ratio",
-                                "coordinate_check", "gradient_alignment"}
+                                "coordinate_check", "gradient_alignment", "training_diagnostics"}
 
     df = dg.run_analysis("hessian_condition", {"widths": [4, 8], "depths": [3], "residual": True})
     assert len(df) == 2 * 2 and {"kappa", "lambda_min", "lambda_max", "positive_definite"} <= set(df.columns)
