@@ -10,7 +10,11 @@ Reads the runs / curves tables the depth specs wrote (run them first with
            β grid reaches higher at T = 1), as a table and docs/depth_t1_vs_tH.png;
   relu     the H = 8 ReLU lr grid the 128-layer runs were tuned on (seed-mean min train loss);
   d128     claim 3: test accuracy over training of the 128-layer ReLU residual nets (μPC and SP,
-           lrs transferred from H = 8), as a table and docs/depth128_accuracy.png.
+           lrs transferred from H = 8; the longest run of each), as a table and
+           docs/depth128_accuracy.png;
+  spgrid   standard PC at H = 128 over a lr grid around its H = 8 optimum (is its failure the lrs?);
+  dmup     claim 2 for the third parameterisation, depth_mup: the depth-axis report (base H = 4 and
+           H = 8), and its base-depth cells against μPC's (depth_mup is μPC at the base depth).
 
 The depth sweeps use one lr grid at H = 4, 8 and, to fit the CPU budget, a grid cut to where
 those optima sit at H = 16, 32 (per parameterisation); the report takes each size's argmin over the
@@ -18,7 +22,7 @@ points that exist and says how many are missing. Figures are plotly pages render
 headless Chromium (tests/chromium.py; kaleido is not installed here); without Chromium only the
 HTML is written.
 
-Usage: python benchmarks/depth_science.py [--results /tmp/DS/results] [--only report,t1,relu,d128]
+Usage: python benchmarks/depth_science.py [--results /tmp/DS/results] [--only report,t1,relu,d128,spgrid,dmup]
            [--docs docs]
 """
 
@@ -39,7 +43,10 @@ DEPTH_T_H = ("depth_tanh_h4_8", "depth_tanh_h16_mupc", "depth_tanh_h16_sp", "dep
              "depth_tanh_h32_sp", "depth_tanh_h16_32_sp_base", "depth_tanh_h64_mupc", "depth_tanh_h64_sp")
 DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H if not s.endswith("_base")) + ("depth_tanh_h4_8_t1_mupc_high",)  # μPC β up to 5e3
 RELU_TUNE = "depth_relu_h8_tune"
-DEPTH_128 = ("depth128_mupc", "depth128_sp", "depth128_mupc_long")  # long: the same run, more steps
+DEPTH_128 = ("depth128_mupc", "depth128_sp", "depth128_mupc_long", "depth128_sp_long")  # long: same runs, 3 epochs
+SP_128_GRID = "depth128_sp_grid"
+DEPTH_MUP = ("depth_tanh_h4_8_depth_mup", "depth_tanh_h16_32_depth_mup")
+STEPS_PER_EPOCH = 60_000 // 64  # full Fashion-MNIST, batch 64 (the last partial batch is dropped)
 
 pd.set_option("display.width", 250)
 
@@ -196,7 +203,8 @@ def section_d128(root: Path, docs: Path) -> None:
     curves = load_runs(DEPTH_128, root, table="curves").merge(
         runs[["run_id", "parametrization", "weight_lr", "activity_lr", "status", "diverged_step", "steps"]],
         on="run_id")
-    # The long μPC run repeats the short one (same seed, data order): check, then keep the longest.
+    # A longer run repeats a shorter one of the same parameterisation (same seed, data order):
+    # check that where both exist, then keep the longest.
     for p, g in runs.groupby("parametrization"):
         if len(g) > 1:
             a, b = (curves[curves.run_id == r].set_index("step").test_acc.dropna() for r in g.sort_values("steps").run_id[:2])
@@ -206,14 +214,31 @@ def section_d128(root: Path, docs: Path) -> None:
     runs = runs.sort_values("steps").groupby("parametrization").tail(1)
     curves = curves[curves.run_id.isin(runs.run_id)]
     ev = curves.dropna(subset=["test_acc"]).sort_values("step")
-    print("\n### 128-layer ReLU residual N = 64, T = 128, full Fashion-MNIST: test accuracy by step")
-    print(ev.pivot_table(index="step", columns="parametrization", values="test_acc").to_string(
-        float_format=lambda x: f"{x:.4f}"))
+    tr = curves.dropna(subset=["train_loss"]).sort_values("step")
+    acc = ev.pivot_table(index="step", columns="parametrization", values="test_acc")
+    last = int(acc.index.max())
+    shown = [s for s in acc.index if s in (0, 25, 50, 100) or s % 200 == 0 or s == last]
+    print("\n### 128-layer ReLU residual N = 64, T = 128, full Fashion-MNIST: test accuracy by step "
+          f"({STEPS_PER_EPOCH} steps = 1 epoch; every 200th step shown)")
+    print(acc.loc[shown].to_string(float_format=lambda x: f"{x:.4f}"))
     print(runs[["parametrization", "weight_lr", "activity_lr", "status", "diverged_step", "steps",
                 "best_test_acc", "final_test_acc", "min_train_loss", "wall_s"]].to_string(index=False))
-    tr = curves.dropna(subset=["train_loss"]).sort_values("step")
-    print("train loss (every 25th logged step):")
-    print(tr.pivot_table(index="step", columns="parametrization", values="train_loss").iloc[::5].to_string(
+    # Per epoch: the last test accuracy measured in it and the mean logged train loss over it.
+    rows = []
+    for p, g in ev.groupby("parametrization"):
+        t = tr[tr.parametrization == p]
+        for e in range(int(np.ceil((g.step.max() + 1) / STEPS_PER_EPOCH))):
+            lo, hi = e * STEPS_PER_EPOCH, (e + 1) * STEPS_PER_EPOCH
+            ge, te = g[(g.step > lo) & (g.step <= hi)], t[(t.step >= lo) & (t.step < hi)]
+            if len(ge):
+                rows.append(dict(parametrization=p, epoch=e + 1, last_step=int(ge.step.iloc[-1]),
+                                 test_acc=ge.test_acc.iloc[-1], best_test_acc_so_far=g[g.step <= hi].test_acc.max(),
+                                 mean_train_loss=te.train_loss.mean()))
+    print("per epoch (test accuracy at the epoch's last eval; mean of the logged train losses in it):")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("train loss (every 250th step):")
+    loss = tr.pivot_table(index="step", columns="parametrization", values="train_loss")
+    print(loss.loc[[s for s in loss.index if s % 250 == 0 or s == loss.index.max()]].to_string(
         float_format=lambda x: f"{x:.4g}"))
     import plotly.graph_objects as go
 
@@ -222,26 +247,61 @@ def section_d128(root: Path, docs: Path) -> None:
     for p, g in ev.groupby("parametrization"):
         r = runs[runs.parametrization == p].iloc[0]
         name = {"mupc": "μPC", "sp": "standard PC (SP)"}.get(p, p)
-        fig.add_trace(go.Scatter(x=g.step, y=100 * g.test_acc, mode="lines+markers", line=dict(color=colors.get(p)),
+        fig.add_trace(go.Scatter(x=g.step / STEPS_PER_EPOCH, y=100 * g.test_acc, mode="lines+markers",
+                                 marker=dict(size=4), line=dict(color=colors.get(p)),
                                  name=f"{name}: η = {r.weight_lr:g}, β = {r.activity_lr:g}"))
         if r.status == "diverged":
             loss0 = tr[tr.parametrization == p].train_loss.iloc[0]
-            fig.add_annotation(x=r.diverged_step, y=100 * g.test_acc.iloc[-1], text=f"{name}: train loss {loss0:.1e} at step 0, "
-                               f"diverged at step {r.diverged_step}", showarrow=True, arrowhead=2,
-                               ax=60, ay=-60, font=dict(color=colors.get(p)))
+            fig.add_annotation(x=r.diverged_step / STEPS_PER_EPOCH, y=100 * g.test_acc.iloc[-1],
+                               text=f"{name}: train loss {loss0:.1e} at step 0, diverged at step {r.diverged_step}",
+                               showarrow=True, arrowhead=2, ax=120, ay=-40, font=dict(color=colors.get(p)))
     fig.add_hline(y=10, line=dict(color="gray", dash="dot"), annotation_text="chance")
+    epochs = int(np.ceil(runs.steps.max() / STEPS_PER_EPOCH))
     fig.update_layout(width=800, height=500, template="plotly_white", legend=dict(orientation="h", y=-0.22),
                       title="128-layer ReLU residual PC net, lrs tuned at H = 8 and transferred<br>"
-                            "<sup>N = 64, T = 128, batch 64, full Fashion-MNIST (10k test); one seed</sup>",
-                      xaxis=dict(title="training step (64 examples each)"),
+                            f"<sup>N = 64, T = 128, batch 64, full Fashion-MNIST (10k test), {epochs} epochs; one seed</sup>",
+                      xaxis=dict(title=f"epoch ({STEPS_PER_EPOCH} steps of 64 examples)", dtick=0.5),
                       yaxis=dict(title="test accuracy (%)", range=[0, 100]))
     save_figure(fig, docs / "depth128_accuracy.png")
+
+
+def section_sp_grid(root: Path) -> None:
+    runs = load_runs([SP_128_GRID], root)
+    if runs.empty:
+        return
+    curves = load_runs([SP_128_GRID], root, table="curves")
+    first = curves.dropna(subset=["train_loss"]).sort_values("step").groupby("run_id").train_loss.first()
+    r = runs.assign(train_loss_step0=runs.run_id.map(first)).sort_values(["weight_lr", "activity_lr"])
+    print("\n### Standard PC (sp) at H = 128 (ReLU residual N = 64, T = 128) over a lr grid, 100 steps each")
+    print(r[["weight_lr", "activity_lr", "status", "diverged_step", "steps", "train_loss_step0", "min_train_loss",
+             "best_test_acc", "final_test_acc"]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"best test accuracy over the grid: {r.best_test_acc.max():.4f}")
+
+
+def section_depth_mup(root: Path) -> None:
+    depth_reports(root, (("depth_mup, T = H", DEPTH_MUP),))
+    dm = load_runs(DEPTH_MUP, root)
+    if dm.empty:
+        return
+    print("\n### depth_mup, base H = 8: the same runs, H ≥ 8")
+    from mutransfer.report import format_report, optimum_shift_report
+
+    print(format_report(optimum_shift_report(dm[dm.depth >= 8], metric="min_train_loss")))
+    print("\n### Best seed-mean min train loss per depth, depth_mup (μPC's at H = 4 … 64 are in the T = H report)")
+    print(best_per_depth(dm).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    mu = load_runs(["depth_tanh_h4_8"], root)
+    if not mu.empty:  # at the base depth depth_mup is μPC: the cells must agree
+        keys = ["depth", "weight_lr", "activity_lr", "seed"]
+        both = dm[dm.depth == 4].merge(mu[(mu.parametrization == "mupc") & (mu.depth == 4)], on=keys,
+                                       suffixes=("_dmup", "_mupc"))
+        d = (both.min_train_loss_dmup - both.min_train_loss_mupc).abs()
+        print(f"base depth H = 4: {len(both)} cells in both; largest |Δ min train loss| depth_mup vs mupc = {d.max():.3g}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="/tmp/DS/results", type=Path)
-    ap.add_argument("--only", default="report,t1,relu,d128")
+    ap.add_argument("--only", default="report,t1,relu,d128,spgrid,dmup")
     ap.add_argument("--docs", default=ROOT / "docs", type=Path)
     a = ap.parse_args(argv)
     only = set(a.only.split(","))
@@ -253,6 +313,10 @@ def main(argv=None) -> int:
         section_t1(a.results, a.docs)
     if "d128" in only:
         section_d128(a.results, a.docs)
+    if "spgrid" in only:
+        section_sp_grid(a.results)
+    if "dmup" in only:
+        section_depth_mup(a.results)
     return 0
 
 
