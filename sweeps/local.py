@@ -84,12 +84,14 @@ def verified_parts(store: ResultsStore, sweep_id: str, planned, registry=None) -
 
 def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
               on_cell: Callable[[str, str, int, int], None] | None = None,
-              refine_record=None) -> SweepOutcome:
+              refine_record=None,
+              on_steps: Callable[[str, int, int], None] | None = None) -> SweepOutcome:
     """Train every unfinished trial of ``spec`` (and of ``refine_record``'s rounds,
     sweeps/refine.py) in-process and write its results.
 
     ``on_cell(part, status, done, total)`` is called as trials finish (status: done, skipped,
-    failed). A trial that raises is recorded as failed and the sweep goes on.
+    failed); ``on_steps(part, done, total)`` within a trial, after every block of training steps
+    (the trainer's chunk-steps). A trial that raises is recorded as failed and the sweep goes on.
     """
     from sweeps.refine import all_trials
 
@@ -108,7 +110,8 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     save_spec(store, sweep_id, spec)
     for trial in todo:
         try:
-            execute_trial(spec, trial, store, sweep_id)
+            steps = on_steps and (lambda done, total, part=trial.part: on_steps(part, done, total))
+            execute_trial(spec, trial, store, sweep_id, progress=steps)
             out.cells_done.append(trial.part)
             status = "done"
         except Exception as e:  # a broken trial must not lose the others' results

@@ -134,6 +134,31 @@ def test_missing_dataset_says_how_to_get_it(tmp_path, capsys):
     assert code == 2 and "mutransfer data fetch mnist" in err
 
 
+def test_step_printer_rate_limits_and_estimates_time_left():
+    from sweeps.cli import step_printer
+
+    now, lines = [0.0], []
+    on_steps = step_printer(lines.append, every_s=30.0, clock=lambda: now[0])
+    for t, done in [(10, 100), (20, 200), (45, 300), (50, 400), (80, 500), (200, 1000)]:
+        now[0] = t
+        on_steps("cell-a", done, 1000)
+    # the first report only starts the clock; then at most one line per 30 s; none at the end
+    assert lines == ["    cell-a: step 300/1000 (30 %), ≈ 2.0 min left",  # 35 s per 200 steps, 700 to go
+                     "    cell-a: step 500/1000 (50 %), ≈ 88 s left"]  # 70 s per 400, 500 to go
+
+
+def test_in_process_run_prints_step_progress(tmp_path, capsys, monkeypatch):
+    from sweeps import cli
+
+    monkeypatch.setattr(cli, "STEP_PROGRESS_EVERY_S", 0.0)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "algorithms": ["bp"], "widths": [8], "seeds": 1,
+                                    "weight_lrs": [1e-2], "logging": {"every": 1, "eval_every": 2}}))
+    assert main(["run", str(spec), "--results", str(tmp_path / "r"), "--executor", "local"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"cell-bp-\S+: step 4/10 \(40 %\), ≈ \d+ s left", err), err
+
+
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "sweeps.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "report" in out.stdout
