@@ -45,7 +45,7 @@ DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H if not s.endswith("_base")) + ("d
 RELU_TUNE = "depth_relu_h8_tune"
 DEPTH_128 = ("depth128_mupc", "depth128_sp", "depth128_mupc_long", "depth128_sp_long")  # long: same runs, 3 epochs
 SP_128_GRID = "depth128_sp_grid"
-DEPTH_MUP = ("depth_tanh_h4_8_depth_mup", "depth_tanh_h16_32_depth_mup")
+DEPTH_MUP = ("depth_tanh_h4_8_depth_mup", "depth_tanh_h16_32_depth_mup", "depth_tanh_h64_depth_mup")
 STEPS_PER_EPOCH = 60_000 // 64  # full Fashion-MNIST, batch 64 (the last partial batch is dropped)
 
 pd.set_option("display.width", 250)
