@@ -105,6 +105,10 @@ class TrainOptions(NamedTuple):
     memory_budget_bytes: int | None = None  # None → a share of the device's memory
     test_chunk: int = 1000
     run_batching: str | None = None  # "vmap" | "map" | None → batching_for(cell)
+    # Once every run of a chunk has diverged, skip its remaining blocks: a diverged run's state is
+    # frozen and its metrics and test numbers are NaN, so the skipped steps are recorded as NaN and
+    # the results are the same as training on (tested).
+    stop_when_all_diverged: bool = True
 
 
 class CellResult(NamedTuple):
@@ -548,6 +552,11 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
         evals.append((done, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
         if progress:
             progress(done, total)
+        if options.stop_when_all_diverged and done < total and not bool(np.asarray(state.alive).any()):
+            step_metrics.append(np.full((total - done, *m.shape[1:]), np.nan, m.dtype))
+            nan = np.full(len(seeds), np.nan)
+            evals += [(min((k + 1) * block_len, total), nan, nan) for k in range(b + 1, n_blocks)]
+            break
     metrics = np.asarray(jnp.concatenate(step_metrics))  # (steps, 3, R)
     jax.block_until_ready(state)
     train_s = time.perf_counter() - t1

@@ -56,6 +56,22 @@ def test_diverging_run_is_frozen_flagged_and_isolated(digits):
     assert with_bad.runs["diverged_step"][0] == -1
 
 
+def test_a_chunk_whose_runs_all_diverged_stops_with_the_same_results(digits):
+    opts = OPTS._replace(eval_every=2)
+    calls = {True: [], False: []}
+    res = {stop: train_cell(cell(), digits, [1e4, 3e4], [0.5, 0.5], [0, 1],
+                            opts._replace(stop_when_all_diverged=stop), lambda d, t, stop=stop: calls[stop].append(d))
+           for stop in (True, False)}
+    assert list(res[True].runs["status"]) == ["diverged", "diverged"]
+    assert calls[False] == [2, 4, 6, 8, 10, 12] and calls[True][-1] < 12  # it stopped early
+    for table in ("runs", "curves"):
+        a, b = getattr(res[True], table), getattr(res[False], table)
+        assert a.keys() == b.keys()
+        for k in a:
+            if k != "wall_s":
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{table}.{k}")
+
+
 def test_nan_producing_lr_is_data_not_a_crash(digits):
     res = train_cell(cell(param="sp"), digits, [math.inf, 1e-2], [0.5, 0.5], [0, 0], OPTS)
     assert list(res.runs["status"]) == ["diverged", "ok"]
