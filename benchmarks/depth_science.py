@@ -296,6 +296,8 @@ def section_depth_mup(root: Path) -> None:
                                        suffixes=("_dmup", "_mupc"))
         d = (both.min_train_loss_dmup - both.min_train_loss_mupc).abs()
         print(f"base depth H = 4: {len(both)} cells in both; largest |Δ min train loss| depth_mup vs mupc = {d.max():.3g}")
+        print("μPC in the same rerun of depth_tanh_h4_8 (best seed-mean min train loss):")
+        print(best_per_depth(mu[mu.parametrization == "mupc"]).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
 def main(argv=None) -> int:
