@@ -10,8 +10,8 @@ Reads the runs / curves tables the depth specs wrote (run them first with
            β grid reaches higher at T = 1), as a table and docs/depth_t1_vs_tH.png;
   relu     the H = 8 ReLU lr grid the 128-layer runs were tuned on (seed-mean min train loss);
   d128     claim 3: test accuracy over training of the 128-layer ReLU residual nets (μPC and SP,
-           lrs transferred from H = 8; the longest run of each), as a table and
-           docs/depth128_accuracy.png;
+           lrs transferred from H = 8; the longest run of each; and μPC with lower weight lrs),
+           as a table and docs/depth128_accuracy.png;
   spgrid   standard PC at H = 128 over a lr grid around its H = 8 optimum (is its failure the lrs?);
   dmup     claim 2 for the third parameterisation, depth_mup: the depth-axis report (base H = 4 and
            H = 8), and its base-depth cells against μPC's (depth_mup is μPC at the base depth).
@@ -45,6 +45,7 @@ DEPTH_T_1 = tuple(f"{s}_t1" for s in DEPTH_T_H if not s.endswith("_base")) + ("d
 RELU_TUNE = "depth_relu_h8_tune"
 DEPTH_128 = ("depth128_mupc", "depth128_sp", "depth128_mupc_long", "depth128_sp_long")  # long: same runs, 3 epochs
 SP_128_GRID = "depth128_sp_grid"
+MUPC_128_PROBE = "depth128_mupc_lr_probe"  # μPC at H = 128 with lower weight lrs than H = 8's optimum
 DEPTH_MUP = ("depth_tanh_h4_8_depth_mup", "depth_tanh_h16_32_depth_mup", "depth_tanh_h64_depth_mup")
 STEPS_PER_EPOCH = 60_000 // 64  # full Fashion-MNIST, batch 64 (the last partial batch is dropped)
 
@@ -213,45 +214,58 @@ def section_d128(root: Path, docs: Path) -> None:
                   f"{(a[common] - b[common]).abs().max():.2g}; keeping the longest")
     runs = runs.sort_values("steps").groupby("parametrization").tail(1)
     curves = curves[curves.run_id.isin(runs.run_id)]
+    probe = load_runs([MUPC_128_PROBE], root)
+    if not probe.empty:  # each of its runs is a line of its own
+        runs = pd.concat([runs, probe], ignore_index=True)
+        curves = pd.concat([curves, load_runs([MUPC_128_PROBE], root, table="curves").merge(
+            probe[["run_id", "parametrization", "weight_lr", "activity_lr", "status", "diverged_step", "steps"]],
+            on="run_id")], ignore_index=True)
+    label = {r.run_id: f"{r.parametrization} η={r.weight_lr:g}" for r in runs.itertuples()}
+    runs["run"], curves["run"] = runs.run_id.map(label), curves.run_id.map(label)
     ev = curves.dropna(subset=["test_acc"]).sort_values("step")
     tr = curves.dropna(subset=["train_loss"]).sort_values("step")
-    acc = ev.pivot_table(index="step", columns="parametrization", values="test_acc")
+    acc = ev.pivot_table(index="step", columns="run", values="test_acc")
     last = int(acc.index.max())
     shown = [s for s in acc.index if s in (0, 25, 50, 100) or s % 200 == 0 or s == last]
     print("\n### 128-layer ReLU residual N = 64, T = 128, full Fashion-MNIST: test accuracy by step "
           f"({STEPS_PER_EPOCH} steps = 1 epoch; every 200th step shown)")
     print(acc.loc[shown].to_string(float_format=lambda x: f"{x:.4f}"))
-    print(runs[["parametrization", "weight_lr", "activity_lr", "status", "diverged_step", "steps",
+    print(runs[["run", "weight_lr", "activity_lr", "status", "diverged_step", "steps",
                 "best_test_acc", "final_test_acc", "min_train_loss", "wall_s"]].to_string(index=False))
     # Per epoch: the last test accuracy measured in it and the mean logged train loss over it.
     rows = []
-    for p, g in ev.groupby("parametrization"):
-        t = tr[tr.parametrization == p]
+    for p, g in ev.groupby("run"):
+        t = tr[tr.run == p]
         for e in range(int(np.ceil((g.step.max() + 1) / STEPS_PER_EPOCH))):
             lo, hi = e * STEPS_PER_EPOCH, (e + 1) * STEPS_PER_EPOCH
             ge, te = g[(g.step > lo) & (g.step <= hi)], t[(t.step >= lo) & (t.step < hi)]
             if len(ge):
-                rows.append(dict(parametrization=p, epoch=e + 1, last_step=int(ge.step.iloc[-1]),
+                rows.append(dict(run=p, epoch=e + 1, last_step=int(ge.step.iloc[-1]),
                                  test_acc=ge.test_acc.iloc[-1], best_test_acc_so_far=g[g.step <= hi].test_acc.max(),
                                  mean_train_loss=te.train_loss.mean()))
     print("per epoch (test accuracy at the epoch's last eval; mean of the logged train losses in it):")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print("train loss (every 250th step):")
-    loss = tr.pivot_table(index="step", columns="parametrization", values="train_loss")
+    loss = tr.pivot_table(index="step", columns="run", values="train_loss")
     print(loss.loc[[s for s in loss.index if s % 250 == 0 or s == loss.index.max()]].to_string(
         float_format=lambda x: f"{x:.4g}"))
     import plotly.graph_objects as go
 
     fig = go.Figure()
     colors = {"mupc": "#1f77b4", "sp": "#d62728"}
-    for p, g in ev.groupby("parametrization"):
-        r = runs[runs.parametrization == p].iloc[0]
+    probe_colors = iter(["#17becf", "#9467bd", "#2ca02c"])
+    for run, g in ev.groupby("run"):
+        r = runs[runs.run == run].iloc[0]
+        p = r.parametrization
         name = {"mupc": "μPC", "sp": "standard PC (SP)"}.get(p, p)
+        probed = r.run_id in set(probe.get("run_id", ()))
         fig.add_trace(go.Scatter(x=g.step / STEPS_PER_EPOCH, y=100 * g.test_acc, mode="lines+markers",
-                                 marker=dict(size=4), line=dict(color=colors.get(p)),
-                                 name=f"{name}: η = {r.weight_lr:g}, β = {r.activity_lr:g}"))
+                                 marker=dict(size=4),
+                                 line=dict(color=next(probe_colors) if probed else colors.get(p), dash="dash" if probed else None),
+                                 name=f"{name}: η = {r.weight_lr:g}, β = {r.activity_lr:g}"
+                                      + (" (lower than H = 8's η*)" if probed else " (H = 8's optimum)")))
         if r.status == "diverged":
-            loss0 = tr[tr.parametrization == p].train_loss.iloc[0]
+            loss0 = tr[tr.run == run].train_loss.iloc[0]
             fig.add_annotation(x=r.diverged_step / STEPS_PER_EPOCH, y=100 * g.test_acc.iloc[-1],
                                text=f"{name}: train loss {loss0:.1e} at step 0, diverged at step {r.diverged_step}",
                                showarrow=True, arrowhead=2, ax=120, ay=-40, font=dict(color=colors.get(p)))

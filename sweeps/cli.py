@@ -276,16 +276,16 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _progress_printer():
+def _progress_printer(tty: bool | None = None, every_s: float | None = None, clock_s=time.time):
     """A one-line progress bar on a terminal (with elapsed time and ETA; below 100 % until the sweep
-    has finished); a line per finished trial otherwise."""
-    import time
-
+    has finished); otherwise (a log file) a line per finished trial, and while trials run a line at
+    most every ``STEP_PROGRESS_EVERY_S`` when the fraction has moved."""
     from sweeps.progress import clock
 
-    tty = sys.stderr.isatty()
-    last = {"done": -1}
-    t0 = time.time()
+    tty = sys.stderr.isatty() if tty is None else tty
+    every_s = STEP_PROGRESS_EVERY_S if every_s is None else every_s
+    last = {"done": -1, "t": clock_s(), "frac": 0.0}
+    t0 = clock_s()
 
     def show(p) -> None:
         frac = p.fraction
@@ -293,11 +293,12 @@ def _progress_printer():
         runs = p.runs_done + p.runs_in_progress
         line = (f"[{bar:<30}] {frac:6.1%}  runs {runs:,.0f}/{p.runs_total}  trials {p.trials_done}/"
                 f"{p.trials_total} done, {len(p.running)} running, {p.trials_failed} failed  "
-                f"elapsed {clock(time.time() - t0)}  ETA {clock(p.eta_s()) if not p.finished else '0:00'}")
+                f"elapsed {clock(clock_s() - t0)}  ETA {clock(p.eta_s()) if not p.finished else '0:00'}")
         if tty:
             print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif p.trials_done + p.trials_failed != last["done"] or p.finished:
-            last["done"] = p.trials_done + p.trials_failed
+        elif (p.trials_done + p.trials_failed != last["done"] or p.finished
+              or (frac != last["frac"] and clock_s() - last["t"] >= every_s)):
+            last.update(done=p.trials_done + p.trials_failed, t=clock_s(), frac=frac)
             print(line, file=sys.stderr, flush=True)
     return show
 

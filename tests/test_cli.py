@@ -147,6 +147,26 @@ def test_step_printer_rate_limits_and_estimates_time_left():
                      "    cell-a: step 500/1000 (50 %), ≈ 88 s left"]  # 70 s per 400, 500 to go
 
 
+def test_ray_progress_in_a_log_prints_moving_fractions_at_most_every_interval(capsys):
+    from sweeps.cli import _progress_printer
+    from sweeps.ray_exec import Progress
+
+    now = [0.0]
+    show = _progress_printer(tty=False, every_s=30.0, clock_s=lambda: now[0])
+    p = Progress("s", trials_total=2, runs_total=2, started_at=0.0)
+    for t, running in [(10, 0.1), (31, 0.2), (40, 0.3), (61, 0.3), (62, 0.5)]:
+        now[0] = t
+        p.running = {"cell-a": running}
+        show(p)
+    now[0] = 70
+    p.running, p.trials_done, p.runs_done = {}, 1, 1
+    show(p)  # a finished trial: always a line
+    lines = capsys.readouterr().err.splitlines()
+    # t = 10 the first line; 31 too soon; 40 (30 s on, moved); 61 not moved; 62 too soon; 70 a trial done
+    assert [ln.split("]")[1].split("runs")[0].strip() for ln in lines] == ["5.0%", "15.0%", "50.0%"]
+    assert "trials 1/2 done" in lines[-1]
+
+
 def test_in_process_run_prints_step_progress(tmp_path, capsys, monkeypatch):
     from sweeps import cli
 
