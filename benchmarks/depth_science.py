@@ -273,7 +273,8 @@ def section_d128(root: Path, docs: Path) -> None:
     epochs = int(np.ceil(runs.steps.max() / STEPS_PER_EPOCH))
     fig.update_layout(width=800, height=500, template="plotly_white", legend=dict(orientation="h", y=-0.22),
                       title="128-layer ReLU residual PC net, lrs tuned at H = 8 and transferred<br>"
-                            f"<sup>N = 64, T = 128, batch 64, full Fashion-MNIST (10k test), {epochs} epochs; one seed</sup>",
+                            f"<sup>N = 64, T = 128, batch 64, full Fashion-MNIST (10k test), {epochs} epochs"
+                            f"{' (lower η: 1 epoch)' if not probe.empty else ''}; one seed</sup>",
                       xaxis=dict(title=f"epoch ({STEPS_PER_EPOCH} steps of 64 examples)", dtick=0.5),
                       yaxis=dict(title="test accuracy (%)", range=[0, 100]))
     save_figure(fig, docs / "depth128_accuracy.png")
