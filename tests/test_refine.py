@@ -140,7 +140,7 @@ def test_cli_refine_trains_the_extension_once_and_reports_the_union(tmp_path, ca
     from sweeps.cli import main
 
     trained = []
-    monkeypatch.setattr(local, "execute_trial", lambda spec, t, store, sid: write_synthetic(spec, t, store, sid, trained))
+    monkeypatch.setattr(local, "execute_trial", lambda spec, t, store, sid, progress=None: write_synthetic(spec, t, store, sid, trained))
     path = tmp_path / "s.json"
     path.write_text(json.dumps({**BASE, "parametrizations": ["sp"], "seeds": 1}))
     results = tmp_path / "res"
