@@ -542,6 +542,7 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
 
     t1 = time.perf_counter()
     step_metrics, evals = [], []
+    any_alive_before = None  # a device flag: did any run survive the previous block?
     evals.append((0, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
     for b in range(n_blocks):
         if b:
@@ -552,11 +553,15 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
         evals.append((done, *eval_c(state.weights, state.alive, dd.x_test, dd.y_test, dd.test_mask)))
         if progress:
             progress(done, total)
-        if options.stop_when_all_diverged and done < total and not bool(np.asarray(state.alive).any()):
-            step_metrics.append(np.full((total - done, *m.shape[1:]), np.nan, m.dtype))
-            nan = np.full(len(seeds), np.nan)
-            evals += [(min((k + 1) * block_len, total), nan, nan) for k in range(b + 1, n_blocks)]
-            break
+        # Checked one block late (the previous block's flag is ready by now), so the host never waits
+        # on the block it just queued; a block trained after every run died is NaN anyway.
+        if options.stop_when_all_diverged and done < total:
+            if any_alive_before is not None and not bool(any_alive_before):
+                step_metrics.append(np.full((total - done, *m.shape[1:]), np.nan, m.dtype))
+                nan = np.full(len(seeds), np.nan)
+                evals += [(min((k + 1) * block_len, total), nan, nan) for k in range(b + 1, n_blocks)]
+                break
+            any_alive_before = state.alive.any()
     metrics = np.asarray(jnp.concatenate(step_metrics))  # (steps, 3, R)
     jax.block_until_ready(state)
     train_s = time.perf_counter() - t1
