@@ -45,7 +45,7 @@ test: setup test-deps
 	$(VENV)/bin/pytest -q
 
 bench: setup
-	$(VENV)/bin/python benchmarks/grid_throughput.py
+	$(VENV)/bin/python benchmarks/grid_throughput.py --against benchmarks/baselines/grid.json
 
 clean:
 	rm -rf $(VENV) $(RESULTS) .pytest_cache
