@@ -148,6 +148,9 @@ class SweepData:
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
             if record is not None:
                 rep["refinement"] = record.to_json()
+            decided = self._decide_record(sweep_id)  # the decide loop: its rounds and why it stopped
+            if decided is not None:
+                rep["decide"] = decided.to_json()
             return rep
         return self._reports.get(key, make)
 
@@ -166,9 +169,31 @@ class SweepData:
             cid = c.get("cell_id") or c["part"]
             cells[cid] = cells.get(cid, True) and c["status"] == "finished"
         out: dict = {"expected_sizes": sizes} if sizes else {}
+        out.update(self._design(sweep_id))
         if cells:
             out.update(cells_total=len(cells), cells_done=sum(cells.values()))
         return out
+
+    def _spec(self, sweep_id: str):
+        from sweeps.spec import parse_spec
+
+        row = self.row(sweep_id)
+        try:
+            return parse_spec(row["spec"]) if row and row.get("spec") else None
+        except ValueError:
+            return None
+
+    def _design(self, sweep_id: str) -> dict:
+        """The sweep's design for the report (seeds per point, local-grid cells: sweeps/decide.py)."""
+        from sweeps.decide import design
+
+        spec = self._spec(sweep_id)
+        return {} if spec is None else design(spec)
+
+    def _decide_record(self, sweep_id: str):
+        from sweeps.decide import matching_record
+
+        return matching_record(self.store, sweep_id, self._spec(sweep_id))
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""

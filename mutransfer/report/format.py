@@ -61,7 +61,7 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{fmt_lr(e['seed_mode']['weight_lr'])},{fmt_lr(e['seed_mode']['activity_lr'])} "
                 f"{fmt_pct(e['seed_mode_freq'])}")
             rows.append([
-                str(e["size"]), fmt_lr(e["eta_star"]), fmt_lr(e["beta_star"]), fmt_lr(e["eta_star_fit"]),
+                str(e["size"]) + (" (local)" if e.get("local") else ""), fmt_lr(e["eta_star"]), fmt_lr(e["beta_star"]), fmt_lr(e["eta_star_fit"]),
                 fmt_lr(e["beta_star_fit"]), e["fit"], fmt_num(e["metric_at_opt"]), fmt_regret(e["regret"], unit),
                 fmt_regret_ci(e.get("regret_ci"), unit) or "-",
                 _steps(e.get("grid_steps_eta"), e.get("grid_steps_eta_ci")),
@@ -69,6 +69,9 @@ def format_report(report: dict[str, Any]) -> str:
                 fmt_num(e["dlog2_eta"], "+.2f"), fmt_num(e["dlog2_beta"], "+.2f"), mode,
             ])
         lines += _table(rows)
+        if any(e.get("local") for e in a["sizes"]):
+            lines.append(f"(local): a local lr grid around the base optimum; regret there is against the best point "
+                         "of the neighbourhood")
         slope = []
         for lr, sym in (("eta", "η*"), ("beta", "β*")):
             ci = a.get(f"drift_slope_{lr}_ci")

@@ -64,6 +64,11 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
     n = count_runs(spec)
     if n > lim.max_runs:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    if spec.decide is not None:  # the decide loop's runs count too: the most its limits allow
+        from sweeps.decide import most_runs
+
+        if most_runs(spec) > lim.max_runs:
+            raise _limit_error("decide.max_runs", most_runs(spec), lim.max_runs, "MUTRANSFER_MAX_RUNS")
 
 
 def _check_dataset(spec: SweepSpec) -> None:
