@@ -74,7 +74,7 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
         if record is not None and record.spec_hash != spec.spec_hash():
             record = None
         decided = decide.matching_record(store, sweep_id, spec)
-        planned = refine.all_trials(spec, record, decided)  # the spec's parts, its refinement's, its decide loop's
+        planned = decide.all_trials(spec, record, decided)  # the spec's parts, its refinement's, its decide loop's
         done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
         cells = {t.cell.cell_id for t in planned}
         unfinished = {t.cell.cell_id for t in planned if t.part not in done}

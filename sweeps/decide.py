@@ -175,7 +175,7 @@ def save_record(store: ResultsStore, record: DecideRecord) -> None:
 
 def start_record(store: ResultsStore, sweep_id: str, spec: SweepSpec) -> DecideRecord:
     """The sweep's record (a new one if none), refusing one made under another spec."""
-    from sweeps.local import load_saved_spec
+    from sweeps.bookkeeping import load_saved_spec
 
     saved = load_saved_spec(store, sweep_id)
     if saved is not None and saved.spec_hash() != spec.spec_hash():
@@ -249,6 +249,17 @@ def decide_trials(spec: SweepSpec, record: DecideRecord | None, known: set[str] 
             runs = tuple(by_cell[cid])
             if runs:
                 out.extend(_chunked(spec, cells[cid]._replace(runs=runs), runs, rnd.number))
+    return out
+
+
+def all_trials(spec: SweepSpec, refine_record=None, record: DecideRecord | None = None) -> list[Trial]:
+    """Every planned trial of a sweep: the spec's own, its refinement's (sweeps/refine.py), then its
+    decide loop's (none of whose runs is planned twice). What the executors train."""
+    from sweeps.refine import all_trials as spec_and_refine
+
+    out = spec_and_refine(spec, refine_record)
+    if record is not None and record.rounds:
+        out += decide_trials(spec, record, {r.run_id for t in out for r in t.runs})
     return out
 
 
@@ -540,8 +551,6 @@ def _open(found: list[Analysis]) -> list[dict]:
 
 def _count(spec: SweepSpec, record: DecideRecord, additions: list[Addition]) -> int:
     """Runs ``additions`` add beyond everything planned (sets each addition's ``runs``)."""
-    from sweeps.refine import all_trials
-
     known = {r.run_id for t in all_trials(spec, None, record) for r in t.runs}
     total = 0
     for a in additions:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from mutransfer.results import ResultsStore
 from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec
-from sweeps.refine import all_trials
+from sweeps.decide import all_trials
 from sweeps.spec import SweepSpec
 from sweeps.worker import device_data, execute_trial, run_analyses
 

@@ -29,7 +29,7 @@ from mutransfer.results import ResultsStore
 from sweeps import progress as eta
 from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec, verified_parts
 from sweeps.plan import Trial
-from sweeps.refine import all_trials
+from sweeps.decide import all_trials
 from sweeps.recovery import open_registry
 from sweeps.registry import Registry, default_path
 from sweeps.spec import SweepSpec
@@ -183,8 +183,8 @@ def _trainable(config: dict) -> None:
     from ray import tune
 
     from sweeps import compile_cache
-    from sweeps.decide import DecideRecord
-    from sweeps.refine import RefineRecord, all_trials
+    from sweeps.decide import DecideRecord, all_trials
+    from sweeps.refine import RefineRecord
     from sweeps.spec import parse_spec
     from sweeps.worker import execute_trial
 

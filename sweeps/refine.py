@@ -211,17 +211,11 @@ def refine_trials(spec: SweepSpec, record: RefineRecord | None) -> list[Trial]:
     return out
 
 
-def all_trials(spec: SweepSpec, record: RefineRecord | None, decide=None) -> list[Trial]:
-    """The spec's own trials followed by those its refinement added, then those its decide loop
-    added (``decide``: a :class:`sweeps.decide.DecideRecord`; none of its runs is planned twice)."""
+def all_trials(spec: SweepSpec, record: RefineRecord | None) -> list[Trial]:
+    """The spec's own trials followed by those its refinement added."""
     from sweeps.plan import trials
 
-    out = trials(spec) + refine_trials(spec, record)
-    if decide is not None and decide.rounds:
-        from sweeps.decide import decide_trials
-
-        out += decide_trials(spec, decide, {r.run_id for t in out for r in t.runs})
-    return out
+    return trials(spec) + refine_trials(spec, record)
 
 
 def _step_beyond(values: list[float], side: str) -> float:
