@@ -183,17 +183,38 @@ class SweepData:
         except ValueError:
             return None
 
+    def spec_of(self, sweep_id: str):
+        """The sweep's spec: the registry's, else the one saved beside its results (None if neither)."""
+        from sweeps.bookkeeping import load_saved_spec
+
+        return self._spec(sweep_id) or load_saved_spec(self.store, sweep_id)
+
+    def decide_offer(self, sweep_id: str) -> dict | None:
+        """What the pages' decide button would spend (dashboards/decide_panel.py): the decide limits
+        (the spec's, else the defaults), the runs the sweep has, and the time the most runs would
+        take at this sweep's own measured pace (its runs' mean ``wall_s``)."""
+        from sweeps.decide import limits
+
+        spec = self.spec_of(sweep_id)
+        if spec is None:
+            return None
+        lim = limits(spec)
+        runs = self.runs(sweep_id)
+        pace = float(runs["wall_s"].mean()) if "wall_s" in runs.columns and len(runs) else None
+        return {"max_runs": lim.max_runs, "max_seeds": lim.max_seeds, "max_rounds": lim.max_rounds,
+                "runs_now": len(runs), "seconds": None if pace is None or pace != pace else pace * lim.max_runs}
+
     def _design(self, sweep_id: str) -> dict:
         """The sweep's design for the report (seeds per point, local-grid cells: sweeps/decide.py)."""
         from sweeps.decide import design
 
-        spec = self._spec(sweep_id)
+        spec = self.spec_of(sweep_id)
         return {} if spec is None else design(spec)
 
     def _decide_record(self, sweep_id: str):
         from sweeps.decide import matching_record
 
-        return matching_record(self.store, sweep_id, self._spec(sweep_id))
+        return matching_record(self.store, sweep_id, self.spec_of(sweep_id))
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
