@@ -1,5 +1,5 @@
 """Parameterisations as one table: per layer kind, the forward multiplier a_l, init std σ_l and
-learning-rate multiplier c_l (SPEC §3).
+learning-rate multiplier c_l (docs/reference/conventions.md#parameterisations).
 
 Conventions
 -----------

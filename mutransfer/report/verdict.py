@@ -1,5 +1,5 @@
 """The verdict of one analysis (group × size axis): the one table-driven place for the rules and the
-reason codes (SPEC §7).
+reason codes (docs/reference/transfer-analysis.md#verdict).
 
 For every size s other than the base, three criteria are checked, each on its point value *and* its
 seed-bootstrap confidence interval (:data:`CRITERIA`):
