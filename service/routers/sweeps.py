@@ -1,4 +1,4 @@
-"""The sweeps API (SPEC §9): submit, list, inspect, cancel, pull tables, report, progress events.
+"""The sweeps API (docs/guide/service.md#http-api): submit, list, inspect, cancel, pull tables, report, progress events.
 
 Every route refuses query parameters it does not take (422 naming them and the accepted ones);
 statuses are one vocabulary (``sweeps.registry.Status``) for sweeps and cells, enumerated in the
