@@ -11,7 +11,9 @@ so a mistyped id in ``/sweeps/{id}/report?format=html`` is a readable 404, not a
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +64,49 @@ def response(status: int, errors: list[tuple[str, str, str]], headers: dict | No
     return JSONResponse({"detail": detail, "message": message}, status_code=status, headers=headers)
 
 
+RETRY_AFTER_S = 10  # what a 503 for an unreadable registry or store asks clients to wait
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def storage_fault(exc: BaseException) -> tuple[int, str]:
+    """(status, cause) of a storage failure: 507 when the disk is full (nothing will change until
+    space is freed), else 503 (a busy, unreadable or read-only registry or results root)."""
+    if isinstance(exc, OSError) and exc.errno in _FULL or isinstance(exc, sqlite3.Error) and (
+            getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc)):
+        return 507, f"no space left on the device holding the results or the registry ({exc})"
+    if isinstance(exc, OSError) and exc.errno in _REFUSED:
+        return 503, f"the results root or the registry refuses writes ({exc})"
+    if isinstance(exc, sqlite3.Error):
+        return 503, f"the sweep registry cannot be used now ({type(exc).__name__}: {exc})"
+    return 503, f"the results store cannot be used now ({type(exc).__name__}: {exc})"
+
+
 def install(app: FastAPI) -> None:
+    from service.data import RegistryUnavailable
+    from service.guard import BodyTimeoutError
+
+    @app.exception_handler(BodyTimeoutError)
+    async def body_timeout(request: Request, exc: BodyTimeoutError):
+        return response(408, [("body", str(exc), "timeout")], {"Connection": "close"}, request=request)
+
+    @app.exception_handler(RegistryUnavailable)
+    async def registry_unavailable(request: Request, exc: RegistryUnavailable):
+        """A read that needs the registry while it cannot be read: 503, never a guessed status."""
+        _, cause = storage_fault(exc.cause)
+        return response(503, [("registry", f"the sweep registry cannot be read, so the status of sweeps is "
+                                           f"unknown; retry in {RETRY_AFTER_S} s (cause: {cause})", "unavailable")],
+                        {"Retry-After": str(RETRY_AFTER_S)}, request=request)
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(sqlite3.Error)
+    async def storage_error(request: Request, exc: Exception):
+        """A write (or read) the disk refused: 507 when full, else 503, naming the cause."""
+        code, cause = storage_fault(exc)
+        log.warning("%s %s: %s", request.method, request.url.path, cause)
+        return response(code, [("storage", cause, "insufficient_storage" if code == 507 else "unavailable")],
+                        {"Retry-After": str(RETRY_AFTER_S)}, request=request)
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
         return response(exc.status, exc.errors, exc.headers, request=request)
