@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -85,6 +86,26 @@ _ADDED = {
     },
     "trials": {"note": "TEXT", "finished_at": "REAL"},
 }
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt))(: .*)?$")
+ERROR_CHARS = 500  # the most a cell's error shows
+
+
+def one_line_error(text: str | BaseException | None) -> str | None:
+    """A cell's error as one line for the status: terminal colour codes removed, and of a traceback
+    (Ray wraps a trial's exception in its own) only the innermost ``SomeError: message`` line."""
+    if text is None:
+        return None
+    if isinstance(text, BaseException):
+        text = f"{type(text).__name__}: {text}"
+    lines = [ln.strip() for ln in _ANSI.sub("", str(text)).splitlines() if ln.strip()]
+    if not lines:
+        return None
+    exc = [ln for ln in lines if _EXC_LINE.match(ln)]
+    line = exc[-1] if exc else lines[-1]
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS - 1] + "…"
 
 
 def default_path(results_root: str | Path) -> Path | None:
@@ -280,7 +301,7 @@ class Registry:
         if progress is not None:
             sets.append("progress=?"), args.append(float(progress))
         if error is not None or status == "finished":
-            sets.append("error=?"), args.append(error)
+            sets.append("error=?"), args.append(one_line_error(error))
         if note is not None:
             sets.append("note=?"), args.append(note or None)
         if attempt:
