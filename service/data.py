@@ -236,10 +236,12 @@ class SweepData:
             status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
         if not row:  # results without a registry row (a CLI run with another registry, copied results)
-            planned = self.planned_parts(sweep_id) or {}
-            runs_total = sum(planned.values()) or len(self.runs(sweep_id))
-            runs_done = sum(n for p, n in planned.items() if p in done) if planned else runs_total * (
-                status == "finished")
+            planned = self.planned_parts(sweep_id)
+            if planned:
+                runs_total = sum(planned.values())
+                runs_done = sum(n for p, n in planned.items() if p in done)
+            else:  # no plan to compare with: what is stored is all that is known
+                runs_done = runs_total = len(self.runs(sweep_id))
         else:
             runs_total = row.get("runs_total") or 0
             runs_done = sum(t["runs"] for t in trials if t["part"] in done)
