@@ -180,3 +180,30 @@ def test_relaunch_after_a_kill_spends_one_restart_and_finishes(server):
     all_runs(server, sid, st)
     assert st["restarts"] == 1 and "relaunched (1 of at most 1)" in st["note"], st
     no_kill(server, sid)
+
+
+def test_a_trial_that_cannot_run_fails_once_with_a_one_line_reason(ray_cli_cluster, tmp_path):
+    """A spec the service would refuse (batch larger than the data), run through Ray directly (in a
+    process of its own, so this session's Ray stays as it is): the cell fails once, not retried, with
+    the trainer's one-line reason; no traceback or colour codes in the registry."""
+    import sys
+
+    from sweeps.registry import Registry
+
+    spec = {**TINY, "name": "cannot-run", "training": {"epochs": 1, "batch_size": 512}}
+    sid = sid_of(spec)
+    code = ("import sys, json; from sweeps.ray_exec import run_sweep_ray; from sweeps.spec import parse_spec; "
+            "out = run_sweep_ray(parse_spec(json.loads(sys.argv[1])), sys.argv[2], address=sys.argv[3], "
+            "registry_path=sys.argv[4]); print(json.dumps(out.cells_failed))")
+    import json
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(spec), str(tmp_path / "results"), ray_cli_cluster,
+                           str(tmp_path / "registry.sqlite")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    reason = "ValueError: batch_size 512 exceeds the 320 training examples"
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"cell-pc-mupc-w8-d2": reason}
+    reg = Registry(tmp_path / "registry.sqlite")
+    (cell,) = reg.trials(sid)
+    assert (cell["status"], cell["attempts"], cell["error"]) == ("failed", 1, reason), cell
+    row = reg.sweep(sid)
+    assert row["status"] == "failed" and row["error"] == f"cell-pc-mupc-w8-d2: {reason}", row["error"]

@@ -292,3 +292,20 @@ def test_a_rebuilt_registry_keeps_cancelled(server):
     st = server.status(sid)
     assert st["status"] == "cancelled" and "rebuilt" in st["note"], st
     assert {c["status"] for c in st["cells"]} == {"cancelled"}
+
+
+def test_eta_is_never_zero_while_runs_are_left():
+    from sweeps.progress import eta_seconds
+
+    start = 1000.0
+    burst = [(1100.0, 9), (1100.01, 9)]  # two cells finish together: the rate looks huge
+    shown = [eta_seconds(t, start, burst, 18, 90) for t in (1101.0, 1120.0, 1200.0, 2000.0)]
+    assert all(e is not None and e > 0 for e in shown), shown
+    assert shown[-1] > shown[-2]  # re-measured up to now: slower pace, later end
+    assert eta_seconds(2000.0, start, burst, 90, 90) == 0.0  # nothing left: 0
+    from sweeps.registry import one_line_error
+
+    ray_text = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1, ip=127.0.0.1)\n  File \"x.py\", line 3, in f\n"
+                "    raise ValueError('batch_size 512 exceeds the 320 training examples')\n"
+                "ValueError: batch_size 512 exceeds the 320 training examples")
+    assert one_line_error(ray_text) == "ValueError: batch_size 512 exceeds the 320 training examples"
