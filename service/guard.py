@@ -27,10 +27,17 @@ _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; 
                     b"connection: close\r\ncontent-length: 38\r\n\r\nrequest headers not received in time\r\n")
 
 
+def _env_limits():
+    try:
+        return limits_table.from_env()
+    except ValueError:  # `serve` has already said which variable is bad; the defaults hold meanwhile
+        return limits_table.Limits()
+
+
 class TimedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request's headers."""
 
-    header_timeout_s: float = limits_table.from_env().header_timeout_s
+    header_timeout_s: float | None = None  # None: MUTRANSFER_HEADER_TIMEOUT_S (read once per process)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -39,6 +46,8 @@ class TimedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         if self._header_timer is None:
+            if TimedH11Protocol.header_timeout_s is None:
+                TimedH11Protocol.header_timeout_s = _env_limits().header_timeout_s
             self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
 
     def _disarm(self) -> None:
