@@ -15,7 +15,7 @@ Each pass, for every queued/running sweep:
 
 And every ten passes, for sweeps no driver is working on: parts that fail verification (truncated,
 corrupt, wrong row count) are quarantined and the sweep is queued again to recompute them, with a
-note saying so (``sweeps/local.py:check_parts``). With ``MUTRANSFER_DRIVERS=none`` nothing is
+note saying so (``sweeps/bookkeeping.py:check_parts``). With ``MUTRANSFER_DRIVERS=none`` nothing is
 launched: a driver that stopped heartbeating is reported ``failed``.
 """
 
@@ -107,7 +107,7 @@ def _relaunch_or_fail(settings: Settings, data: SweepData, row: dict) -> str:
 
 def _verify(settings: Settings, data: SweepData, row: dict) -> list[str]:
     """Quarantine bad parts of an idle sweep and queue it to recompute them."""
-    from sweeps.local import check_parts
+    from sweeps.bookkeeping import check_parts
 
     sid = row["sweep_id"]
     trials = data.registry.trials(sid)

@@ -35,7 +35,7 @@ class UserError(Exception):
 def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
     """The spec a sweep was started with: from the registry, else specs/<id>.json beside the
     results (either may be missing or corrupt; then None)."""
-    from sweeps.local import load_saved_spec
+    from sweeps.bookkeeping import load_saved_spec
     from sweeps.registry import default_path
 
     reg = default_path(store.root)

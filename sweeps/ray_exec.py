@@ -27,7 +27,7 @@ from typing import Callable
 from mutransfer import devices
 from mutransfer.results import ResultsStore
 from sweeps import progress as eta
-from sweeps.local import SweepOutcome, check_parts, save_spec, verified_parts
+from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec, verified_parts
 from sweeps.plan import Trial
 from sweeps.refine import all_trials
 from sweeps.recovery import open_registry

@@ -12,7 +12,7 @@ import time
 
 from mutransfer.results import ResultsStore
 from sweeps import locks
-from sweeps.local import load_saved_spec, saved_spec_ids
+from sweeps.bookkeeping import load_saved_spec, saved_spec_ids
 from sweeps.plan import trials as plan_trials
 from sweeps.registry import Registry
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mutransfer import alignment as al
+from mutransfer.diagnostics import alignment as al
 from mutransfer.diagnostics import Analysis
 from mutransfer.networks import forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve

@@ -11,7 +11,7 @@ import pytest
 from mutransfer.report import optimum_shift_report
 from mutransfer.results import ResultsStore
 from sweeps import refine
-from sweeps.local import save_spec
+from sweeps.bookkeeping import save_spec
 from sweeps.spec import SpecError, parse_spec
 
 BASE = {"name": "r", "parametrizations": ["mupc", "sp"], "widths": [8, 16], "depths": [1],

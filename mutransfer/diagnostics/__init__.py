@@ -43,7 +43,8 @@ works as before): :mod:`~mutransfer.diagnostics.hessian` (autodiff and block Hes
 :mod:`~mutransfer.diagnostics.conditioning` (κ by dense eigenvalues or Lanczos),
 :mod:`~mutransfer.diagnostics.training` (small training loops), :mod:`~mutransfer.diagnostics.coordinates`
 (forward statistics, coordinate check), :mod:`~mutransfer.diagnostics.during_training` (κ and the
-loss/energy ratio tracked over training) and :mod:`~mutransfer.diagnostics.analyses` (the table-driven
+loss/energy ratio tracked over training), :mod:`~mutransfer.diagnostics.alignment` (PC/TP updates vs
+BP and the Gauss–Newton target) and :mod:`~mutransfer.diagnostics.analyses` (the table-driven
 registry that specs and ``mutransfer diagnose`` use).
 """
 

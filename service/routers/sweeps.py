@@ -28,7 +28,7 @@ from service.errors import ApiError, prefers_html
 from service.models import Cancelled, SweepList, SweepState, Submitted
 from service.settings import Settings
 from sweeps import locks
-from sweeps.local import save_spec
+from sweeps.bookkeeping import save_spec
 from sweeps.registry import ACTIVE, TERMINAL, Status
 from sweeps.spec import SweepSpec, count_runs
 

@@ -90,6 +90,7 @@ import pandas as pd
 from mutransfer import bp
 from mutransfer.networks import Net, Weights, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
+from mutransfer.diagnostics.linear import linear_equilibrium
 from mutransfer.pc import PCConfig, energy, output_precision
 
 __all__ = [
@@ -271,7 +272,6 @@ def pc_equilibrium_grads(net: Net, weights: Weights, x, y, gamma_L: float, *, me
         w, xj, yj = _f64(weights, x, y)
         steps_done, residual, used_beta = 0, 0.0, math.nan
         if method == "closed_form":
-            from mutransfer.diagnostics import linear_equilibrium  # lazy: diagnostics imports this module
             hidden = linear_equilibrium(net, w, xj, yj, output_precision=float(gamma_L))
         elif method == "output_space":
             hidden = linear_equilibrium_output_space(net, w, xj, yj, output_precision=float(gamma_L))
