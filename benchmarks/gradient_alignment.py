@@ -1,4 +1,4 @@
-"""PC-vs-BP gradient alignment across width (SPEC §4.3, §8 item 7; Ishikawa et al. ICLR 2025).
+"""PC-vs-BP gradient alignment across width (Ishikawa et al. ICLR 2025; docs/reference/claims.md#claim-7).
 
 A 3-layer (H = 2 hidden layers, 3 weight matrices) LINEAR plain MLP under ``mupc`` (identical to
 ``mup`` for this diagnostic: same multipliers and init; they differ only in lr multipliers, which

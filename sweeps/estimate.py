@@ -3,8 +3,8 @@
 Measured, not assumed: the spec's smallest cell is trained here, in memory (nothing written, no
 Ray), with as many runs as its plan gives it for ``PROBE_STEPS`` steps, and the pace of the steps
 after compilation is scaled to every cell by the nominal work of one step
-(mutransfer/throughput.py's FLOP model: 2·B·Σ fan_in·fan_out·(2T + 3) per run-step, the readout and
-hidden layers of an MLP; a CNN is counted as an MLP of its width, a rough guide) times its runs,
+(sweeps/cost.py's nominal FLOP per run-step: 2·B·Σ fan_in·fan_out·(2T + 3) for PC, 3 passes for BP,
+TP/DTP's feedback passes too; conv layers by their output positions) times its runs,
 never below the probe's own pace (small cells are overhead-bound). Each cell adds the probe's
 compile time. The result is an estimate for one worker training cells one after another; the
 Ray executor runs ``max_concurrent_trials`` at once.
@@ -16,8 +16,7 @@ import math
 from dataclasses import dataclass
 
 from mutransfer.algorithms import ALGORITHMS
-from mutransfer.data import DATASETS
-from mutransfer.throughput import pc_flop_per_run_step
+from sweeps.cost import flop_per_run_step, steps_per_run
 from sweeps.plan import Cell, plan, train_options
 from sweeps.spec import SweepSpec
 
@@ -40,18 +39,7 @@ class Estimate:
 
 
 def _work(spec: SweepSpec, cell: Cell) -> float:
-    c = cell.spec
-    t = (c.inference_steps or c.depth) if ALGORITHMS[c.algorithm].uses_activity_lr else 0
-    info = DATASETS[spec.dataset.name]
-    return pc_flop_per_run_step(info.input_dim, c.width, c.depth, info.num_classes, c.batch_size, t)
-
-
-def steps_per_run(spec: SweepSpec) -> int:
-    from sweeps.worker import device_data
-
-    n = device_data(spec.dataset, spec.logging.test_chunk).n_train
-    steps = spec.training.epochs * (n // spec.training.batch_size)
-    return min(steps, spec.training.max_steps) if spec.training.max_steps else steps
+    return flop_per_run_step(cell.spec)
 
 
 def planned_runs(spec: SweepSpec) -> dict[str, int]:

@@ -49,8 +49,9 @@ def test_dry_run_writes_nothing_and_starts_nothing(tmp_path, capsys):
 
 
 def test_seeded_sweep_adds_seeds_only_at_candidates_and_decides(tmp_path, capsys):
+    # One seed to start (no CI: too_few_seeds), and η = 30 diverges: never a candidate.
     results = tmp_path / "results"
-    path = write(tmp_path)
+    path = write(tmp_path, seeds=1, weight_lrs=[3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 30.0])
     assert main(["run", str(path), "--results", str(results), "--decide", "--executor", "local", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rec = report["decide"]

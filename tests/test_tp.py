@@ -1,4 +1,5 @@
-"""Target propagation (SPEC §4.4): DTP with exact inverses gives Gauss–Newton targets, the forward
+"""Target propagation (docs/reference/algorithms.md#target-propagation): DTP with exact inverses
+gives Gauss–Newton targets, the forward
 update is local, feedback training learns inverses, DTP trains, and bad settings fail loudly."""
 
 import jax

@@ -1,4 +1,4 @@
-"""Diagnostics from the papers (SPEC §6): activity Hessian and its conditioning, the linear-net
+"""Diagnostics from the papers (docs/reference/diagnostics.md): activity Hessian and its conditioning, the linear-net
 inference equilibrium and equilibrated energy (μPC paper Theorem 1), and the coordinate check.
 
 Conventions
