@@ -41,12 +41,13 @@ def _spec_of(store: ResultsStore, sweep_id: str, row: dict | None):
         return None
 
 
-def _verdicts(runs, metric: str) -> list[dict[str, Any]]:
+def _verdicts(runs, metric: str, spec=None) -> list[dict[str, Any]]:
     from mutransfer.report import optimum_shift_report
+    from sweeps.decide import design
 
     if runs is None or len(runs) == 0:
         return []
-    rep = optimum_shift_report(runs, metric=metric)
+    rep = optimum_shift_report(runs, metric=metric, **(design(spec) if spec is not None else {}))
     out = []
     for a in rep.get("analyses") or []:
         g = a.get("group") or {}
@@ -89,7 +90,7 @@ def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
         rows.append({
             "id": sid, "name": (row or {}).get("name") or (spec.name if spec else sid.rsplit("-", 1)[0]),
             "status": status, "runs_done": int(done), "runs_total": int(total), "metric": metric,
-            "verdicts": _verdicts(runs, metric) if verdicts else None,
+            "verdicts": _verdicts(runs, metric, spec) if verdicts else None,
             "provisional": status in ACTIVE or done < total,
             "created_at": (row or {}).get("created_at"),
         })
