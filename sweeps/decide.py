@@ -350,21 +350,15 @@ def _axis(points: Iterable[tuple], k: int) -> list[float]:
 
 
 def _neighbourhood(values: list[float], centre: float, radius: int) -> list[float]:
-    """The 2r+1 values of the sorted (log-spaced) axis around ``centre``, extended past its ends
-    by its own end steps."""
+    """The min(2r+1, n) consecutive values of the sorted axis nearest ``centre`` (the window is
+    shifted inward at the axis's ends; growing past them is the edge rule's job)."""
     v = sorted(values)
     if len(v) < 2:
         return v
     i = min(range(len(v)), key=lambda k: abs(math.log(v[k] / centre)))
-    out = []
-    for k in range(i - radius, i + radius + 1):
-        if 0 <= k < len(v):
-            out.append(v[k])
-        elif k < 0:
-            out.append(float(f"{v[0] * (v[0] / v[1]) ** (-k):.12g}"))
-        else:
-            out.append(float(f"{v[-1] * (v[-1] / v[-2]) ** (k - len(v) + 1):.12g}"))
-    return [x for x in out if 0 < x <= LR_MAX]
+    n = min(2 * radius + 1, len(v))
+    lo = max(0, min(i - radius, len(v) - n))
+    return v[lo:lo + n]
 
 
 def _near(p: tuple, pts: dict) -> tuple | None:
@@ -586,6 +580,9 @@ def run_decide(spec: SweepSpec, store: ResultsStore, sweep_id: str,
                     "nothing to act on"
             break
         n = _count(spec, record, additions)
+        if n == 0:  # every point asked for is planned already: nothing new would train
+            record.stopped, record.detail = "stuck", "the actions ask only for runs already planned"
+            break
         if len(record.rounds) >= lim.max_rounds:
             record.stopped, record.detail = "max_rounds", f"{lim.max_rounds} round(s) done; the next would add {n} runs"
             break

@@ -163,7 +163,8 @@ def test_local_grid_extends_on_the_neighbourhood_edge(tmp_path):
 
 def test_local_grid_neighbourhood_and_placement():
     assert decide._neighbourhood(GRID, 2.0**-6, 1) == [2.0**-7, 2.0**-6, 2.0**-5]
-    assert decide._neighbourhood(GRID, 2.0**-8, 1) == [2.0**-9, 2.0**-8, 2.0**-7]  # past the end: its step
+    assert decide._neighbourhood(GRID, 2.0**-8, 1) == [2.0**-8, 2.0**-7, 2.0**-6]  # shifted inward at the end
+    assert decide._neighbourhood([0.1, 0.5], 0.1, 1) == [0.1, 0.5]
     assert decide._neighbourhood(GRID, 2.0**-5, 2) == [2.0**k for k in range(-7, -2)]
 
 
