@@ -437,7 +437,7 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
                     pts = [(new, o) if k == 0 else (o, new) for o in others]
                     plan_.add(points, c, pts, list(spec.seeds), "optimum_on_edge",
                               f"{a.title}: {reason['lr']} optimum on the {side} edge at {a.axis}="
-                              f"{','.join(map(str, full_hits))} → {reason['lr']}={new:.3g} at every {a.axis}")
+                              f"{','.join(map(str, full_hits))} → {reason['lr']}={new:.3g} at every full-grid {a.axis}")
     for s in local_hits:  # a local neighbourhood: extend it at that size only
         c = a.cell(s)
         if c not in points:
