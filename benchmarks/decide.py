@@ -5,7 +5,8 @@ For each small spec (μPC and SP width sweeps, a μPC depth sweep; digits, tiny 
 * reference — the full lr grid at every size × 6 seeds, trained once, reported;
 * decide    — 2 seeds, ``grid: {larger_sizes: local, radius: 1}`` (the whole grid only at the base
               size), then the decide loop (sweeps/decide.py) until every verdict is decided or a
-              limit is hit.
+              limit is hit: at most 6 seeds at a point, 6 rounds, and a third of the reference's
+              runs in all (``decide.max_runs`` = that less the spec's own runs).
 
 Both train in this process (sweeps/local.py: no Ray), one after the other, into a temporary results
 root; wall time includes compilation (each new part shape compiles once, which on a CPU is most of a
@@ -31,9 +32,10 @@ from sweeps import decide  # noqa: E402
 from sweeps.local import run_sweep  # noqa: E402
 from sweeps.spec import count_runs, parse_spec  # noqa: E402
 
-ETAS = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
+ETAS = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
+BETAS = [0.02, 0.1, 0.5, 2.5]
 COMMON = {"algorithms": ["pc"], "architecture": {"kind": "residual_mlp", "activation": "tanh"},
-          "weight_lrs": ETAS, "activity_lrs": [0.1, 0.5], "dataset": {"name": "digits"},
+          "weight_lrs": ETAS, "activity_lrs": BETAS, "dataset": {"name": "digits"},
           "logging": {"every": 10}}
 SPECS = {
     "mupc_width": {"parametrizations": ["mupc"], "widths": [8, 16, 32], "depths": [2]},
@@ -45,9 +47,12 @@ SPECS = {
 def specs(name: str, steps: int):
     body = {**COMMON, **SPECS[name], "training": {"epochs": 1, "batch_size": 32, "max_steps": steps}}
     ref = parse_spec({"name": f"ref-{name.replace('_', '-')}", **body, "seeds": 6})
-    dec = parse_spec({"name": f"dec-{name.replace('_', '-')}", **body, "seeds": 2,
-                      "grid": {"larger_sizes": "local", "radius": 1},
-                      "decide": {"max_runs": count_runs(ref), "max_seeds": 8, "max_rounds": 6}})
+    local = parse_spec({"name": f"dec-{name.replace('_', '-')}", **body, "seeds": 2,
+                        "grid": {"larger_sizes": "local", "radius": 1}, "decide": {}})
+    # The budget a researcher would set: a third of the reference's runs in all (the spec's own included),
+    # at most the reference's 6 seeds at a point.
+    budget = count_runs(ref) // 3 - count_runs(local)
+    dec = parse_spec({**local.canonical(), "decide": {"max_runs": budget, "max_seeds": 6, "max_rounds": 6}})
     return ref, dec
 
 
