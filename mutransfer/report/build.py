@@ -9,12 +9,19 @@ import pandas as pd
 from .analysis import analyse
 from .transfer import Options
 from .encoding import scalar, to_json
+from .model import Report
 from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
 CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
 
 
-def optimum_shift_report(
+def optimum_shift_report(runs: pd.DataFrame, **options: Any) -> dict[str, Any]:
+    """The report of :func:`build_report` as its JSON (the wire format: ``GET /sweeps/{id}/report``,
+    ``mutransfer report --json``); same arguments."""
+    return build_report(runs, **options).to_json()
+
+
+def build_report(
     runs: pd.DataFrame,
     *,
     metric: str = "min_train_loss",
@@ -28,7 +35,7 @@ def optimum_shift_report(
     cells_total: int | None = None,
     cells_done: int | None = None,
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (SPEC §7)
 
     ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
@@ -46,7 +53,8 @@ def optimum_shift_report(
     planned cells, which makes the report ``provisional`` while some are unfinished;
     ``expected_sizes`` ({"width": [...], "depth": [...]}, e.g. from the spec) names sizes not run yet.
 
-    Returns a JSON-ready dict (+inf -> "inf", NaN -> None): ``provisional`` (None or
+    Returns the typed :class:`~mutransfer.report.model.Report` (its JSON: :meth:`Report.to_json`,
+    +inf -> "inf", NaN -> None): ``provisional`` (None or
     {cells_done, cells_total}), ``notes``, ``thresholds``, ``regret_unit``, ``diverged`` and
     ``analyses``: per group and size axis with >= 2 sizes — ``verdict`` (transfers | does not
     transfer | inconclusive), ``reasons`` ([{code, detail, ...}], :mod:`mutransfer.report.verdict`),
@@ -86,7 +94,7 @@ def optimum_shift_report(
         if cells_total:
             report["provisional"] = {"cells_done": int(cells_done or 0), "cells_total": int(cells_total)}
         report["notes"].append("no runs: nothing to analyse")
-        return to_json(report)
+        return Report.from_json(to_json(report))
 
     df, notes = prepare(runs, info, diverged)
     report["notes"].extend(notes)
@@ -134,7 +142,7 @@ def optimum_shift_report(
         report["notes"].append(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
-    return to_json(report)
+    return Report.from_json(to_json(report))
 
 
 def _cells_done(df: pd.DataFrame) -> int:
