@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import Report
 from mutransfer.results import ResultsStore
 from service.settings import Settings
 from sweeps import progress as eta
+from sweeps import state
 from sweeps.recovery import open_registry
 from sweeps.registry import ACTIVE, TERMINAL, effective_status
 
@@ -80,7 +81,7 @@ class SweepData:
         self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
-        self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
+        self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
 
     # -- registry reads that never raise ---------------------------------------------------
     def row(self, sweep_id: str) -> dict:
@@ -135,40 +136,34 @@ class SweepData:
         return self.store.load_curves(sweep_id, **filters)
 
     def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
-        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
-        unfinished; sizes of the spec not reached yet are named."""
-        plan = self._plan(sweep_id)
-        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(sorted(plan.items())))
+        """The report's JSON (what ``GET /sweeps/{id}/report`` returns) of :meth:`typed_report`."""
+        return self.typed_report(sweep_id, metric, diverged).to_json()
 
-        def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
-            rep["sweep_id"] = sweep_id
+    def typed_report(self, sweep_id: str, metric: str, diverged: str = "inf") -> Report:
+        """The typed optimum-shift report (:func:`sweeps.state.sweep_report`), provisional (k/n
+        cells) while cells of the sweep's plan are unfinished; sizes of the spec not reached yet are
+        named."""
+        plan = self._plan(sweep_id)
+        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(plan))
+
+        def make() -> Report:
             from sweeps.refine import load_record
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
-            if record is not None:
-                rep["refinement"] = record.to_json()
-            return rep
+            return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
+                                      diverged=diverged, refinement=None if record is None else record.to_json())
         return self._reports.get(key, make)
 
-    def _plan(self, sweep_id: str) -> dict:
-        """cells_total / cells_done (the status' cells, i.e. the registry's trials) and expected_sizes
-        (the spec's widths/depths); nothing for results without a registry row (they are finished)."""
-        sizes = self._sizes.get(sweep_id)
-        if sizes is None:  # a sweep's sizes never change: one registry read per sweep that has a row
+    def _plan(self, sweep_id: str) -> state.Plan:
+        """The status' cells (the registry's trials) and the spec's sizes; no cells for results without
+        a registry row (they are finished)."""
+        spec = self._specs.get(sweep_id)
+        if spec is None:  # a sweep's spec never changes: one registry read per sweep that has a row
             row = self.row(sweep_id)
             spec = row.get("spec") or {}
-            sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
             if row:
-                self._sizes[sweep_id] = sizes
-        cells: dict[str, bool] = {}
-        for c in self.status(sweep_id)["cells"]:
-            cid = c.get("cell_id") or c["part"]
-            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
-        out: dict = {"expected_sizes": sizes} if sizes else {}
-        if cells:
-            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
-        return out
+                self._specs[sweep_id] = spec
+        return state.registry_plan(self.status(sweep_id)["cells"], spec)
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
@@ -200,7 +195,7 @@ class SweepData:
             runs_done = runs_total = len(self.runs(sweep_id))
         else:
             runs_total = row.get("runs_total") or 0
-            runs_done = sum(t["runs"] for t in trials if t["part"] in done)
+            runs_done = state.runs_done(trials, done)
             missing = [t["part"] for t in trials if t["part"] not in done]
             if status == "finished" and missing:  # its stored results are not all there (any more)
                 status = "failed"
@@ -236,6 +231,6 @@ class SweepData:
             "started_at": row.get("started_at"),
             "heartbeat_age_s": round(now - beat, 1) if beat and status in ACTIVE else None,
             "restarts": row.get("restarts") or 0,
-            "metric": spec.get("metric", "min_train_loss"),
+            "metric": spec.get("metric", state.DEFAULT_METRIC),
             "cells": cells,
         }
