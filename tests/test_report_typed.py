@@ -4,8 +4,11 @@ generate; bad JSON is refused naming the field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -166,3 +169,114 @@ def test_a_real_sweeps_report_round_trips(tmp_path):
     _round_trip(report)
     _round_trip(report.with_(sweep_id=out.sweep_id, cells_missing=(), refinement={"rounds": []}))
     assert "sweep_id" not in report.to_json()  # optional fields: absent unless set
+
+
+# --------------------------------------------------------------------------- one source for every number
+
+ROOT = Path(__file__).resolve().parents[1]
+# Field names the report shares with other dicts of the project (spec, status, registry rows, API
+# errors, runs-table columns): a read of one of them by string says nothing about the report.
+SHARED_NAMES = {"activity_lr", "weight_lr", "axis", "cells_done", "cells_total", "code", "column", "complete",
+                "detail", "direction", "diverged", "encoding", "fit", "fraction", "freq", "group", "kind", "lr",
+                "metric", "missing", "n_runs", "n_seeds", "notes", "refinement", "size", "sizes", "state",
+                "sweep_id", "unit", "units", "value", "values", "warnings", "ci", "side", "extend", "criterion",
+                "expected_seeds"}
+# Lines whose key belongs to another dict that happens to share a report name.
+NOT_THE_REPORT = {
+    ("sweeps/spec.py", 'data.get("analyses")'): "the spec's diagnostics `analyses:` field",
+    ("sweeps/spec.py", 'data.pop("analyses"'): "the spec's diagnostics `analyses:` field",
+    ("sweeps/local.py", 'cells_failed["analyses"]'): "the diagnostics pseudo-cell of a sweep outcome",
+    ("sweeps/ray_exec.py", 'cells_failed["analyses"]'): "the diagnostics pseudo-cell of a sweep outcome",
+    ("sweeps/listing.py", '"provisional": status'): "the listing row's own field",
+    ("sweeps/listing.py", 'r["provisional"]'): "the listing row's own field",
+    ("sweeps/listing.py", "x['verdict']"): "a listing row's verdict summary (sweeps.state.verdicts)",
+}
+# Pages not converted to typed fields yet (issue 23 item 2; the pages issue rewrites them): a
+# ratchet — their reads by string may only go down.
+PENDING = {"dashboards/verdicts.py": 52, "dashboards/shift.py": 23, "dashboards/contours.py": 15,
+           "dashboards/report.py": 9, "dashboards/common.py": 3, "dashboards/compare.py": 1}
+
+
+def _report_names() -> set[str]:
+    from mutransfer.report import model
+
+    names = set()
+    for c in vars(model).values():
+        if isinstance(c, type) and dataclasses.is_dataclass(c):
+            names |= {f.name for f in dataclasses.fields(c)}
+    return names - SHARED_NAMES
+
+
+def _string_reads() -> dict[str, list[str]]:
+    keys = sorted(_report_names())
+    pattern = re.compile(r"""(?:\[\s*|\.get\(\s*|\.pop\(\s*|\bin\s+)(["'])(%s)\1""" % "|".join(map(re.escape, keys)))
+    hits: dict[str, list[str]] = {}
+    for top in ("dashboards", "sweeps", "service", "benchmarks", "mutransfer"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("mutransfer/report/"):
+                continue  # the report and its serialiser
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line) and not any(f == rel and s in line for f, s in NOT_THE_REPORT):
+                    hits.setdefault(rel, []).append(f"{n}: {line.strip()}")
+    return hits
+
+
+def test_no_report_key_is_read_by_string_outside_the_report():
+    hits = _string_reads()
+    assert "verdict_text" in _report_names() and "metric" not in _report_names()
+    new = {f: lines for f, lines in hits.items() if f not in PENDING}
+    assert not new, "read the typed report's fields (mutransfer.report.Report) instead:\n" + "\n".join(
+        f"{f}:{line}" for f, lines in new.items() for line in lines)
+    grown = {f: (len(hits.get(f, [])), n) for f, n in PENDING.items() if len(hits.get(f, [])) > n}
+    assert not grown, f"string reads of the report grew in {grown} (now, allowed)"
+
+
+def test_the_grep_finds_a_string_read():
+    """The check above can fail: a line reading the report by string is found."""
+    pattern_line = 'v = rep["analyses"][0]["verdict_text"]'
+    keys = sorted(_report_names())
+    pattern = re.compile(r"""(?:\[\s*|\.get\(\s*|\.pop\(\s*|\bin\s+)(["'])(%s)\1""" % "|".join(map(re.escape, keys)))
+    assert pattern.search(pattern_line) and pattern.search('a.get("eta_star")')
+    assert not pattern.search('spec.get("metric")')
+
+
+def test_dashboards_copy_none_of_the_reports_constants():
+    """The report's conventions are imported in dashboards/, never re-defined there."""
+    copies = re.compile(r"""^\s*(FIXED_SETTINGS|SIZE_AXES|ETA|BETA|BAD_STATUSES|BUDGET_\w+|METRICS|DIVERGED_POLICIES)"""
+                        r"""\s*(:[^=]*)?=|^\s*ETA\s*,\s*BETA\s*=|^def (lr_key|with_run_defaults|run_costs|prepare)\(|"""
+                        r"""\(\s*"algorithm", "parametrization", "activation", "dataset"\s*\)|\(0\.25, ?0\.5|_25pct|_50pct""")
+    found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in sorted((ROOT / "dashboards").rglob("*.py"))
+             for n, line in enumerate(p.read_text().splitlines(), 1) if copies.search(line)]
+    assert not found, "\n".join(found)
+    from dashboards import common, verdicts
+    from mutransfer.report import ReasonCode, Verdict, metrics
+
+    # the pages' labels (badge classes, reason labels) are presentation keyed by the report's codes:
+    # every state and reason the report can give has one
+    assert set(Verdict) <= set(verdicts.VERDICTS) and set(ReasonCode) == set(verdicts.REASONS)
+
+    assert (common.FIXED_SETTINGS, common.SIZE_AXES, common.ETA, common.BETA, common.BAD_STATUSES) == (
+        metrics.FIXED_SETTINGS, metrics.SIZE_AXES, metrics.ETA_COL, metrics.BETA_COL, metrics.BAD_STATUSES)
+
+
+def test_budget_fractions_have_one_home():
+    from mutransfer import budgets, results
+    from mutransfer.report.metrics import BUDGET_COLUMNS
+
+    assert [c for _, c in BUDGET_COLUMNS["min_train_loss"][:-1]] == list(budgets.BUDGET_COLUMN_NAMES)
+    assert set(budgets.BUDGET_COLUMN_NAMES) <= set(results.RUNS_SCHEMA.names)
+    literal = re.compile(r"\(0\.25, ?0\.5\)|[\"']min_train_loss_(25|50)pct[\"']")
+    places = sorted(p.relative_to(ROOT).as_posix() for top in ("mutransfer", "sweeps", "service", "dashboards")
+                    for p in (ROOT / top).rglob("*.py") if literal.search(p.read_text()))
+    assert places == ["mutransfer/budgets.py"], places
+
+
+def test_one_table_of_diagnostics_kinds_and_columns():
+    from dashboards.diagnostics import KINDS
+    from mutransfer.diagnostic_columns import KIND_COLUMNS
+    from mutransfer.diagnostics import ANALYSES
+
+    assert set(KIND_COLUMNS) == set(ANALYSES)
+    assert KINDS == {k: tuple(c.headline) for k, c in KIND_COLUMNS.items()}
+    assert KIND_COLUMNS["training_diagnostics"].headline.value == "kappa_abs"
