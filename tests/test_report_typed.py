@@ -280,3 +280,16 @@ def test_one_table_of_diagnostics_kinds_and_columns():
     assert set(KIND_COLUMNS) == set(ANALYSES)
     assert KINDS == {k: tuple(c.headline) for k, c in KIND_COLUMNS.items()}
     assert KIND_COLUMNS["training_diagnostics"].headline.value == "kappa_abs"
+
+
+def test_the_reference_page_names_every_field():
+    """docs/reference/report.md documents every field of every report class and every reason code."""
+    from mutransfer.report import model
+
+    page = (ROOT / "docs/reference/report.md").read_text()
+    undocumented = [f"{c.__name__}.{f.name}" for c in vars(model).values()
+                    if isinstance(c, type) and dataclasses.is_dataclass(c) for f in dataclasses.fields(c)
+                    if f"`{f.name}`" not in page]
+    undocumented += [f"code {c.value}" for c in ReasonCode if f"`{c.value}`" not in page]
+    undocumented += [f"verdict {v.value}" for v in Verdict if f"`{v.value}`" not in page]
+    assert not undocumented, undocumented
