@@ -44,6 +44,7 @@ def test_site_builds_strict_with_every_section(site):
     for page, entry in (("report", "optimum_shift_report"), ("results", "load")):
         api = (site / "api" / f"{page}.html").read_text()
         assert f'id="mutransfer.{page}.{entry}"' in api and ":::" not in api, page
+        assert not re.search(r":(func|meth|class|mod|data):<code>", api), f"{page}: a Sphinx role left in the page"
     # pages in the folder tree appear in the navigation without being listed anywhere
     home = (site / "index.html").read_text()
     for page in ("reference/claims.html", "science/notebook/width.html", "operations/gpu-check.html"):
