@@ -74,6 +74,21 @@ def test_code_cites_pages_and_anchors_that_exist(site):
     assert not stale, f"cite the docs pages, not {OLD_CITATION}N: {stale}"
 
 
+def test_readme_links_resolve(site):
+    """Every relative link of the README names a file of the repository, and a docs page's anchor
+    exists on the built page."""
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    relative = [link for link in links if not re.match(r"[a-z]+://|#", link)]
+    assert len(relative) >= 10, relative
+    for link in relative:
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), f"README links to {path}, which does not exist"
+        if anchor and path.startswith("docs/") and path.endswith(".md"):
+            page = site / (path[len("docs/"):-len(".md")] + ".html")
+            assert f'id="{anchor}"' in page.read_text(), f"README links to {link}: no such anchor"
+
+
 def test_strict_build_fails_on_a_broken_link_naming_it(tmp_path):
     """A copy of the site plus one page with a link to a missing page and one to a missing anchor:
     the strict build fails, and its output names the page and both links (without the page the same
