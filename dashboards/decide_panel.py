@@ -14,6 +14,8 @@ import json
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from mutransfer.report import Analysis, Report, Verdict
+
 from .html import esc_html
 
 STOPPED = {"decided": "every analysis is decided", "max_rounds": "limit hit: max_rounds",
@@ -27,10 +29,10 @@ def _clock(seconds: float | None) -> str:
     return f"≈ {seconds:.0f} s" if seconds < 90 else f"≈ {seconds / 60:.0f} min"
 
 
-def _title(a: Mapping[str, Any]) -> str:
-    g = a.get("group") or {}
+def _title(a: Analysis) -> str:
+    g = a.group or {}
     return " / ".join(str(g[k]) for k in ("algorithm", "parametrization") if g.get(k) is not None) + \
-        f" over {a.get('axis')}"
+        f" over {a.axis}"
 
 
 def rounds_html(record: Mapping[str, Any] | None) -> str:
@@ -43,8 +45,8 @@ def rounds_html(record: Mapping[str, Any] | None) -> str:
                        f"({esc_html(a.get('code'))}): {esc_html(a.get('why'))}</li>" for a in r.get("additions") or [])
         items.append(f"<li>round {int(r.get('number', 0))}: +{int(r.get('runs') or 0)} runs<ul>{adds}</ul></li>")
     stopped = record.get("stopped")
-    open_ = "".join(f"<li>{esc_html(o.get('analysis'))}: {esc_html(o.get('verdict'))} "
-                    f"({esc_html(', '.join(o.get('reasons') or []))})</li>" for o in record.get("open") or [])
+    open_ = "".join(f"<li>{esc_html(o.get('analysis'))}: {esc_html(o.get('outcome'))} "
+                    f"({esc_html(', '.join(o.get('codes') or []))})</li>" for o in record.get("open") or [])
     return (f'<div class="card" id="decide-rounds"><h3>Decide: {len(record.get("rounds") or [])} round(s), '
             f'{int(record.get("runs_added") or 0)} runs added</h3><ol>{"".join(items)}</ol>'
             f'<p>stopped: <b>{esc_html(STOPPED.get(stopped, stopped))}</b>'
@@ -52,17 +54,19 @@ def rounds_html(record: Mapping[str, Any] | None) -> str:
             + "</p>" + (f"<p>still open:</p><ul>{open_}</ul>" if open_ else "") + "</div>")
 
 
-def decide_panel(report: Mapping[str, Any] | None, sweep_id: str, offer: Mapping[str, Any] | None) -> str:
+def decide_panel(report: Report | Mapping[str, Any] | None, sweep_id: str, offer: Mapping[str, Any] | None) -> str:
     """The panel: the rounds (when the loop ran) and, per undecided analysis, the decide button
     with ``offer`` = {max_runs, max_seeds, max_rounds, runs_now, seconds} (None: no button)."""
-    report = report or {}
-    parts = [rounds_html(report.get("decide"))]
-    undecided = [a for a in report.get("analyses") or [] if a.get("verdict") == "inconclusive"]
-    if offer and undecided and not report.get("provisional"):
+    report = Report.coerce(report)
+    if report is None:
+        return ""
+    parts = [rounds_html(report.decide)]
+    undecided = [a for a in report.analyses if a.verdict == Verdict.INCONCLUSIVE]
+    if offer and undecided and not report.provisional:
         url = f"/sweeps/{quote(sweep_id, safe='')}/decide"
         body = json.dumps({k: offer[k] for k in ("max_runs", "max_seeds", "max_rounds")})
-        for i, a in enumerate(undecided):
-            codes = ", ".join(sorted({r.get("code", "") for r in a.get("reasons") or []}))
+        for a in undecided:
+            codes = ", ".join(c.value for c in a.reason_codes)
             parts.append(
                 f'<div class="card decide-offer"><p><b>{esc_html(_title(a))}</b> is inconclusive ({esc_html(codes)}). '
                 f'Decide trains what its reasons ask for, round after round, until every verdict of this sweep is '

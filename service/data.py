@@ -4,6 +4,8 @@ recompute the report on every request."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import re
 import threading
@@ -13,10 +15,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import Report
 from mutransfer.results import ResultsStore
 from service.settings import Settings
 from sweeps import progress as eta
+from sweeps import state
 from sweeps.recovery import open_registry
 from sweeps.registry import ACTIVE, TERMINAL, effective_status
 
@@ -94,7 +97,7 @@ class SweepData:
         self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
-        self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
+        self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
         self._renders = threading.BoundedSemaphore(PAGE_RENDERS)
 
     # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
@@ -116,7 +119,7 @@ class SweepData:
 
     def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
         """part -> runs planned, from the spec saved beside the results (None without one)."""
-        from sweeps.local import load_saved_spec
+        from sweeps.bookkeeping import load_saved_spec
         from sweeps.plan import trials as plan_trials
 
         spec = load_saved_spec(self.store, sweep_id)
@@ -155,44 +158,39 @@ class SweepData:
         return self.store.load_curves(sweep_id, **filters)
 
     def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
-        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
-        unfinished; sizes of the spec not reached yet are named."""
-        plan = self._plan(sweep_id)
-        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(sorted(plan.items())))
+        """The report's JSON (what ``GET /sweeps/{id}/report`` returns) of :meth:`typed_report`."""
+        return self.typed_report(sweep_id, metric, diverged).to_json()
 
-        def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
-            rep["sweep_id"] = sweep_id
+    def typed_report(self, sweep_id: str, metric: str, diverged: str = "inf") -> Report:
+        """The typed optimum-shift report (:func:`sweeps.state.sweep_report`), provisional (k/n
+        cells) while cells of the sweep's plan are unfinished; sizes of the spec not reached yet are
+        named."""
+        plan = self._plan(sweep_id)
+        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(plan))
+
+        def make() -> Report:
             from sweeps.refine import load_record
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
-            if record is not None:
-                rep["refinement"] = record.to_json()
-            decided = self._decide_record(sweep_id)  # the decide loop: its rounds and why it stopped
-            if decided is not None:
-                rep["decide"] = decided.to_json()
-            return rep
+            return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
+                                      diverged=diverged, refinement=None if record is None else record.to_json(),
+                                      decide=self._decide_record(sweep_id))  # the decide loop: rounds, why it stopped
         return self._reports.get(key, make)
 
-    def _plan(self, sweep_id: str) -> dict:
-        """cells_total / cells_done (the status' cells, i.e. the registry's trials) and expected_sizes
-        (the spec's widths/depths); nothing for results without a registry row (they are finished)."""
-        sizes = self._sizes.get(sweep_id)
-        if sizes is None:  # a sweep's sizes never change: one registry read per sweep that has a row
+    def _plan(self, sweep_id: str) -> state.Plan:
+        """The status' cells (the registry's trials) and the spec's sizes; no cells for results without
+        a registry row (they are finished)."""
+        spec = self._specs.get(sweep_id)
+        if spec is None:  # a sweep's spec never changes: one registry read per sweep that has a row
             row = self.row(sweep_id)
             spec = row.get("spec") or {}
-            sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
             if row:
-                self._sizes[sweep_id] = sizes
-        cells: dict[str, bool] = {}
-        for c in self.status(sweep_id)["cells"]:
-            cid = c.get("cell_id") or c["part"]
-            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
-        out: dict = {"expected_sizes": sizes} if sizes else {}
-        out.update(self._design(sweep_id))
-        if cells:
-            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
-        return out
+                self._specs[sweep_id] = spec
+        if not spec:  # no registry row (an in-process run): the spec saved beside its results, for its design
+            saved = self.spec_of(sweep_id)
+            plan = state.registry_plan(self.status(sweep_id)["cells"], spec)
+            return plan if saved is None else replace(plan, design=state.spec_design(saved))
+        return state.registry_plan(self.status(sweep_id)["cells"], spec)
 
     def _spec(self, sweep_id: str):
         from sweeps.spec import parse_spec
@@ -224,17 +222,11 @@ class SweepData:
         return {"max_runs": lim.max_runs, "max_seeds": lim.max_seeds, "max_rounds": lim.max_rounds,
                 "runs_now": len(runs), "seconds": None if pace is None or pace != pace else pace * lim.max_runs}
 
-    def _design(self, sweep_id: str) -> dict:
-        """The sweep's design for the report (seeds per point, local-grid cells: sweeps/decide.py)."""
-        from sweeps.decide import design
-
-        spec = self.spec_of(sweep_id)
-        return {} if spec is None else design(spec)
-
-    def _decide_record(self, sweep_id: str):
+    def _decide_record(self, sweep_id: str) -> dict | None:
         from sweeps.decide import matching_record
 
-        return matching_record(self.store, sweep_id, self.spec_of(sweep_id))
+        rec = matching_record(self.store, sweep_id, self.spec_of(sweep_id))
+        return None if rec is None else rec.to_json()
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
@@ -290,7 +282,7 @@ class SweepData:
                 runs_done = runs_total = len(self.runs(sweep_id))
         else:
             runs_total = row.get("runs_total") or 0
-            runs_done = sum(t["runs"] for t in trials if t["part"] in done)
+            runs_done = state.runs_done(trials, done)
             missing = [t["part"] for t in trials if t["part"] not in done]
             if status == "finished" and missing:  # its stored results are not all there (any more)
                 status = "failed"
@@ -326,6 +318,6 @@ class SweepData:
             "started_at": row.get("started_at"),
             "heartbeat_age_s": round(now - beat, 1) if beat and status in ACTIVE else None,
             "restarts": row.get("restarts") or 0,
-            "metric": spec.get("metric", "min_train_loss"),
+            "metric": spec.get("metric", state.DEFAULT_METRIC),
             "cells": cells,
         }

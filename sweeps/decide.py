@@ -111,8 +111,8 @@ class DecideRecord:
     rounds: list[Round] = field(default_factory=list)
     stopped: str | None = None
     detail: str = ""
-    open: list[dict] = field(default_factory=list)  # analyses still undecided: {analysis, verdict, reasons}
-    verdicts: list[dict] = field(default_factory=list)  # the last report's: {analysis, verdict}
+    open: list[dict] = field(default_factory=list)  # analyses still undecided: {analysis, outcome, codes, detail}
+    verdicts: list[dict] = field(default_factory=list)  # the last report's: {analysis, outcome}
 
     @property
     def runs_added(self) -> int:
@@ -304,7 +304,7 @@ class Analysis:
     base_opt: Point | None
     local: frozenset
     verdict: str
-    reasons: list[dict]
+    reasons: list  # mutransfer.report.Reason
     text: str
 
     def cell(self, size: int) -> str | None:
@@ -314,27 +314,30 @@ class Analysis:
         return cell_id(self.algorithm, self.parametrization, int(w), int(d))
 
 
-def analyses(report: dict) -> list[Analysis]:
-    """The report's analyses as :class:`Analysis` (the only place this module reads report keys)."""
+def analyses(report) -> list[Analysis]:
+    """The typed report's analyses (a :class:`mutransfer.report.Report` or its JSON) as :class:`Analysis`."""
+    from mutransfer.report import Report
+
     out = []
-    for a in report.get("analyses", []):
-        g, axis = a["group"], a["axis"]
+    for a in Report.coerce(report).analyses:
+        g, axis = a.group, a.axis
         other = g.get("depth" if axis == "width" else "width")
-        base = next((e for e in a["sizes"] if e["size"] == a["base_size"]), None)
-        opt = None if base is None or base.get("eta_star") is None else (base["eta_star"], base.get("beta_star"))
+        base = a.size_row(a.base_size)
+        opt = None if base is None or base.eta_star is None else (base.eta_star, base.beta_star)
         title = "/".join(str(g[k]) for k in ("algorithm", "parametrization") if g.get(k) is not None)
         title += f" over {axis}" + (f" ({'depth' if axis == 'width' else 'width'}={other})" if other is not None else "")
         out.append(Analysis(title, g.get("algorithm"), g.get("parametrization"), axis,
-                            None if other is None else int(other), [int(e["size"]) for e in a["sizes"]],
-                            int(a["base_size"]), opt, frozenset(int(e["size"]) for e in a["sizes"] if e.get("local")),
-                            a["verdict"], list(a.get("reasons") or []), a.get("verdict_text", "")))
+                            None if other is None else int(other), [int(e.size) for e in a.sizes],
+                            int(a.base_size), opt, frozenset(int(e.size) for e in a.sizes if e.local),
+                            str(a.verdict), list(a.reasons), a.verdict_text))
     return out
 
 
-def report_of(spec: SweepSpec, runs: pd.DataFrame, record: DecideRecord | None = None) -> dict:
-    from mutransfer.report import optimum_shift_report
+def report_of(spec: SweepSpec, runs: pd.DataFrame, record: DecideRecord | None = None):
+    """The typed report of ``runs`` under the sweep's design (:func:`design`)."""
+    from mutransfer.report import build_report
 
-    return optimum_shift_report(runs, metric=spec.metric, **design(spec, record))
+    return build_report(runs, metric=spec.metric, **design(spec, record))
 
 
 # -- planning a round (pure) ----------------------------------------------------------------------
@@ -419,10 +422,10 @@ def place_local(spec: SweepSpec, runs: pd.DataFrame, points: dict, plan_: Plan) 
 
 
 def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Plan) -> None:
-    k = 0 if reason["lr"] == "weight_lr" else 1
-    side = reason["side"]
-    local_hits = [s for s in reason["sizes"] if s in a.local]
-    full_hits = [s for s in reason["sizes"] if s not in a.local]
+    k = 0 if reason.lr == "weight_lr" else 1
+    side = reason.side
+    local_hits = [s for s in reason.sizes if s in a.local]
+    full_hits = [s for s in reason.sizes if s not in a.local]
     if full_hits:  # refine's rule: the new value at every full-grid size of the group
         cells = [c for c in (a.cell(s) for s in a.sizes if s not in a.local) if c in points]
         union = sorted({p[k] for c in cells for p in points[c] if p[k] is not None})
@@ -430,14 +433,14 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
             new = _step_beyond(union, side)
             if not 0 < new <= LR_MAX:
                 plan_.blocked.setdefault("lr_bound", []).append(
-                    f"{a.title}: {reason['lr']} next value {new:.3g} is outside (0, {LR_MAX:g}]")
+                    f"{a.title}: {reason.lr} next value {new:.3g} is outside (0, {LR_MAX:g}]")
             else:
                 for c in cells:
                     others = _axis(points[c], 1 - k) or [None]
                     pts = [(new, o) if k == 0 else (o, new) for o in others]
                     plan_.add(points, c, pts, list(spec.seeds), "optimum_on_edge",
-                              f"{a.title}: {reason['lr']} optimum on the {side} edge at {a.axis}="
-                              f"{','.join(map(str, full_hits))} → {reason['lr']}={new:.3g} at every full-grid {a.axis}")
+                              f"{a.title}: {reason.lr} optimum on the {side} edge at {a.axis}="
+                              f"{','.join(map(str, full_hits))} → {reason.lr}={new:.3g} at every full-grid {a.axis}")
     for s in local_hits:  # a local neighbourhood: extend it at that size only
         c = a.cell(s)
         if c not in points:
@@ -447,16 +450,16 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
             continue
         new = _step_beyond(axis_vals, side)
         if not 0 < new <= LR_MAX:
-            plan_.blocked.setdefault("lr_bound", []).append(f"{a.title}: {reason['lr']} {new:.3g} out of bounds")
+            plan_.blocked.setdefault("lr_bound", []).append(f"{a.title}: {reason.lr} {new:.3g} out of bounds")
             continue
         others = _axis(points[c], 1 - k) or [None]
         pts = [(new, o) if k == 0 else (o, new) for o in others]
         plan_.add(points, c, pts, list(spec.seeds), "optimum_on_edge",
-                  f"{a.title}: optimum on the {side} edge of the local grid at {a.axis}={s} → {reason['lr']}={new:.3g}")
+                  f"{a.title}: optimum on the {side} edge of the local grid at {a.axis}={s} → {reason.lr}={new:.3g}")
 
 
 def _recentre(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Plan) -> None:
-    s = reason["size"]
+    s = reason.size
     c = a.cell(s)
     if c is None or a.base_opt is None or c not in points:
         return
@@ -505,7 +508,7 @@ def _add_seeds(spec: SweepSpec, a: Analysis, sizes: set[int], runs: pd.DataFrame
 
 
 def plan_round(spec: SweepSpec, runs: pd.DataFrame, record: DecideRecord, lim: Limits,
-               report: dict | None = None) -> tuple[list[Addition], dict[str, list[str]], list[Analysis]]:
+               report=None) -> tuple[list[Addition], dict[str, list[str]], list[Analysis]]:
     """The next round's additions from the finished runs, the blocked actions by stop reason, and
     the report's analyses (read through :func:`analyses`)."""
     points = cell_points(spec, record)
@@ -517,29 +520,29 @@ def plan_round(spec: SweepSpec, runs: pd.DataFrame, record: DecideRecord, lim: L
     for a in found:
         if a.verdict != "inconclusive":
             continue
-        kinds = {r["code"]: ACTIONS.get(r["code"], ("none", ""))[0] for r in a.reasons}
+        kinds = {str(r.code): ACTIONS.get(str(r.code), ("none", ""))[0] for r in a.reasons}
         if "stop" in kinds.values():
             plan_.blocked.setdefault("stuck", []).append(f"{a.title}: {ACTIONS['no_optimum'][1]}")
             continue
         n = len(plan_.additions)
         for r in a.reasons:
-            act = ACTIONS.get(r["code"], ("none", ""))[0]
+            act = ACTIONS.get(str(r.code), ("none", ""))[0]
             if act == "extend":
                 _extend(spec, a, r, points, plan_)
             elif act == "recentre":
                 _recentre(spec, a, r, points, plan_)
         if len(plan_.additions) > n or any(k in STRUCTURAL for k in kinds.values()):
             continue  # seeds once the grid around the optimum is settled
-        sizes = {int(r["size"]) for r in a.reasons if r["code"] == "uncertain"}
-        sizes |= {int(s) for r in a.reasons if r["code"] == "too_few_seeds" for s in r.get("sizes", [])}
+        sizes = {int(r.size) for r in a.reasons if r.code == "uncertain"}
+        sizes |= {int(s) for r in a.reasons if r.code == "too_few_seeds" for s in (r.sizes or ())}
         if sizes:
-            codes = "+".join(sorted({r["code"] for r in a.reasons if r["code"] in ("uncertain", "too_few_seeds")}))
+            codes = "+".join(sorted({str(r.code) for r in a.reasons if r.code in ("uncertain", "too_few_seeds")}))
             _add_seeds(spec, a, sizes, runs, points, lim, plan_, codes)
     return plan_.additions, plan_.blocked, found
 
 
 def _open(found: list[Analysis]) -> list[dict]:
-    return [{"analysis": a.title, "verdict": a.verdict, "reasons": sorted({r["code"] for r in a.reasons}),
+    return [{"analysis": a.title, "outcome": a.verdict, "codes": sorted({str(r.code) for r in a.reasons}),
              "detail": a.text} for a in found if a.verdict == "inconclusive"]
 
 
@@ -570,7 +573,7 @@ def run_decide(spec: SweepSpec, store: ResultsStore, sweep_id: str,
         additions, blocked, found = plan_round(spec, runs, record, lim)
         if found or not additions:
             record.open = _open(found)
-            record.verdicts = [{"analysis": a.title, "verdict": a.verdict} for a in found]
+            record.verdicts = [{"analysis": a.title, "outcome": a.verdict} for a in found]
         if not additions:
             if found and not record.open:
                 record.stopped, record.detail = "decided", STOPS["decided"]
@@ -609,5 +612,5 @@ def summary(record: DecideRecord | None) -> list[str]:
     lines.append(f"  stopped: {STOPS.get(record.stopped, record.stopped)}"
                  + (f" — {record.detail}" if record.detail and record.stopped != "decided" else ""))
     for o in record.open:
-        lines.append(f"  open: {o['analysis']}: {o['verdict']} ({', '.join(o['reasons'])})")
+        lines.append(f"  open: {o['analysis']}: {o['outcome']} ({', '.join(o['codes'])})")
     return lines

@@ -9,9 +9,11 @@ import json
 import time
 from typing import Any
 
+from mutransfer.report import build_report
 from mutransfer.results import ResultsStore
 
 from sweeps.registry import ACTIVE  # statuses whose verdicts are provisional
+from sweeps.state import DEFAULT_METRIC, runs_done
 
 
 def _registry(store: ResultsStore):
@@ -42,18 +44,11 @@ def _spec_of(store: ResultsStore, sweep_id: str, row: dict | None):
 
 
 def _verdicts(runs, metric: str, spec=None) -> list[dict[str, Any]]:
-    from mutransfer.report import optimum_shift_report
-    from sweeps.decide import design
+    from sweeps.state import spec_design, verdicts
 
     if runs is None or len(runs) == 0:
         return []
-    rep = optimum_shift_report(runs, metric=metric, **(design(spec) if spec is not None else {}))
-    out = []
-    for a in rep.get("analyses") or []:
-        g = a.get("group") or {}
-        label = " ".join(str(g[k]) for k in ("algorithm", "parametrization") if g.get(k) is not None)
-        out.append({"setting": f"{label} {a.get('axis')}".strip(), "verdict": a.get("verdict")})
-    return out
+    return verdicts(build_report(runs, metric=metric, **spec_design(spec)))
 
 
 def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
@@ -80,13 +75,13 @@ def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
         if row is not None:
             trials = reg.trials(sid)
             parts = store.verify_parts(sid, {t["part"]: t["runs"] for t in trials}).done  # readable, all rows
-            done = sum(t["runs"] for t in trials if t["part"] in parts)
+            done = runs_done(trials, parts)
             total = row.get("runs_total") or (count_runs(spec) if spec else done)
         else:
             done = 0 if runs is None else len(runs)
             total = count_runs(spec) if spec is not None else done
         status = effective_status(row, reg.path)[0] if row else "-"  # a dead driver's sweep is not running
-        metric = spec.metric if spec is not None else "min_train_loss"
+        metric = spec.metric if spec is not None else DEFAULT_METRIC
         rows.append({
             "id": sid, "name": (row or {}).get("name") or (spec.name if spec else sid.rsplit("-", 1)[0]),
             "status": status, "runs_done": int(done), "runs_total": int(total), "metric": metric,

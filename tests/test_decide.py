@@ -88,7 +88,7 @@ def test_seeds_only_at_candidate_points_until_it_transfers(tmp_path):
     spec, store, sid, fake = setup(tmp_path, make_loss({8: -4.5, 16: -4.5}))
     record = decide.run_decide(spec, store, sid, fake)
     assert record.stopped == "decided", decide.summary(record)
-    assert record.verdicts == [{"analysis": "pc/mupc over width (depth=1)", "verdict": "transfers"}]
+    assert record.verdicts == [{"analysis": "pc/mupc over width (depth=1)", "outcome": "transfers"}]
     assert record.rounds and all(a.code in ("uncertain", "too_few_seeds", "uncertain+too_few_seeds")
                                  for r in record.rounds for a in r.additions)
     seeds = seeds_at(store, sid)
@@ -110,7 +110,7 @@ def test_max_runs_stops_the_loop_with_the_open_reasons(tmp_path):
     record = decide.run_decide(spec, store, sid, fake)
     assert record.stopped == "max_runs" and not record.rounds
     assert "max_runs=3 leaves 3" in record.detail
-    assert record.open and record.open[0]["verdict"] == "inconclusive" and "uncertain" in record.open[0]["reasons"]
+    assert record.open and record.open[0]["outcome"] == "inconclusive" and "uncertain" in record.open[0]["codes"]
     text = "\n".join(decide.summary(record))
     assert "LIMIT HIT (max_runs)" in text and "open: pc/mupc over width (depth=1): inconclusive (uncertain" in text
     assert len(fake.trained) == count_runs(spec)  # the spec's own runs, nothing added

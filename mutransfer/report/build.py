@@ -10,12 +10,19 @@ import pandas as pd
 from .analysis import analyse
 from .transfer import Options
 from .encoding import scalar, to_json
+from .model import Report
 from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
 CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
 
 
-def optimum_shift_report(
+def optimum_shift_report(runs: pd.DataFrame, **options: Any) -> dict[str, Any]:
+    """The report of :func:`build_report` as its JSON (the wire format: ``GET /sweeps/{id}/report``,
+    ``mutransfer report --json``); same arguments."""
+    return build_report(runs, **options).to_json()
+
+
+def build_report(
     runs: pd.DataFrame,
     *,
     metric: str = "min_train_loss",
@@ -31,7 +38,7 @@ def optimum_shift_report(
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
     expected_seeds: int | None = None,
     local_cells: Collection[tuple[int, int]] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (docs/reference/transfer-analysis.md)
 
     ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
@@ -53,7 +60,8 @@ def optimum_shift_report(
     added); ``local_cells`` — (width, depth) cells that ran a local neighbourhood of the lr grid
     (their sizes are marked ``local`` and their regret is against the neighbourhood's best point).
 
-    Returns a JSON-ready dict (+inf -> "inf", NaN -> None): ``provisional`` (None or
+    Returns the typed :class:`~mutransfer.report.model.Report` (its JSON: :meth:`Report.to_json`,
+    +inf -> "inf", NaN -> None): ``provisional`` (None or
     {cells_done, cells_total}), ``notes``, ``thresholds``, ``regret_unit``, ``diverged`` and
     ``analyses``: per group and size axis with >= 2 sizes — ``verdict`` (transfers | does not
     transfer | inconclusive), ``reasons`` ([{code, detail, ...}], :mod:`mutransfer.report.verdict`),
@@ -95,7 +103,7 @@ def optimum_shift_report(
         if cells_total:
             report["provisional"] = {"cells_done": int(cells_done or 0), "cells_total": int(cells_total)}
         report["notes"].append("no runs: nothing to analyse")
-        return to_json(report)
+        return Report.from_json(to_json(report))
 
     df, notes = prepare(runs, info, diverged)
     report["notes"].extend(notes)
@@ -143,7 +151,7 @@ def optimum_shift_report(
         report["notes"].append(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
-    return to_json(report)
+    return Report.from_json(to_json(report))
 
 
 def _local_sizes(opts: Options, local: set, axis: str, group: Mapping[str, Any], sizes) -> Options:

@@ -116,7 +116,7 @@ def reasons_for(axis: str, entries: list[dict], base_k: int, opts: Any, unit: st
     base = entries[base_k]
     base_where = f"{axis}={base['size']}"
     if not base["has_opt"]:
-        blocks.append({"code": "no_optimum", "size": base["size"],
+        blocks.append({"code": "no_optimum", "size": base["size"], "decisive": False,
                        "detail": f"no finite optimum at the base size {base_where} (all runs diverged or missing)"})
     else:
         for k, e in enumerate(entries):
@@ -219,12 +219,12 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
             if moves:
                 text += f"; {sym} at most {max(moves)} grid step{'s' if max(moves) != 1 else ''} from the base optimum"
         text += f" at every {axis} ({', '.join(str(e['size']) for e in entries)})"
-    for lr, sym in (("eta", "η*"), ("beta", "β*")):
-        s = (slopes or {}).get(f"drift_slope_{lr}")
+    slopes = slopes or {}
+    for keys, sym in ((("drift_slope_eta", "drift_slope_eta_ci", "drift_slope_eta_state"), "η*"),
+                      (("drift_slope_beta", "drift_slope_beta_ci", "drift_slope_beta_state"), "β*")):
+        s, ci, state = (slopes.get(k) for k in keys)
         if s is not None and not (isinstance(s, float) and math.isnan(s)):
-            ci = (slopes or {}).get(f"drift_slope_{lr}_ci")
             ci_txt = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else ""
-            state = (slopes or {}).get(f"drift_slope_{lr}_state")
             text += f"; fitted drift {sym} {signed(s)}{ci_txt} octave/doubling" + (
                 " (uncertain)" if state == "uncertain" else "")
     return text
