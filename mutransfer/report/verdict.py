@@ -208,6 +208,8 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
             text += f"; fails also at {axis}={', '.join(map(str, later))}"
     elif verdict == "inconclusive":
         text = "; ".join(r["detail"] for r in reasons)
+    elif len(entries) < 2:  # one size (the report's single-size case): nothing was compared
+        text = f"only {axis}={entries[0]['size']}: nothing to compare"
     else:
         others = [e for k, e in enumerate(entries) if k != base_k]
         worst = max(others, key=lambda e: e["regret"])
