@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mutransfer.report import (Analysis, Reason, ReasonCode, Report, SizeRow, Verdict, build_report, format_report,
+from mutransfer.report import (Analysis, Reason, ReasonCode, Report, SizeRow, Verdict, build_report, fmt_lr, format_report,
                                optimum_shift_report)
 from mutransfer.report.model import REASON_FIELDS
 from mutransfer.report.schema import SCHEMA_PATH, report_schema, schema_text
@@ -313,3 +313,19 @@ def test_the_single_size_case_is_the_reports():
     assert "single size" in contour_page(report.to_json(), runs, {"id": "one-0000abcd", "name": "one"})
     # with two sizes the cells are compared instead: no single-size entries along width
     assert build_report(make_runs({(32, 4): (-5, -3), (64, 4): (-5, -3)}), n_bootstrap=0).single_size == ()
+
+
+def test_the_lr_figures_mark_the_reports_optima():
+    """dashboards.lr_sweep reads each size's optimum from the report: the star on each line is the
+    report's η* (the other lr held at the report's β*)."""
+    import dashboards as D
+
+    runs = _tables()["offgrid"]
+    report = build_report(runs, n_bootstrap=0)
+    (a,) = [x for x in report.analyses if x.axis == "width"]
+    fig = D.loss_vs_lr(runs, axis="width", lr="weight_lr")
+    stars = {t.meta["size"]: t.x[0] for t in fig.data if (t.meta or {}).get("role") == "optimum"}
+    assert stars == {e.size: math.log2(e.eta_star) for e in a.sizes}
+    fixed = {t.meta["size"]: t.name for t in fig.data if (t.meta or {}).get("role") == "line"}
+    for e in a.sizes:
+        assert f"β = {fmt_lr(e.beta_star)}" in fixed[e.size]
