@@ -113,11 +113,7 @@ class SweepData:
 
     def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
         """part -> runs planned, from the spec saved beside the results (None without one)."""
-        from sweeps.bookkeeping import load_saved_spec
-        from sweeps.plan import trials as plan_trials
-
-        spec = load_saved_spec(self.store, sweep_id)
-        return None if spec is None else {t.part: len(t.runs) for t in plan_trials(spec)}
+        return state.planned_parts(self.store, sweep_id)
 
     def sweep_ids(self, status: str | None = None) -> list[str]:
         """Sweeps newest first: the registry's, then results with no registry row (finished when
@@ -198,17 +194,8 @@ class SweepData:
         return self.pages.get(key, render)
 
     def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
-        """Status of results with no registry row: finished only when every run its saved spec plans
-        is in the store (verified), else ``unknown`` saying what is there."""
-        planned = self.planned_parts(sweep_id)
-        if planned is None:
-            return "unknown", ("not in this service's registry and no spec saved beside its results: whether "
-                               "every planned run is here cannot be told")
-        have = sum(n for p, n in planned.items() if p in done)
-        if have == sum(planned.values()):
-            return "finished", None
-        return "unknown", (f"not in this service's registry; {have} of {sum(planned.values())} planned runs are in "
-                           "the store (resubmit the spec to finish it)")
+        """Status of results with no registry row (:func:`sweeps.state.unregistered_status`)."""
+        return state.unregistered_status(self.planned_parts(sweep_id), done)
 
     def _read_status(self, sweep_id: str) -> dict:
         now = time.time()
@@ -221,35 +208,10 @@ class SweepData:
             # (Sweeps we relaunch stay as they are for the < 1 s until the supervisor acts.)
             status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
-        if not row:  # results without a registry row (a CLI run with another registry, copied results)
-            planned = self.planned_parts(sweep_id)
-            if planned:
-                runs_total = sum(planned.values())
-                runs_done = sum(n for p, n in planned.items() if p in done)
-            else:  # no plan to compare with: what is stored is all that is known
-                runs_done = runs_total = len(self.runs(sweep_id))
-        else:
-            runs_total = row.get("runs_total") or 0
-            runs_done = state.runs_done(trials, done)
-            missing = [t["part"] for t in trials if t["part"] not in done]
-            if status == "finished" and missing:  # its stored results are not all there (any more)
-                status = "failed"
-                error = (f"{len(missing)} of {len(trials)} cells' stored results are missing or unreadable; "
-                         "they are quarantined and recomputed (or resubmit the spec)")
-        cells = []
-        for t in trials:
-            st, note_t = t["status"], t.get("note")
-            if t["part"] in done:
-                st = "finished"
-            elif st == "finished":
-                st, note_t = "queued", note_t or "its stored results are missing or unreadable; to be recomputed"
-            elif status == "cancelled" and st in ACTIVE:
-                st = "cancelled"
-            elif st == "running" and status != "running":
-                st = "queued"  # a stale row of a driver that is gone
-            cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
-                          "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
-                          "attempts": t["attempts"], "error": t["error"], "note": note_t})
+        planned = None if row else self.planned_parts(sweep_id)
+        stored = len(self.runs(sweep_id)) if not row and not planned else 0  # no plan: what is stored is all
+        p = state.progress(row, trials, done, status, error, planned=planned, stored_runs=stored)
+        status, error, runs_done, runs_total, cells = p.status, p.error, p.runs_done, p.runs_total, list(p.cells)
         running = sum(eta.running_runs(c["runs"], c["progress"]) for c in cells if c["status"] == "running")
         finishes = [(t["finished_at"], t["runs"]) for t in trials if t.get("finished_at") and t["part"] in done]
         eta_s = eta.eta_seconds(now, row.get("started_at"), finishes, runs_done, runs_total) \

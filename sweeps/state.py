@@ -102,3 +102,88 @@ def runs_done(trials: Iterable[Mapping[str, Any]], done_parts: Iterable[str]) ->
     """Runs of the registry trials whose parts are verified finished."""
     done = set(done_parts)
     return sum(int(t["runs"]) for t in trials if t["part"] in done)
+
+
+# --------------------------------------------------------------------------- status and progress
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a sweep stands: its ``status`` and ``error`` (adjusted for what the store holds), runs
+    done of ``runs_total``, the registry's cells with their effective status, and the ``missing``
+    parts of a sweep that says it finished."""
+
+    status: str
+    error: str | None
+    runs_done: int
+    runs_total: int
+    cells: tuple[dict, ...] = ()
+
+
+def planned_parts(store: Any, sweep_id: str) -> dict[str, int] | None:
+    """part -> runs planned, from the spec saved beside the results (None without one)."""
+    from sweeps.bookkeeping import load_saved_spec
+    from sweeps.plan import trials as plan_trials
+
+    spec = load_saved_spec(store, sweep_id)
+    return None if spec is None else {t.part: len(t.runs) for t in plan_trials(spec)}
+
+
+def unregistered_status(planned: Mapping[str, int] | None, done: Iterable[str]) -> tuple[str, str | None]:
+    """Status of results with no registry row: finished only when every run its saved spec plans is
+    in the store (verified), else ``unknown`` saying what is there."""
+    if planned is None:
+        return "unknown", ("not in this service's registry and no spec saved beside its results: whether "
+                           "every planned run is here cannot be told")
+    done = set(done)
+    have = sum(n for p, n in planned.items() if p in done)
+    if have == sum(planned.values()):
+        return "finished", None
+    return "unknown", (f"not in this service's registry; {have} of {sum(planned.values())} planned runs are in "
+                       "the store (resubmit the spec to finish it)")
+
+
+def cell_states(trials: Iterable[Mapping[str, Any]], done: Iterable[str], status: str) -> list[dict]:
+    """The registry's cells with their effective status: a verified part is finished; a part the
+    registry calls finished but the store lacks is queued again; active cells of a cancelled sweep
+    are cancelled; a running cell of a sweep that is not running is queued (a stale row)."""
+    from sweeps.registry import ACTIVE
+
+    done = set(done)
+    cells = []
+    for t in trials:
+        st, note = t["status"], t.get("note")
+        if t["part"] in done:
+            st = "finished"
+        elif st == "finished":
+            st, note = "queued", note or "its stored results are missing or unreadable; to be recomputed"
+        elif status == "cancelled" and st in ACTIVE:
+            st = "cancelled"
+        elif st == "running" and status != "running":
+            st = "queued"  # a stale row of a driver that is gone
+        cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
+                      "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
+                      "attempts": t["attempts"], "error": t["error"], "note": note})
+    return cells
+
+
+def progress(row: Mapping[str, Any] | None, trials: Sequence[Mapping[str, Any]], done: Iterable[str],
+             status: str, error: str | None, *, planned: Mapping[str, int] | None = None,
+             stored_runs: int = 0) -> Progress:
+    """A sweep's progress from its registry ``row`` and ``trials`` (None / [] for results without a
+    registry row: then from the ``planned`` parts of its saved spec, else the ``stored_runs``) and the
+    verified finished parts ``done``. A sweep whose row says finished but whose stored results are
+    not all there is failed, saying so."""
+    done = frozenset(done)
+    if not row:
+        if planned:
+            total = sum(planned.values())
+            return Progress(status, error, sum(n for p, n in planned.items() if p in done), total)
+        return Progress(status, error, stored_runs, stored_runs)
+    missing = [t["part"] for t in trials if t["part"] not in done]
+    if status == "finished" and missing:  # its stored results are not all there (any more)
+        status = "failed"
+        error = (f"{len(missing)} of {len(trials)} cells' stored results are missing or unreadable; "
+                 "they are quarantined and recomputed (or resubmit the spec)")
+    return Progress(status, error, runs_done(trials, done), int(row.get("runs_total") or 0),
+                    tuple(cell_states(trials, done, status)))

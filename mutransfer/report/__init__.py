@@ -22,14 +22,14 @@ from .metrics import (BUDGET_COLUMNS, DIVERGED_POLICIES, METRICS, MetricInfo, ch
                       with_run_defaults)
 from .model import (MISSING_FIELDS, REASON_FIELDS, Analysis, ArgminFreq, BudgetSize, ByBase, ByBudget, DriftSlope,
                     EdgeFlag, GridPoint, Missing, Provisional, Reason, ReasonCode, RegretAt, Report, SizeRow, Surface,
-                    Thresholds, Verdict)
+                    SingleSize, Thresholds, Verdict)
 from .surfaces import surface
 from .verdict import REASONS, VERDICTS
 
 __all__ = [
     "Analysis", "ArgminFreq", "BudgetSize", "ByBase", "ByBudget", "DriftSlope", "EdgeFlag", "GridPoint",
     "MISSING_FIELDS", "Missing", "Provisional", "REASON_FIELDS", "Reason", "ReasonCode", "RegretAt", "Report",
-    "SizeRow", "Surface", "Thresholds", "Verdict", "build_report", "report_schema",
+    "SingleSize", "SizeRow", "Surface", "Thresholds", "Verdict", "build_report", "report_schema",
     "BUDGET_COLUMNS", "DIVERGED_POLICIES", "METRICS", "MetricInfo", "REASONS", "VERDICTS", "check_diverged",
     "fmt_lr", "fmt_num", "fmt_pct", "fmt_regret", "format_report", "metric_info", "optimum_shift_report",
     "provisional_line", "surface", "with_run_defaults",

@@ -88,7 +88,7 @@ def build_report(
         "thresholds": {"regret_tol": tol, "steps_tol": opts.steps_tol, "drift_tol": opts.drift_tol},
         "ci_level": opts.ci_level, "diverged": diverged,
         "n_bootstrap": opts.n_bootstrap, "rng_seed": opts.rng_seed,
-        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [],
+        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [], "single_size": [],
     }
     if len(runs) == 0:
         if cells_total:
@@ -125,6 +125,8 @@ def build_report(
             group = {c: scalar(v) for c, v in zip(keys, key)}
             exp = expected[_key(key[: len(fixed)])]
             if g[axis].nunique() < 2:
+                if axis == axes[0]:  # the cell's surfaces and optimum, once per cell (first size axis)
+                    report["single_size"].append(_single(g, axis, group, info, opts))
                 if len(exp) >= 2:
                     only = int(g[axis].iloc[0])
                     report["notes"].append(
@@ -143,6 +145,14 @@ def build_report(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
     return Report.from_json(to_json(report))
+
+
+def _single(g: pd.DataFrame, axis: str, group: dict, info, opts: Options) -> dict[str, Any]:
+    """A group with one size: the analysis machinery's size row, surface and warnings, no verdict."""
+    size = int(g[axis].iloc[0])
+    a = analyse(g, axis, group, [size], info, opts)
+    return {"group": group, "axis": axis, "size": size, "eta_grid": a["eta_grid"], "beta_grid": a["beta_grid"],
+            "row": a["sizes"][0], "surface": a["surfaces"][0], "warnings": a["warnings"]}
 
 
 def _cells_done(df: pd.DataFrame) -> int:

@@ -591,13 +591,30 @@ class Analysis(_Json):
 
 
 @dataclass(frozen=True)
+class SingleSize(_Json):
+    """A group with one size so far along ``axis`` (nothing to compare, so no verdict): its grids, its
+    :class:`SizeRow` (optima, counts) and :class:`Surface`, and warnings — what the pages draw for a
+    sweep that has run one size only."""
+
+    group: Mapping[str, Any]
+    axis: str
+    size: int
+    eta_grid: tuple[float, ...]
+    beta_grid: tuple[float, ...] | None
+    row: SizeRow
+    surface: Surface
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Report(_Json):
     """The optimum-shift report of a runs table (:func:`.build.build_report`).
 
     ``metric`` (its runs ``column``, ``direction`` min|max, ``regret_unit`` relative | accuracy
     points), the options that produced it (``thresholds``, ``ci_level``, ``diverged`` policy,
     ``n_bootstrap``, ``rng_seed``), ``n_runs`` rows read, ``provisional`` while the sweep's plan
-    has unfinished cells, the ``analyses`` and ``notes`` on what could not be analysed. ``units`` and
+    has unfinished cells, the ``analyses``, ``notes`` on what could not be analysed, and the groups
+    with one size so far along the first size axis (``single_size``, no verdict). ``units`` and
     ``encoding`` restate the conventions in words. Set by the callers that know the sweep:
     ``sweep_id``, ``cells_missing`` (parts not finished), ``refinement`` (the refined grid's record,
     :mod:`sweeps.refine`)."""
@@ -617,6 +634,7 @@ class Report(_Json):
     provisional: Provisional | None
     analyses: tuple[Analysis, ...]
     notes: tuple[str, ...]
+    single_size: tuple[SingleSize, ...] = ()
     sweep_id: str | None = _optional()
     cells_missing: tuple[str, ...] | None = _optional()
     refinement: Mapping[str, Any] | None = _optional()
