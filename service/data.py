@@ -4,6 +4,8 @@ recompute the report on every request."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import re
 import threading
@@ -163,7 +165,8 @@ class SweepData:
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
             return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
-                                      diverged=diverged, refinement=None if record is None else record.to_json())
+                                      diverged=diverged, refinement=None if record is None else record.to_json(),
+                                      decide=self._decide_record(sweep_id))  # the decide loop: rounds, why it stopped
         return self._reports.get(key, make)
 
     def _plan(self, sweep_id: str) -> state.Plan:
@@ -175,7 +178,47 @@ class SweepData:
             spec = row.get("spec") or {}
             if row:
                 self._specs[sweep_id] = spec
+        if not spec:  # no registry row (an in-process run): the spec saved beside its results, for its design
+            saved = self.spec_of(sweep_id)
+            plan = state.registry_plan(self.status(sweep_id)["cells"], spec)
+            return plan if saved is None else replace(plan, design=state.spec_design(saved))
         return state.registry_plan(self.status(sweep_id)["cells"], spec)
+
+    def _spec(self, sweep_id: str):
+        from sweeps.spec import parse_spec
+
+        row = self.row(sweep_id)
+        try:
+            return parse_spec(row["spec"]) if row and row.get("spec") else None
+        except ValueError:
+            return None
+
+    def spec_of(self, sweep_id: str):
+        """The sweep's spec: the registry's, else the one saved beside its results (None if neither)."""
+        from sweeps.bookkeeping import load_saved_spec
+
+        return self._spec(sweep_id) or load_saved_spec(self.store, sweep_id)
+
+    def decide_offer(self, sweep_id: str) -> dict | None:
+        """What the pages' decide button would spend (dashboards/decide_panel.py): the decide limits
+        (the spec's, else the defaults), the runs the sweep has, and the time the most runs would
+        take at this sweep's own measured pace (its runs' mean ``wall_s``)."""
+        from sweeps.decide import limits
+
+        spec = self.spec_of(sweep_id)
+        if spec is None:
+            return None
+        lim = limits(spec)
+        runs = self.runs(sweep_id)
+        pace = float(runs["wall_s"].mean()) if "wall_s" in runs.columns and len(runs) else None
+        return {"max_runs": lim.max_runs, "max_seeds": lim.max_seeds, "max_rounds": lim.max_rounds,
+                "runs_now": len(runs), "seconds": None if pace is None or pace != pace else pace * lim.max_runs}
+
+    def _decide_record(self, sweep_id: str) -> dict | None:
+        from sweeps.decide import matching_record
+
+        rec = matching_record(self.store, sweep_id, self.spec_of(sweep_id))
+        return None if rec is None else rec.to_json()
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""

@@ -355,6 +355,7 @@ class SizeRow(_Json):
     seed_argmin_freq: tuple[ArgminFreq, ...]
     n_runs: int
     n_diverged: int
+    local: bool = False  # ran a local lr grid (sweeps/decide.py): optimum and regret against its neighbourhood
 
     def star(self, lr: str) -> float | None:
         """The grid optimum of ``lr`` ("eta"/"weight_lr" or "beta"/"activity_lr")."""
@@ -617,7 +618,8 @@ class Report(_Json):
     with one size so far along the first size axis (``single_size``, no verdict). ``units`` and
     ``encoding`` restate the conventions in words. Set by the callers that know the sweep:
     ``sweep_id``, ``cells_missing`` (parts not finished), ``refinement`` (the refined grid's record,
-    :mod:`sweeps.refine`)."""
+    :mod:`sweeps.refine`), ``decide`` (the decide loop's record: rounds, stop reason, open analyses,
+    :mod:`sweeps.decide`)."""
 
     metric: str
     column: str
@@ -638,6 +640,7 @@ class Report(_Json):
     sweep_id: str | None = _optional()
     cells_missing: tuple[str, ...] | None = _optional()
     refinement: Mapping[str, Any] | None = _optional()
+    decide: Mapping[str, Any] | None = _optional()
 
     @classmethod
     def coerce(cls, report: "Report | Mapping[str, Any] | None") -> "Report | None":
