@@ -29,7 +29,7 @@ import numpy as np
 
 from mutransfer import losses
 from mutransfer.networks import (Net, Stacked, Weights, as_stacked, first_layer, forward, forward_stacked,
-                                 hidden_predictions, join_weights, linear, make_net, predict, split_weights)
+                                 hidden_predictions, join_weights, linear, linear_split, make_net, predict, split_weights)
 from mutransfer.parametrization import resolve
 
 Array = jax.Array
@@ -73,7 +73,7 @@ def energy_stacked(net: Net, stacked: Stacked, Z: Array, x: Array, y: Array, cfg
     """:func:`energy` of an MLP with stacked weights and activities Z (H, B, N): the H − 1 hidden
     errors z_l − μ_l(z_{l-1}) as one batched product over the layer axis."""
     if mu1 is None:
-        mu1 = linear(stacked.first, net.multipliers[0], x)
+        mu1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces)
     sq = 0.5 * jnp.sum((Z[0] - mu1) ** 2)
     sq = sq + 0.5 * jnp.sum((Z[1:] - hidden_predictions(net, stacked.hidden, Z[:-1])) ** 2)
     f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))

@@ -30,9 +30,6 @@ log = logging.getLogger("service")
 SWEEP_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}")
 
 
-PAGE_RENDERS = 2  # dashboard pages rendered at once (SweepData.page)
-
-
 class _LRU:
     """A small LRU whose values are computed once per key even under concurrent misses (when a
     trial finishes, every polling client misses at once; only one of them recomputes)."""
@@ -98,7 +95,6 @@ class SweepData:
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
         self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
-        self._renders = threading.BoundedSemaphore(PAGE_RENDERS)
 
     # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
     def _read(self, fn: Callable[[], Any]) -> Any:
@@ -234,16 +230,11 @@ class SweepData:
             ttl.items.pop(sweep_id, None)
 
     def page(self, sweep_id: str, kind: str, render: Callable[[], str]) -> str:
-        """A rendered dashboard page, cached until the sweep's finished parts or progress change.
-        At most ``PAGE_RENDERS`` pages render at once (rendering is CPU-bound Python: more threads
-        would only share the GIL, and delay every other answer); the others wait without it."""
+        """A rendered dashboard page, cached until the sweep's finished parts or progress change
+        (how many render at once: ``service/guard.py:PageGate``)."""
         st = self.status(sweep_id)
         key = (sweep_id, kind, self.parts(sweep_id), st["status"], round(st["progress"], 2))
-
-        def bounded() -> str:
-            with self._renders:
-                return render()
-        return self.pages.get(key, bounded)
+        return self.pages.get(key, render)
 
     def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
         """Status of results with no registry row (:func:`sweeps.state.unregistered_status`)."""
