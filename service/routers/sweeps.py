@@ -143,8 +143,13 @@ def _summary(st: dict) -> dict:
                                "eta_s", "created_at")}
 
 
-@router.get("/{sweep_id}", response_model=SweepState, summary="Status, progress per cell, errors, ETA")
-def get_sweep(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
+@router.get("/{sweep_id}", response_model=SweepState,
+            summary="Status, progress per cell, errors, ETA (JSON; a browser gets the overview page)")
+def get_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+              format: Literal["json", "html"] | None = None):
+    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+        from service.routers.pages import overview_html
+        return overview_html(request, data, sid)
     return {**data.status(sid), "links": _links(sid)}
 
 
