@@ -302,6 +302,11 @@ def sweep_header(meta: Mapping[str, Any] | None, what: str, refresh_s: float | N
         info.append(f"id <code>{esc_html(sid)}</code>")
     if m.get("status"):
         info.append(badge(m.get("status")))
+    restarts = int(num(m.get("restarts")) if np.isfinite(num(m.get("restarts"))) else 0)
+    if restarts:
+        info.append(badge(f"restarted {restarts}×", "restarted",
+                          f"the sweep's driver (and its embedded Ray) stopped and was relaunched {restarts} "
+                          "time(s); finished cells were kept"))
     prog = progress(m)
     if prog != "-":
         info.append(prog)
@@ -311,6 +316,8 @@ def sweep_header(meta: Mapping[str, Any] | None, what: str, refresh_s: float | N
         parts.append("<div>" + " &nbsp; ".join(info) + "</div>")
     if m.get("description"):
         parts.append(f'<p class="muted">{esc_html(m.get("description"))}</p>')
+    if m.get("note"):
+        parts.append(f'<p class="note unsure">{esc_html(m.get("note"))}</p>')
     if m.get("error"):
         parts.append(f'<pre class="err">{esc_html(m.get("error"))}</pre>')
     parts.append(_cell_errors(m))

@@ -51,6 +51,9 @@ def _row(s: Mapping[str, Any], report: Mapping[str, Any] | None, submit_url: str
     if is_running(s) and sid:
         cancel = (f' <button class="secondary" data-cancel="{esc_html(submit_url.rstrip("/") + "/" + quote(sid, safe=""))}"'
                   f' onclick="cancelSweep(this)">cancel</button>')
+    n = s.get("restarts") or 0
+    restarts = (f' <span class="badge restarted" title="its driver (and embedded Ray) stopped and was relaunched">'
+                f"restarted {int(n)}×</span>") if isinstance(n, (int, float)) and n > 0 else ""
     desc = f'<div class="muted">{esc_html(s.get("description"))}</div>' if s.get("description") else ""
     err = ""
     if s.get("error"):
@@ -61,7 +64,7 @@ def _row(s: Mapping[str, Any], report: Mapping[str, Any] | None, submit_url: str
     data = links_html(sweep_links(s)) if s.get("links") else ""
     return (f'<tr data-status="{esc_html(status_of(s))}" data-id="{esc_html(sid)}">'
             f'<td class="l">{name_html}{desc}{err}</td>'
-            f'<td class="l"><code>{esc_html(sid)}</code></td><td class="l">{badge(s.get("status"))}{cancel}</td>'
+            f'<td class="l"><code>{esc_html(sid)}</code></td><td class="l">{badge(s.get("status"))}{restarts}{cancel}</td>'
             f'<td class="l">{progress(s)}</td><td class="l verdicts">{verdict_summary(report, s)}</td>'
             f'<td title="{when(s.get("created_at"))}">{esc_html(age(s.get("created_at")))}</td>'
             f'<td class="l">{views}{data}</td></tr>')

@@ -116,7 +116,7 @@ class SweepData:
 
     def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
         """part -> runs planned, from the spec saved beside the results (None without one)."""
-        from sweeps.local import load_saved_spec
+        from sweeps.bookkeeping import load_saved_spec
         from sweeps.plan import trials as plan_trials
 
         spec = load_saved_spec(self.store, sweep_id)

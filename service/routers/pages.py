@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-from pathlib import Path
 from typing import Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -229,7 +228,7 @@ def overview_html(request: Request, data: SweepData, sid: str) -> Response:
 
 
 def _saved_spec(data: SweepData, sid: str) -> dict | None:
-    from sweeps.local import load_saved_spec
+    from sweeps.bookkeeping import load_saved_spec
 
     spec = load_saved_spec(data.store, sid)
     return spec.canonical() if spec is not None else None
@@ -237,7 +236,7 @@ def _saved_spec(data: SweepData, sid: str) -> dict | None:
 
 @router.get("/docs", include_in_schema=False)
 def docs() -> Response:
-    """Swagger UI from this server (its assets ship with the ``swagger-ui-bundle`` package): no CDN."""
+    """Swagger UI from this server (its assets ship with the ``fastapi-swagger`` package): no CDN."""
     return get_swagger_ui_html(openapi_url="/openapi.json", title="mutransfer — API",
                                swagger_js_url="/static/swagger/swagger-ui-bundle.js",
                                swagger_css_url="/static/swagger/swagger-ui.css",
@@ -250,9 +249,9 @@ SWAGGER_FILES = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.c
 
 @functools.lru_cache(maxsize=None)
 def _swagger_file(name: str) -> bytes:
-    import swagger_ui_bundle
+    from importlib.resources import files
 
-    return (Path(swagger_ui_bundle.swagger_ui_path) / name).read_bytes()
+    return files("fastapi_swagger").joinpath("resources", name).read_bytes()
 
 
 @router.get("/static/swagger/{name}", include_in_schema=False)
