@@ -1,6 +1,7 @@
 """The ``mutransfer`` command line: run a sweep, list sweeps, report on one, serve the dashboards.
 
-    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine] [--json]
+    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine | --decide]
+                             [--dry-run] [--json]
     mutransfer list [--results DIR] [--json]
     (--results default: $MUTRANSFER_RESULTS, else ./results; every command prints the root it reads)
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M] [--diverged inf|best_before]
@@ -55,7 +56,8 @@ def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
 def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool, diverged: str = "inf") -> str:
     """The optimum-shift report of a sweep, provisional (k/n cells) while cells of its plan are
     unfinished; the unfinished cells are listed at the end of the text."""
-    from mutransfer.report import check_diverged, format_report, optimum_shift_report
+    from mutransfer.report import check_diverged, format_report
+    from sweeps import state
 
     try:
         check_diverged(diverged)
@@ -63,38 +65,32 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
         raise UserError(f"--diverged: {e}") from None
     spec = _store_spec(store, sweep_id)
     runs = store.load_runs(sweep_id)
-    metric = metric or (spec.metric if spec else "min_train_loss")
-    plan: dict = {}
-    missing: list[str] = []
-    record = None
+    metric = metric or (spec.metric if spec else state.DEFAULT_METRIC)
+    plan, record, decided = state.Plan(), None, None
     if spec is not None:
-        from sweeps import refine
+        from sweeps import decide, refine
 
         record = refine.load_record(store, sweep_id)
         if record is not None and record.spec_hash != spec.spec_hash():
             record = None
-        planned = refine.all_trials(spec, record)  # the spec's parts and its refinement's
-        done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
-        cells = {t.cell.cell_id for t in planned}
-        unfinished = {t.cell.cell_id for t in planned if t.part not in done}
-        missing = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
-        plan = dict(cells_total=len(cells), cells_done=len(cells - unfinished),
-                    expected_sizes={"width": list(spec.widths), "depth": list(spec.depths)})
-    report = optimum_shift_report(runs, metric=metric, diverged=diverged, **plan)
-    report["sweep_id"] = sweep_id
-    if spec is not None:
-        report["cells_missing"] = missing
-    if record is not None:
-        report["refinement"] = record.to_json()
+        decided = decide.matching_record(store, sweep_id, spec)
+        plan = state.spec_plan(store, sweep_id, spec, record, decided)  # the spec's parts, its refinement's, its decide loop's
+    report = state.sweep_report(runs, sweep_id=sweep_id, plan=plan, metric=metric, diverged=diverged,
+                                refinement=None if record is None else record.to_json(),
+                                decide=None if decided is None else decided.to_json())
     if as_json:
-        return json.dumps(report, indent=2, allow_nan=False)
+        return json.dumps(report.to_json(), indent=2, allow_nan=False)
     text = format_report(report)
     if record is not None:
         from sweeps.refine import summary
 
         text += "\n\n" + "\n".join(summary(record))
-    if missing:
-        text += f"\n\nCells not finished yet ({len(missing)}): " + ", ".join(missing)
+    if decided is not None:
+        from sweeps.decide import summary as decide_summary
+
+        text += "\n\n" + "\n".join(decide_summary(decided))
+    if plan.missing:
+        text += f"\n\nCells not finished yet ({len(plan.missing)}): " + ", ".join(plan.missing)
     return text
 
 
@@ -116,6 +112,15 @@ def cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     _check_cost(spec)
+    if args.refine and (args.decide or spec.decide is not None):
+        raise UserError("--refine: the decide loop extends edges itself (and adds seeds); use --decide alone")
+    args.decide = args.decide or spec.decide is not None  # the spec's decide: field asks for it too
+    if args.decide and spec.decide is None:
+        from sweeps.spec import Decide
+
+        spec = spec.model_copy(update={"decide": Decide()})  # default limits; not in the hash: the same sweep
+    if args.dry_run:
+        return _dry_run(spec, args)
     store = ResultsStore(args.results)
     store.check_writable()  # a file, or a directory we cannot write: say so before anything starts
     if args.executor == "local" or not (args.address or os.environ.get("RAY_ADDRESS")):
@@ -146,6 +151,13 @@ def cmd_run(args) -> int:
             refine.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
         except refine.RefineError as e:
             raise UserError(f"--refine: {e}") from None
+    if args.decide:
+        from sweeps import decide
+
+        try:
+            decide.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
+        except decide.DecideError as e:
+            raise UserError(f"--decide: {e}") from None
     cache = compile_cache.enable(args.jax_cache)
     lock = _lock_sweep(store, args.registry, sweep_id)
     try:
@@ -158,15 +170,28 @@ def cmd_run(args) -> int:
 
             steps = step_printer(lambda line: print(line, file=sys.stderr, flush=True), STEP_PROGRESS_EVERY_S)
 
-            def execute(rec):
+            def execute(rec, dec=None):
                 return run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress, refine_record=rec,
-                                 on_steps=steps)
+                                 on_steps=steps, decide_record=dec)
         else:
-            def execute(rec):
-                out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec)
+            def execute(rec, dec=None):
+                out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec, dec)
                 print(file=sys.stderr)
                 return out
-        if not args.refine:
+        if args.decide:  # the spec's runs (and rounds recorded earlier) first, then round after round
+            from sweeps.decide import run_decide
+
+            outcomes = []
+
+            def step_decide(rec) -> bool:
+                outcomes.append(execute(None, rec))
+                return not outcomes[-1].cells_failed
+
+            run_decide(spec, store, sweep_id, step_decide, say=lambda line: print(line, file=sys.stderr, flush=True))
+            outcome = outcomes[0]
+            for out in outcomes[1:]:
+                outcome.cells_failed.update(out.cells_failed)
+        elif not args.refine:
             outcome = execute(None)
         else:  # the grid (and rounds recorded earlier) first, then round after round; finished parts are skipped
             from sweeps.refine import run_refinement
@@ -192,6 +217,40 @@ def cmd_run(args) -> int:
     for cid, err in outcome.cells_failed.items():
         print(f"cell {cid} failed: {err}", file=sys.stderr)
     return 1 if outcome.cells_failed else 0
+
+
+def _dry_run(spec: SweepSpec, args) -> int:
+    """What ``run`` would do: sweep id, cells, runs (with the decide loop, the most its limits allow)
+    and a time estimate from this machine's measured pace. Starts no Ray, writes nothing."""
+    from sweeps.estimate import clock, estimate, planned_runs
+    from sweeps.plan import count_runs, plan
+
+    from mutransfer.data import locate
+
+    locate(spec.dataset.name, data_dir=spec.dataset.data_dir)  # the probe trains here
+    sweep_id = args.resume or spec.default_sweep_id()
+    cells = plan(spec)
+    n = count_runs(spec)
+    print(f"sweep id: {sweep_id}")
+    local = f"; a local grid (radius {spec.grid.radius}) at every size but the base" if spec.local_grid else ""
+    print(f"cells: {len(cells)} ({len(spec.algorithms)} algorithm(s) × {len(spec.parametrizations)} "
+          f"parametrisation(s) × {len(spec.widths)} width(s) × {len(spec.depths)} depth(s){local})")
+    print(f"runs: {n}")
+    est = estimate(spec)
+    t = est.seconds(planned_runs(spec))
+    extra = ""
+    if args.decide:
+        from sweeps.decide import limits
+
+        lim = limits(spec)
+        print(f"decide: at most {lim.max_runs} runs added (max_runs), {lim.max_rounds} rounds, {lim.max_seeds} seeds "
+              f"at a point: at most {n + lim.max_runs} runs in all")
+        worst = t + est.worst_per_run() * lim.max_runs + est.compile_s * len(cells) * lim.max_rounds
+        extra = f"; with the decide loop at most ≈ {clock(worst)}"
+    print(f"time: ≈ {clock(t)} for the spec's runs on this machine, one cell after another{extra} "
+          f"(measured: {est.probe_runs} runs of {est.probe_cell} for a few steps; compile ≈ {est.compile_s:.1f} s a cell)")
+    print("nothing was started or written (--dry-run)")
+    return 0
 
 
 STEP_PROGRESS_EVERY_S = 30.0  # in-process runs: a progress line within a trial at most this often
@@ -238,7 +297,8 @@ def _lock_sweep(store: ResultsStore, registry: str | None, sweep_id: str) -> int
     return fd
 
 
-def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str, refine_record=None):
+def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str, refine_record=None,
+                decide_record=None):
     """Run on Ray with a reaper (the embedded Ray's processes die with this one, however it dies)
     and a watch on the embedded cluster (if it dies, say so and stop instead of hanging)."""
     from sweeps import processes
@@ -259,7 +319,8 @@ def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache
             beat.watch_embedded_ray()
         out = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
                             registry_path=args.registry, max_failures=args.max_failures, jax_cache=cache,
-                            on_progress=_progress_printer(), refine_record=refine_record)
+                            on_progress=_progress_printer(), refine_record=refine_record,
+                            decide_record=decide_record)
         beat.stop()
         if started:
             import ray
@@ -433,13 +494,15 @@ def cmd_diagnose(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    value = {"hessian_condition": "kappa", "hessian_condition_during_training": "kappa",
-             "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z",
-             "gradient_alignment": "cos_pc_bp", "training_diagnostics": "ratio"}.get(args.kind, "kappa")
+    from mutransfer.diagnostic_columns import headline
+
+    column = headline(args.kind)
+    value = column.value if column is not None and column.value in df.columns else None
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 200):
-        if {"width", "depth"} <= set(df.columns) and df["width"].nunique() > 1 and df["depth"].nunique() > 1:
+        if value is not None and {"width", "depth"} <= set(df.columns) and df["width"].nunique() > 1 \
+                and df["depth"].nunique() > 1:
             keys = [c for c in ("parametrization", "residual", "activation", "step") if c in df.columns]
             for key, grp in (df.groupby(keys) if keys else [((), df)]):
                 print(f"{value} over depth (rows) × width (columns): {dict(zip(keys, key if isinstance(key, tuple) else (key,)))}")
@@ -504,6 +567,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "grid's own step, and repeat until the optima are interior or the spec's refine: "
                         "{max_rounds, max_runs} limits (default 3 rounds, the spec's run count) are hit; the "
                         "extension is part of the same sweep")
+    r.add_argument("--decide", action="store_true",
+                   help="after the spec's runs, act on every undecided verdict's reasons (extend an edge, add "
+                        "seeds where the optimum is still open, ...) and repeat until every verdict is decided or "
+                        "the spec's decide: {max_runs, max_seeds, max_rounds} limits are hit (default: as many "
+                        "runs as the spec's, 8 seeds, 6 rounds); part of the same sweep (docs/guide/decide.md)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the sweep id, cells, runs (with --decide the most the limits allow) and a time "
+                        "estimate from this machine's pace; start nothing, write nothing")
     r.add_argument("--address", default=None,
                    help="Ray cluster HOST:PORT (default: $RAY_ADDRESS, else an embedded local Ray)")
     r.add_argument("--executor", choices=("ray", "local"), default="ray",

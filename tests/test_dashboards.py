@@ -578,9 +578,11 @@ def test_coordinate_check_is_log_log_per_step():
     assert all(np.ptp(np.log(t.y)) < 1e-9 for t in flat) and all(t.y[-1] / t.y[0] == pytest.approx(4) for t in grow)
     assert sum(bool(t.showlegend) for t in dz) == 4  # one legend entry per layer
     assert [t for t in dz if t.meta["layer"] == 4][0].line.dash == "dash"  # the output layer
-    # Many steps: at most four panels, spread over the run, the last included.
-    many = D.coordinate_check_figure(make_coord_check(steps=tuple(range(11))))
-    assert len(many.layout.meta["steps"]) == 4 and many.layout.meta["steps"][-1] == 10
+    # Every step up to eight (as mup draws them); beyond, eight spread over the run, the last included.
+    eight = D.coordinate_check_figure(make_coord_check(steps=tuple(range(9))))
+    assert eight.layout.meta["steps"] == list(range(1, 9))
+    many = D.coordinate_check_figure(make_coord_check(steps=tuple(range(21))))
+    assert len(many.layout.meta["steps"]) == 8 and many.layout.meta["steps"][-1] == 20
     assert is_empty(D.coordinate_check_figure(make_coord_check(steps=(0,))), "only the initialisation")
     assert is_empty(D.coordinate_check_figure(df.iloc[:0]), "no coordinate check yet")
     page = D.diagnostics_page({"0-coordinate_check": df}, {"sweep_id": "s1"})

@@ -159,8 +159,13 @@ def shift(request: Request, sid: str = Depends(page_sweep), metric: str | None =
           data: SweepData = Depends(get_data)) -> Response:
     meta = _meta(data, sid)
     metric = metric or meta["metric"]
-    return html(request, data.page(sid, f"shift:{metric}", lambda: D.shift_page(data.report(sid, metric), meta,
-                                                                                  runs=data.runs(sid))))
+    def render() -> str:
+        from dashboards.decide_panel import decide_panel, inject
+
+        report = data.report(sid, metric)
+        return inject(D.shift_page(report, meta, runs=data.runs(sid)),
+                      decide_panel(report, sid, data.decide_offer(sid)))
+    return html(request, data.page(sid, f"shift:{metric}", render))
 
 
 @router.get("/sweeps/{sweep_id}/diagnostics", response_class=HTMLResponse,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 from typing import Literal
 
@@ -64,6 +65,11 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
     n = count_runs(spec)
     if n > lim.max_runs:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    if spec.decide is not None:  # the decide loop's runs count too: the most its limits allow
+        from sweeps.decide import most_runs
+
+        if most_runs(spec) > lim.max_runs:
+            raise _limit_error("decide.max_runs", most_runs(spec), lim.max_runs, "MUTRANSFER_MAX_RUNS")
     from sweeps.cost import refusals  # the cost bound: one run's memory, the sweep's compute, runnable at all
 
     found = refusals(spec, lim)
@@ -131,6 +137,35 @@ async def submit(request: Request, data: SweepData = Depends(get_data),
                  settings: Settings = Depends(get_settings)) -> dict:
     spec = await read_spec(request, settings.limits, request.app.state.parsers)
     return await asyncio.to_thread(_submit, spec, data, settings)
+
+
+@router.post("/{sweep_id}/decide", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
+             response_model=Submitted,
+             responses={422: {"description": "invalid limits, or over a limit; names the field"},
+                        429: {"description": "too many sweeps queued/running"}},
+             summary="Resubmit a sweep with decide: {max_runs, max_seeds, max_rounds} (the decide loop)")
+async def decide_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+                       settings: Settings = Depends(get_settings)) -> dict:
+    """The sweep's spec with the ``decide:`` field set to the JSON body's limits (an empty body: the
+    defaults), submitted like any spec: the same sweep id (decide is not part of the spec's hash), so
+    its finished runs are kept and the driver runs the decide loop (sweeps/decide.py)."""
+    from sweeps.spec import SpecError, parse_spec
+
+    raw = await request.body()
+    try:
+        limits = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("body", "expected a JSON object of decide limits "
+                                                                "{max_runs, max_seeds, max_rounds}", "json")]) from None
+    spec = data.spec_of(sid)
+    if spec is None:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("sweep_id", f"sweep {sid!r} has no saved spec to "
+                                                                            "resubmit", "no_spec")])
+    try:
+        new = parse_spec({**spec.canonical(), "refine": None, "decide": limits})
+    except SpecError as e:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [(f, m, "value_error") for f, m in e.errors]) from None
+    return await asyncio.to_thread(_submit, new, data, settings)
 
 
 @router.get("", response_model=SweepList, summary="List sweeps (newest first)")
@@ -249,11 +284,11 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
                                                       "(its metric from before it diverged, the muPC paper's rule)"),
            format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
-    rep = data.report(sid, metric, diverged)
+    rep = data.typed_report(sid, metric, diverged)
     if format == "html" or (format is None and prefers_html(request.headers.get("accept"))):
         from service.routers.pages import report_html
-        return HTMLResponse(report_html(data, sid, rep))
-    return JSONResponse(rep)
+        return HTMLResponse(report_html(data, sid, rep.to_json()))
+    return JSONResponse(rep.to_json())
 
 
 def status_readable(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> None:
