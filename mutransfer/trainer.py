@@ -1,4 +1,4 @@
-"""The grid trainer: every run of one cell trained together (SPEC §5).
+"""The grid trainer: every run of one cell trained together (docs/reference/training.md#the-grid-trainer).
 
 A *cell* fixes every array shape (algorithm, parameterisation, width, depth, ...); its *runs*
 differ only in weight lr η, activity lr β and seed. All runs of a cell are stacked along a leading
@@ -11,8 +11,9 @@ Conventions
 * The seed fixes both the weight init and the data order: runs sharing a seed see the same
   initial weights and the same batches (common random numbers, so lr comparisons are paired).
 * A run *diverges* at the first step whose pre-update training loss is non-finite or exceeds
-  ``divergence_factor`` × its step-0 loss (SPEC §5). From then on it is frozen (that step's update
-  is discarded and no later one applied) and its metrics are NaN; its batch-mates are untouched.
+  ``divergence_factor`` × its step-0 loss (docs/reference/training.md#divergence). From then on it
+  is frozen (that step's update is discarded and no later one applied) and its metrics are NaN;
+  its batch-mates are untouched.
   Weights are not scanned for non-finite entries every step (a reduction over every parameter
   of every run cost ~17 % of throughput); non-finite weights show up as a non-finite loss one
   step later.
@@ -48,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import algorithms, losses, optim, tp
+from mutransfer.budgets import BUDGET_FRACTIONS, budget_column, budget_steps  # noqa: F401 (re-exported)
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
                                  layer_packing, make_net)
@@ -140,17 +142,6 @@ ARCHITECTURES = ("mlp", "cnn")
 PRECISIONS = {"float32": np.float32, "float64": np.float64}
 INITS = {"default": "W_l ~ N(0, σ_l²)",
          "kaiming_uniform": "W_l ~ U(−σ_l, σ_l); under sp jpc's default U(±1/√fan_in)"}
-BUDGET_FRACTIONS = (0.25, 0.5)  # the budgets of the runs table's min_train_loss_<p>pct columns
-
-
-def budget_column(fraction: float) -> str:
-    """``min_train_loss_25pct`` for 0.25: the runs-table column of a budget fraction."""
-    return f"min_train_loss_{round(100 * fraction)}pct"
-
-
-def budget_steps(fraction: float, total: int) -> int:
-    """⌈f·S⌉ (at least 1): the steps counted by a budget fraction f of S total steps."""
-    return max(1, math.ceil(fraction * total - 1e-9))
 
 
 def precision_dtype(precision: str):

@@ -4,6 +4,8 @@ recompute the report on every request."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import re
 import threading
@@ -13,10 +15,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import Report
 from mutransfer.results import ResultsStore
 from service.settings import Settings
 from sweeps import progress as eta
+from sweeps import state
 from sweeps.recovery import open_registry
 from sweeps.registry import ACTIVE, TERMINAL, effective_status
 
@@ -70,9 +73,20 @@ class _Ttl:
         return value
 
 
+class RegistryUnavailable(Exception):
+    """The registry cannot be read now (a full disk, a busy or unreadable file): a sweep's status
+    cannot be told, and the API says so (503 with Retry-After, ``service/errors.py``) instead of
+    guessing from the files on disk."""
+
+    def __init__(self, cause: BaseException):
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
 class SweepData:
     """Shared read access; one per app. Reads of results (runs, curves, reports) need only the
-    store; status needs the registry, and degrades to what the store says when it cannot be read."""
+    store; status needs the registry: while it cannot be read, status reads raise
+    :class:`RegistryUnavailable` (never a status guessed from the store)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -80,36 +94,37 @@ class SweepData:
         self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
-        self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
+        self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
 
-    # -- registry reads that never raise ---------------------------------------------------
-    def row(self, sweep_id: str) -> dict:
+    # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
+    def _read(self, fn: Callable[[], Any]) -> Any:
         try:
-            return self.registry.sweep(sweep_id) or {}
+            return fn()
         except Exception as e:
-            log.warning("registry read failed (%s); answering from the results store", e)
-            return {}
+            log.warning("registry read failed (%s)", e)
+            raise RegistryUnavailable(e) from e
+
+    def row(self, sweep_id: str) -> dict:
+        return self._read(lambda: self.registry.sweep(sweep_id) or {})
 
     def trials(self, sweep_id: str) -> list[dict]:
-        try:
-            return self.registry.trials(sweep_id)
-        except Exception as e:
-            log.warning("registry read failed (%s); answering from the results store", e)
-            return []
+        return self._read(lambda: self.registry.trials(sweep_id))
 
     def sweep_rows(self, status: str | None = None) -> list[dict]:
-        try:
-            return self.registry.sweeps(status)
-        except Exception as e:
-            log.warning("registry read failed (%s); listing the results store", e)
-            return []
+        return self._read(lambda: self.registry.sweeps(status))
+
+    def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
+        """part -> runs planned, from the spec saved beside the results (None without one)."""
+        return state.planned_parts(self.store, sweep_id)
 
     def sweep_ids(self, status: str | None = None) -> list[str]:
-        """Sweeps newest first: the registry's, then results with no registry row (finished)."""
+        """Sweeps newest first: the registry's, then results with no registry row (finished when
+        every run their saved spec plans is stored, else unknown)."""
         ids = [r["sweep_id"] for r in self.sweep_rows(status)]
-        if status in (None, "finished"):
+        if status in (None, "finished", "unknown"):
             known = set(ids) | ({r["sweep_id"] for r in self.sweep_rows()} if status else set())
-            ids += [s for s in self.store.sweeps() if s not in known and SWEEP_ID.fullmatch(s)]
+            extra = [s for s in self.store.sweeps() if s not in known and SWEEP_ID.fullmatch(s)]
+            ids += [s for s in extra if status is None or self.status(s)["status"] == status]
         return ids
 
     # -- results ------------------------------------------------------------------------------
@@ -117,7 +132,7 @@ class SweepData:
         """Verified finished parts (readable, expected row count), re-listed at most every 0.5 s;
         each part file is read once per version (ResultsStore.verify_parts)."""
         def make():
-            expected = {t["part"]: t["runs"] for t in self.trials(sweep_id)} or None
+            expected = {t["part"]: t["runs"] for t in self.trials(sweep_id)} or self.planned_parts(sweep_id)
             return self.store.verify_parts(sweep_id, expected).done
         return self._parts.get(sweep_id, make)
 
@@ -135,40 +150,75 @@ class SweepData:
         return self.store.load_curves(sweep_id, **filters)
 
     def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
-        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
-        unfinished; sizes of the spec not reached yet are named."""
-        plan = self._plan(sweep_id)
-        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(sorted(plan.items())))
+        """The report's JSON (what ``GET /sweeps/{id}/report`` returns) of :meth:`typed_report`."""
+        return self.typed_report(sweep_id, metric, diverged).to_json()
 
-        def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
-            rep["sweep_id"] = sweep_id
+    def typed_report(self, sweep_id: str, metric: str, diverged: str = "inf") -> Report:
+        """The typed optimum-shift report (:func:`sweeps.state.sweep_report`), provisional (k/n
+        cells) while cells of the sweep's plan are unfinished; sizes of the spec not reached yet are
+        named."""
+        plan = self._plan(sweep_id)
+        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(plan))
+
+        def make() -> Report:
             from sweeps.refine import load_record
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
-            if record is not None:
-                rep["refinement"] = record.to_json()
-            return rep
+            return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
+                                      diverged=diverged, refinement=None if record is None else record.to_json(),
+                                      decide=self._decide_record(sweep_id))  # the decide loop: rounds, why it stopped
         return self._reports.get(key, make)
 
-    def _plan(self, sweep_id: str) -> dict:
-        """cells_total / cells_done (the status' cells, i.e. the registry's trials) and expected_sizes
-        (the spec's widths/depths); nothing for results without a registry row (they are finished)."""
-        sizes = self._sizes.get(sweep_id)
-        if sizes is None:  # a sweep's sizes never change: one registry read per sweep that has a row
+    def _plan(self, sweep_id: str) -> state.Plan:
+        """The status' cells (the registry's trials) and the spec's sizes; no cells for results without
+        a registry row (they are finished)."""
+        spec = self._specs.get(sweep_id)
+        if spec is None:  # a sweep's spec never changes: one registry read per sweep that has a row
             row = self.row(sweep_id)
             spec = row.get("spec") or {}
-            sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
             if row:
-                self._sizes[sweep_id] = sizes
-        cells: dict[str, bool] = {}
-        for c in self.status(sweep_id)["cells"]:
-            cid = c.get("cell_id") or c["part"]
-            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
-        out: dict = {"expected_sizes": sizes} if sizes else {}
-        if cells:
-            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
-        return out
+                self._specs[sweep_id] = spec
+        if not spec:  # no registry row (an in-process run): the spec saved beside its results, for its design
+            saved = self.spec_of(sweep_id)
+            plan = state.registry_plan(self.status(sweep_id)["cells"], spec)
+            return plan if saved is None else replace(plan, design=state.spec_design(saved))
+        return state.registry_plan(self.status(sweep_id)["cells"], spec)
+
+    def _spec(self, sweep_id: str):
+        from sweeps.spec import parse_spec
+
+        row = self.row(sweep_id)
+        try:
+            return parse_spec(row["spec"]) if row and row.get("spec") else None
+        except ValueError:
+            return None
+
+    def spec_of(self, sweep_id: str):
+        """The sweep's spec: the registry's, else the one saved beside its results (None if neither)."""
+        from sweeps.bookkeeping import load_saved_spec
+
+        return self._spec(sweep_id) or load_saved_spec(self.store, sweep_id)
+
+    def decide_offer(self, sweep_id: str) -> dict | None:
+        """What the pages' decide button would spend (dashboards/decide_panel.py): the decide limits
+        (the spec's, else the defaults), the runs the sweep has, and the time the most runs would
+        take at this sweep's own measured pace (its runs' mean ``wall_s``)."""
+        from sweeps.decide import limits
+
+        spec = self.spec_of(sweep_id)
+        if spec is None:
+            return None
+        lim = limits(spec)
+        runs = self.runs(sweep_id)
+        pace = float(runs["wall_s"].mean()) if "wall_s" in runs.columns and len(runs) else None
+        return {"max_runs": lim.max_runs, "max_seeds": lim.max_seeds, "max_rounds": lim.max_rounds,
+                "runs_now": len(runs), "seconds": None if pace is None or pace != pace else pace * lim.max_runs}
+
+    def _decide_record(self, sweep_id: str) -> dict | None:
+        from sweeps.decide import matching_record
+
+        rec = matching_record(self.store, sweep_id, self.spec_of(sweep_id))
+        return None if rec is None else rec.to_json()
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
@@ -180,46 +230,31 @@ class SweepData:
             ttl.items.pop(sweep_id, None)
 
     def page(self, sweep_id: str, kind: str, render: Callable[[], str]) -> str:
-        """A rendered dashboard page, cached until the sweep's finished parts or progress change."""
+        """A rendered dashboard page, cached until the sweep's finished parts or progress change
+        (how many render at once: ``service/guard.py:PageGate``)."""
         st = self.status(sweep_id)
         key = (sweep_id, kind, self.parts(sweep_id), st["status"], round(st["progress"], 2))
         return self.pages.get(key, render)
+
+    def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
+        """Status of results with no registry row (:func:`sweeps.state.unregistered_status`)."""
+        return state.unregistered_status(self.planned_parts(sweep_id), done)
 
     def _read_status(self, sweep_id: str) -> dict:
         now = time.time()
         row = self.row(sweep_id)
         trials = self.trials(sweep_id) if row else []
         done = self.parts(sweep_id)
-        status, error = (row.get("status"), row.get("error")) if row else ("finished", None)
+        status, error = (row.get("status"), row.get("error")) if row else self._unregistered(sweep_id, done)
         if row and not (self.settings.launch_drivers and row.get("owner") != "cli"):
             # No relaunch will come from us: a running sweep whose driver is gone is shown failed now.
             # (Sweeps we relaunch stay as they are for the < 1 s until the supervisor acts.)
             status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
-        if not row:  # results without a registry row (a CLI run elsewhere, or a registry being rebuilt)
-            runs_done = runs_total = len(self.runs(sweep_id))
-        else:
-            runs_total = row.get("runs_total") or 0
-            runs_done = sum(t["runs"] for t in trials if t["part"] in done)
-            missing = [t["part"] for t in trials if t["part"] not in done]
-            if status == "finished" and missing:  # its stored results are not all there (any more)
-                status = "failed"
-                error = (f"{len(missing)} of {len(trials)} cells' stored results are missing or unreadable; "
-                         "they are quarantined and recomputed (or resubmit the spec)")
-        cells = []
-        for t in trials:
-            st, note_t = t["status"], t.get("note")
-            if t["part"] in done:
-                st = "finished"
-            elif st == "finished":
-                st, note_t = "queued", note_t or "its stored results are missing or unreadable; to be recomputed"
-            elif status == "cancelled" and st in ACTIVE:
-                st = "cancelled"
-            elif st == "running" and status != "running":
-                st = "queued"  # a stale row of a driver that is gone
-            cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
-                          "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
-                          "attempts": t["attempts"], "error": t["error"], "note": note_t})
+        planned = None if row else self.planned_parts(sweep_id)
+        stored = len(self.runs(sweep_id)) if not row and not planned else 0  # no plan: what is stored is all
+        p = state.progress(row, trials, done, status, error, planned=planned, stored_runs=stored)
+        status, error, runs_done, runs_total, cells = p.status, p.error, p.runs_done, p.runs_total, list(p.cells)
         running = sum(eta.running_runs(c["runs"], c["progress"]) for c in cells if c["status"] == "running")
         finishes = [(t["finished_at"], t["runs"]) for t in trials if t.get("finished_at") and t["part"] in done]
         eta_s = eta.eta_seconds(now, row.get("started_at"), finishes, runs_done, runs_total) \
@@ -236,6 +271,6 @@ class SweepData:
             "started_at": row.get("started_at"),
             "heartbeat_age_s": round(now - beat, 1) if beat and status in ACTIVE else None,
             "restarts": row.get("restarts") or 0,
-            "metric": spec.get("metric", "min_train_loss"),
+            "metric": spec.get("metric", state.DEFAULT_METRIC),
             "cells": cells,
         }

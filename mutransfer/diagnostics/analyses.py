@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from mutransfer import alignment as _alignment
+from mutransfer.diagnostics import alignment as _alignment
 from mutransfer.diagnostics.conditioning import Conditioning, block_condition_number, condition_number
 from mutransfer.diagnostics.coordinates import coordinate_check
 from mutransfer.diagnostics.during_training import TrainingDiagnosticsConfig, run_training_diagnostics
@@ -114,7 +114,7 @@ class CoordinateCheckConfig:
     num_examples: int = 2048
     batch_size: int = 64
     steps: int = 3
-    record_every: int | None = None
+    record_every: int | None = 1  # every step, as mup's coordinate check draws one panel per step
     lr: float = 1e-2
     activity_lr: float = 0.1
     inference_steps: int | None = None

@@ -1,7 +1,7 @@
 """One analysis: a group of fixed settings along one size axis (width or depth) — per-size surfaces
 and optima on the grid and fitted, the transfer of the base size's optimum (:mod:`.transfer`),
 seed-bootstrap confidence intervals, the verdict (:mod:`.verdict`), the fitted drift slopes, and the
-robustness views ``by_base`` and ``by_budget`` (:mod:`.views`) (SPEC §7).
+robustness views ``by_base`` and ``by_budget`` (:mod:`.views`) (docs/reference/transfer-analysis.md).
 
 Conventions: learning rates are analysed in log2, so shifts are in octaves (1 octave = a factor 2)
 and drift slopes in octaves per doubling of size (d log2 lr* / d log2 s). ``grid_steps_*`` count
@@ -20,7 +20,7 @@ from . import verdict as V
 from .encoding import fmt_lr, signed
 from .metrics import BETA_COL, ETA_COL, MetricInfo
 from .surfaces import Grid, make_grid, subgrid_optimum
-from .transfer import Options, SizeData, compare, judge_entries, size_data
+from .transfer import Options, SizeData, _full_grid, compare, judge_entries, size_data
 from .uncertainty import argmin_counts, percentile_ci
 from .views import by_base, by_budget
 
@@ -63,6 +63,30 @@ def fit_drift_state(slope: float, ci: Sequence[float] | None, drift_tol: float) 
     return {"pass": "within", "fail": "beyond", "uncertain": "uncertain"}[V.judge(abs(slope), mags, drift_tol)]
 
 
+def _slope(c: int, lr: str, log2_sizes: list[float], fits: list, boot_fits: list, entries: list[dict],
+           grid: Grid, opts: Options, warnings: list[str]) -> tuple[float | None, list | None, str | None]:
+    """The sub-grid fit's drift slope of lr (c = 0: eta, 1: beta) with its bootstrap CI and state;
+    (None, None, None) without an activity lr. Warns when it drifts beyond ``drift_tol`` while the
+    grid argmin stays within ``steps_tol``."""
+    if c == 1 and grid.beta is None:
+        return None, None, None
+    slope = drift_slope(log2_sizes, [f[c] for f in fits])
+    ci = None
+    if opts.n_bootstrap > 0 and any(bf is not None for bf in boot_fits):
+        b = opts.n_bootstrap
+        cols = [bf[:, c] if bf is not None else np.full(b, np.nan if f[c] is None else f[c])
+                for bf, f in zip(boot_fits, fits)]
+        ci = percentile_ci([drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)], opts.ci_level)
+    state = fit_drift_state(slope, ci, opts.drift_tol)
+    steps_key = "grid_steps_eta" if c == 0 else "grid_steps_beta"
+    worst_steps = max((abs(e[steps_key]) for e in entries if e.get(steps_key) is not None), default=0)
+    if state == "beyond" and ci and worst_steps <= opts.steps_tol:
+        warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slope)} "
+                        f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
+                        f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
+    return slope, ci, state
+
+
 def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: Sequence[int],
             info: MetricInfo, opts: Options) -> dict[str, Any]:
     """Optimum-shift analysis of one group along one size axis (floats un-encoded)."""
@@ -74,16 +98,23 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
     if missing_sizes:
         warnings.append(f"no runs for {axis}={', '.join(map(str, missing_sizes))} "
                         "(expected from the sweep's plan or its other groups): analysed the sizes that exist")
+    planned = _full_grid(df, axis, grid, opts)
     for p in per:
         n_pt = (~np.isnan(p.cube)).sum(axis=0)
+        want = len(p.seeds) if opts.expected_seeds is None else min(opts.expected_seeds, len(p.seeds))
         for a in range(grid.shape[0]):
             for b in range(grid.shape[1]):
                 point = {"size": p.size, ETA_COL: float(grid.eta[a]), BETA_COL: grid.beta_at(b)}
                 if n_pt[a, b] == 0:
-                    missing.append({"kind": "point", **point})
-                elif n_pt[a, b] < len(p.seeds):
+                    if not p.local and planned[a, b]:  # outside a local neighbourhood: not planned, not missing
+                        missing.append({"kind": "point", **point})
+                elif n_pt[a, b] < want:
                     missing.append({"kind": "seeds", **point, "n_seeds": int(n_pt[a, b]),
-                                    "expected_seeds": len(p.seeds)})
+                                    "expected_seeds": want})
+        if p.local:
+            warnings.append(f"{axis}={p.size} ran a local grid ({int((n_pt > 0).sum())} of {n_pt.size} points, "
+                            "around the base optimum): its optimum and regret are against the best point of "
+                            "that neighbourhood, not of the full grid")
         if p.n_missing_points:
             warnings.append(f"{p.n_missing_points} of {n_pt.size} grid points have no runs at {axis}={p.size} "
                             "(sweep incomplete?): argmin is over the points that exist")
@@ -123,7 +154,7 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         if k == 0 or e["eta_star"] is None or per[0].opt is None or doublings == 0:
             e["drift_eta"] = None if k == 0 else math.nan
             e["drift_beta"] = None
-        else:  # grid-argmin shift per doubling (SPEC §7: Δlog2 of η*_s, β*_s)
+        else:  # grid-argmin shift per doubling (docs/reference/transfer-analysis.md#shift: Δlog2 of η*_s, β*_s)
             e["drift_eta"] = e["dlog2_eta"] / doublings
             e["drift_beta"] = None if e["dlog2_beta"] is None else e["dlog2_beta"] / doublings
         if p.boot is None:
@@ -149,28 +180,13 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         warnings.append(f"seed uncertainty unavailable for {axis}={', '.join(map(str, single_seed))} (only one seed)")
 
     log2_sizes = [math.log2(s) if s > 0 else math.nan for s in sizes]
-    slopes: dict[str, Any] = {}
-    for c, lr in ((0, "eta"), (1, "beta")):
-        if c == 1 and grid.beta is None:
-            slopes["drift_slope_beta"] = slopes["drift_slope_beta_ci"] = slopes["drift_slope_beta_state"] = None
-            continue
-        slopes[f"drift_slope_{lr}"] = drift_slope(log2_sizes, [f[c] for f in fits])
-        slopes[f"drift_slope_{lr}_ci"] = None
-        if opts.n_bootstrap > 0 and any(bf is not None for bf in boot_fits):
-            b = opts.n_bootstrap
-            cols = [bf[:, c] if bf is not None else np.full(b, np.nan if f[c] is None else f[c])
-                    for bf, f in zip(boot_fits, fits)]
-            boot_slopes = [drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)]
-            slopes[f"drift_slope_{lr}_ci"] = percentile_ci(boot_slopes, opts.ci_level)
-        ci = slopes[f"drift_slope_{lr}_ci"]
-        state = fit_drift_state(slopes[f"drift_slope_{lr}"], ci, opts.drift_tol)
-        slopes[f"drift_slope_{lr}_state"] = state
-        worst_steps = max((abs(e[f"grid_steps_{lr}"]) for e in entries if e.get(f"grid_steps_{lr}") is not None),
-                          default=0)
-        if state == "beyond" and ci and worst_steps <= opts.steps_tol:
-            warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slopes[f'drift_slope_{lr}'])} "
-                            f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
-                            f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
+    slope_eta = _slope(0, "eta", log2_sizes, fits, boot_fits, entries, grid, opts, warnings)
+    slope_beta = _slope(1, "beta", log2_sizes, fits, boot_fits, entries, grid, opts, warnings)
+    slopes: dict[str, Any] = {
+        "drift_slope_eta": slope_eta[0], "drift_slope_eta_ci": slope_eta[1], "drift_slope_eta_state": slope_eta[2],
+        "drift_slope_beta": slope_beta[0], "drift_slope_beta_ci": slope_beta[1],
+        "drift_slope_beta_state": slope_beta[2],
+    }
     verdict, text, reasons = judge_entries(axis, entries, 0, info, opts, missing_sizes, slopes)
 
     budget, budget_note = by_budget(df, axis, grid, info, opts, missing_sizes)

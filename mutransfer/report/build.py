@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import dataclasses
+from typing import Any, Collection, Mapping, Sequence
 
 import pandas as pd
 
 from .analysis import analyse
 from .transfer import Options
 from .encoding import scalar, to_json
+from .model import Report
 from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
 CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
 
 
-def optimum_shift_report(
+def optimum_shift_report(runs: pd.DataFrame, **options: Any) -> dict[str, Any]:
+    """The report of :func:`build_report` as its JSON (the wire format: ``GET /sweeps/{id}/report``,
+    ``mutransfer report --json``); same arguments."""
+    return build_report(runs, **options).to_json()
+
+
+def build_report(
     runs: pd.DataFrame,
     *,
     metric: str = "min_train_loss",
@@ -28,8 +36,10 @@ def optimum_shift_report(
     cells_total: int | None = None,
     cells_done: int | None = None,
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
-) -> dict[str, Any]:
-    """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (SPEC §7)
+    expected_seeds: int | None = None,
+    local_cells: Collection[tuple[int, int]] | None = None,
+) -> Report:
+    """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (docs/reference/transfer-analysis.md)
 
     ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
     ``depth``; ``activity_lr`` (NaN for e.g. bp), ``seed``, ``status`` (ok|diverged|failed, others
@@ -45,8 +55,13 @@ def optimum_shift_report(
     ``cells_total`` (and optionally ``cells_done``, else counted from the finished rows): the sweep's
     planned cells, which makes the report ``provisional`` while some are unfinished;
     ``expected_sizes`` ({"width": [...], "depth": [...]}, e.g. from the spec) names sizes not run yet.
+    The sweep's design when it is not a full grid with the same seeds everywhere (sweeps/decide.py):
+    ``expected_seeds`` — the seeds every run grid point is planned with (points with more had seeds
+    added); ``local_cells`` — (width, depth) cells that ran a local neighbourhood of the lr grid
+    (their sizes are marked ``local`` and their regret is against the neighbourhood's best point).
 
-    Returns a JSON-ready dict (+inf -> "inf", NaN -> None): ``provisional`` (None or
+    Returns the typed :class:`~mutransfer.report.model.Report` (its JSON: :meth:`Report.to_json`,
+    +inf -> "inf", NaN -> None): ``provisional`` (None or
     {cells_done, cells_total}), ``notes``, ``thresholds``, ``regret_unit``, ``diverged`` and
     ``analyses``: per group and size axis with >= 2 sizes — ``verdict`` (transfers | does not
     transfer | inconclusive), ``reasons`` ([{code, detail, ...}], :mod:`mutransfer.report.verdict`),
@@ -70,7 +85,9 @@ def optimum_shift_report(
         if not ok:
             raise ValueError(f"{name}={value!r} must be {want}")
     opts = Options(regret_tol=tol, steps_tol=int(steps_tol), drift_tol=float(drift_tol),
-                   n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged)
+                   n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged,
+                   expected_seeds=None if expected_seeds is None else int(expected_seeds))
+    local = {(int(w), int(d)) for w, d in (local_cells or ())}
     report: dict[str, Any] = {
         "metric": metric, "column": info.column, "direction": info.direction,
         "units": "lrs in log2 (octave = factor 2); drift in octaves per doubling of size; "
@@ -80,13 +97,13 @@ def optimum_shift_report(
         "thresholds": {"regret_tol": tol, "steps_tol": opts.steps_tol, "drift_tol": opts.drift_tol},
         "ci_level": opts.ci_level, "diverged": diverged,
         "n_bootstrap": opts.n_bootstrap, "rng_seed": opts.rng_seed,
-        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [],
+        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [], "single_size": [],
     }
     if len(runs) == 0:
         if cells_total:
             report["provisional"] = {"cells_done": int(cells_done or 0), "cells_total": int(cells_total)}
         report["notes"].append("no runs: nothing to analyse")
-        return to_json(report)
+        return Report.from_json(to_json(report))
 
     df, notes = prepare(runs, info, diverged)
     report["notes"].extend(notes)
@@ -117,13 +134,15 @@ def optimum_shift_report(
             group = {c: scalar(v) for c, v in zip(keys, key)}
             exp = expected[_key(key[: len(fixed)])]
             if g[axis].nunique() < 2:
+                if axis == axes[0]:  # the cell's surfaces and optimum, once per cell (first size axis)
+                    report["single_size"].append(_single(g, axis, group, info, opts))
                 if len(exp) >= 2:
                     only = int(g[axis].iloc[0])
                     report["notes"].append(
                         f"{_title(group)}: only {axis}={only} has results so far (of "
                         f"{', '.join(map(str, exp))}): nothing to compare along {axis} yet")
                 continue
-            a = analyse(g, axis, group, exp, info, opts)
+            a = analyse(g, axis, group, exp, info, _local_sizes(opts, local, axis, group, g[axis].unique()))
             a["sweep_ids"] = sorted(str(x) for x in g["sweep_id"].dropna().unique()) if "sweep_id" in g else []
             if a["by_budget_note"]:
                 budget_notes.add(a["by_budget_note"])
@@ -134,7 +153,26 @@ def optimum_shift_report(
         report["notes"].append(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
-    return to_json(report)
+    return Report.from_json(to_json(report))
+
+
+def _local_sizes(opts: Options, local: set, axis: str, group: Mapping[str, Any], sizes) -> Options:
+    """``opts`` with the sizes of this analysis whose cell ran a local grid."""
+    if not local:
+        return opts
+    other = group.get("depth" if axis == "width" else "width")
+    if other is None:
+        return opts
+    cells = {int(s): ((int(s), int(other)) if axis == "width" else (int(other), int(s))) for s in sizes}
+    return dataclasses.replace(opts, local_sizes=frozenset(s for s, c in cells.items() if c in local))
+
+
+def _single(g: pd.DataFrame, axis: str, group: dict, info, opts: Options) -> dict[str, Any]:
+    """A group with one size: the analysis machinery's size row, surface and warnings, no verdict."""
+    size = int(g[axis].iloc[0])
+    a = analyse(g, axis, group, [size], info, opts)
+    return {"group": group, "axis": axis, "size": size, "eta_grid": a["eta_grid"], "beta_grid": a["beta_grid"],
+            "row": a["sizes"][0], "surface": a["surfaces"][0], "warnings": a["warnings"]}
 
 
 def _cells_done(df: pd.DataFrame) -> int:

@@ -1,4 +1,4 @@
-"""The sweeps API (SPEC §9): submit, list, inspect, cancel, pull tables, report, progress events.
+"""The sweeps API (docs/guide/service.md#http-api): submit, list, inspect, cancel, pull tables, report, progress events.
 
 Every route refuses query parameters it does not take (422 naming them and the accepted ones);
 statuses are one vocabulary (``sweeps.registry.Status``) for sweeps and cells, enumerated in the
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 from typing import Literal
 
@@ -19,16 +20,16 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import DIVERGED_POLICIES, METRICS
-from mutransfer.results import RUN_STATUSES
+from mutransfer.results import RUN_STATUSES, with_settings
 from service import launcher
 from service.body import read_spec
-from service.data import SweepData
+from service.data import RegistryUnavailable, SweepData
 from service.deps import get_data, get_settings, require_writer, shutting_down, strict_query, sweep_id
-from service.errors import ApiError
+from service.errors import ApiError, prefers_html
 from service.models import Cancelled, SweepList, SweepState, Submitted
 from service.settings import Settings
 from sweeps import locks
-from sweeps.local import save_spec
+from sweeps.bookkeeping import save_spec
 from sweeps.registry import ACTIVE, TERMINAL, Status
 from sweeps.spec import SweepSpec, count_runs
 
@@ -64,6 +65,16 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
     n = count_runs(spec)
     if n > lim.max_runs:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    if spec.decide is not None:  # the decide loop's runs count too: the most its limits allow
+        from sweeps.decide import most_runs
+
+        if most_runs(spec) > lim.max_runs:
+            raise _limit_error("decide.max_runs", most_runs(spec), lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    from sweeps.cost import refusals  # the cost bound: one run's memory, the sweep's compute, runnable at all
+
+    found = refusals(spec, lim)
+    if found:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [(f, m, "cost") for f, m in found])
 
 
 def _check_dataset(spec: SweepSpec) -> None:
@@ -128,6 +139,35 @@ async def submit(request: Request, data: SweepData = Depends(get_data),
     return await asyncio.to_thread(_submit, spec, data, settings)
 
 
+@router.post("/{sweep_id}/decide", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
+             response_model=Submitted,
+             responses={422: {"description": "invalid limits, or over a limit; names the field"},
+                        429: {"description": "too many sweeps queued/running"}},
+             summary="Resubmit a sweep with decide: {max_runs, max_seeds, max_rounds} (the decide loop)")
+async def decide_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+                       settings: Settings = Depends(get_settings)) -> dict:
+    """The sweep's spec with the ``decide:`` field set to the JSON body's limits (an empty body: the
+    defaults), submitted like any spec: the same sweep id (decide is not part of the spec's hash), so
+    its finished runs are kept and the driver runs the decide loop (sweeps/decide.py)."""
+    from sweeps.spec import SpecError, parse_spec
+
+    raw = await request.body()
+    try:
+        limits = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("body", "expected a JSON object of decide limits "
+                                                                "{max_runs, max_seeds, max_rounds}", "json")]) from None
+    spec = data.spec_of(sid)
+    if spec is None:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("sweep_id", f"sweep {sid!r} has no saved spec to "
+                                                                            "resubmit", "no_spec")])
+    try:
+        new = parse_spec({**spec.canonical(), "refine": None, "decide": limits})
+    except SpecError as e:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [(f, m, "value_error") for f, m in e.errors]) from None
+    return await asyncio.to_thread(_submit, new, data, settings)
+
+
 @router.get("", response_model=SweepList, summary="List sweeps (newest first)")
 def list_sweeps(data: SweepData = Depends(get_data),
                 status_: Status | None = Query(None, alias="status", description="only sweeps with this status"),
@@ -143,8 +183,13 @@ def _summary(st: dict) -> dict:
                                "eta_s", "created_at")}
 
 
-@router.get("/{sweep_id}", response_model=SweepState, summary="Status, progress per cell, errors, ETA")
-def get_sweep(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
+@router.get("/{sweep_id}", response_model=SweepState,
+            summary="Status, progress per cell, errors, ETA (JSON; a browser gets the overview page)")
+def get_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+              format: Literal["json", "html"] | None = None):
+    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+        from service.routers.pages import overview_html
+        return overview_html(request, data, sid)
     return {**data.status(sid), "links": _links(sid)}
 
 
@@ -202,7 +247,8 @@ def runs(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), form
     return _table_response(df.reset_index(drop=True), format, f"{sid}-runs")
 
 
-@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step)")
+@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step, with the run's "
+                                          "settings: group by width, lrs, seed, ... without a join)")
 def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), format: Format = "parquet",
            run_id: list[str] = Query(None), width: list[int] = Query(None), depth: list[int] = Query(None),
            parametrization: list[Parametrization] = Query(None), weight_lr: list[float] = Query(None),
@@ -215,7 +261,7 @@ def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), fo
             r = r[r[col].isin(vals)]
         ids = set(r["run_id"]) & ids if ids else set(r["run_id"])
     df = data.curves(sid, run_ids=sorted(ids)) if (ids or sel) else data.curves(sid)
-    return _table_response(df, format, f"{sid}-curves")
+    return _table_response(with_settings(df, data.runs(sid)), format, f"{sid}-curves")
 
 
 @router.get("/{sweep_id}/analyses", summary="Diagnostics tables of the sweep (names)")
@@ -238,20 +284,35 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
                                                       "(its metric from before it diverged, the muPC paper's rule)"),
            format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
-    rep = data.report(sid, metric, diverged)
-    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+    rep = data.typed_report(sid, metric, diverged)
+    if format == "html" or (format is None and prefers_html(request.headers.get("accept"))):
         from service.routers.pages import report_html
-        return HTMLResponse(report_html(data, sid, rep))
-    return JSONResponse(rep)
+        return HTMLResponse(report_html(data, sid, rep.to_json()))
+    return JSONResponse(rep.to_json())
+
+
+def status_readable(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> None:
+    """The sweep's status can be read now (else 503, before an event stream starts)."""
+    data.status(sid)
 
 
 @router.get("/{sweep_id}/events", response_class=EventSourceResponse,
             summary="Server-sent progress events until the sweep ends (or the server shuts down)")
 async def events(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+                 _readable: None = Depends(status_readable),
                  interval: float = Query(1.0, ge=0.1, le=60)):
     last = None
     while True:
-        st = await asyncio.to_thread(data.status, sid)
+        try:
+            st = await asyncio.to_thread(data.status, sid)
+        except RegistryUnavailable as e:  # mid-stream: said once per outage, then polled again
+            if last != "unavailable":
+                yield ServerSentEvent(data={"id": sid, "status": "unknown", "reason": f"the sweep registry "
+                                            f"cannot be read ({e}); the stream goes on when it can"},
+                                      event="unavailable")
+                last = "unavailable"
+            await asyncio.sleep(interval)
+            continue
         summary = {**_summary(st), "cells_done": sum(c["status"] == "finished" for c in st["cells"]),
                    "cells_total": len(st["cells"])}
         if summary != last:
