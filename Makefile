@@ -53,7 +53,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: setup
-	$(VENV)/bin/python benchmarks/grid_throughput.py --against benchmarks/baselines/grid.json
+	$(VENV)/bin/python benchmarks/grid_throughput.py
 
 clean:
 	rm -rf $(VENV) $(RESULTS) .pytest_cache site
