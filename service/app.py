@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
             await app.state.parsers.close()
 
-    app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: pages.py, offline
                   description="Hyperparameter-transfer sweeps for local learning algorithms. Statuses of sweeps "
                               "and of their cells share one vocabulary: queued, running, finished, failed, "
                               "cancelled. Unknown query parameters are refused (422).")

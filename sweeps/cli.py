@@ -3,6 +3,7 @@
     mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine | --decide]
                              [--dry-run] [--json]
     mutransfer list [--results DIR] [--json]
+    (--results default: $MUTRANSFER_RESULTS, else ./results; every command prints the root it reads)
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M] [--diverged inf|best_before]
     mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
@@ -334,6 +335,39 @@ def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache
 DEFAULT_PORT = 8000
 
 
+# --results of every command that reads results: unset means the one rule of
+# mutransfer.results.default_results_root ($MUTRANSFER_RESULTS, else ./results), resolved in main().
+RESULTS_ARG = dict(default=None, metavar="DIR",
+                   help="results root: a directory or a pyarrow filesystem URI (default: $MUTRANSFER_RESULTS, "
+                        "else ./results)")
+
+
+def resolve_results(args) -> None:
+    """Fill an unset --results by the one rule and say on stderr which root the command reads."""
+    if not hasattr(args, "results"):
+        return
+    if args.results is None:
+        args.results = str(default_results_root())
+        how = "$MUTRANSFER_RESULTS" if os.environ.get("MUTRANSFER_RESULTS") else "default ./results"
+    else:
+        how = "--results"
+    if "://" not in str(args.results):
+        args.results = str(Path(args.results).expanduser().absolute())
+    print(f"results: {args.results} ({how})", file=sys.stderr)
+
+
+def check_results_dir(path: str) -> None:
+    """A results root to read must be an existing directory: else one error line saying where."""
+    if "://" in str(path):
+        return
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"--results {path}: no such directory (the results root is --results, else "
+                        "$MUTRANSFER_RESULTS, else ./results)")
+    if not p.is_dir():
+        raise UserError(f"--results {path}: is a file, not a results directory")
+
+
 def browse_hint(results: str, sweep_id: str, port: int = DEFAULT_PORT) -> str:
     """How to open a sweep's dashboards: the serve command and the pages' URLs."""
     base = f"http://127.0.0.1:{port}/sweeps/{sweep_id}"
@@ -344,6 +378,7 @@ def browse_hint(results: str, sweep_id: str, port: int = DEFAULT_PORT) -> str:
 def cmd_list(args) -> int:
     from sweeps.listing import format_rows, sweep_rows
 
+    check_results_dir(args.results)
     rows = sweep_rows(args.results, verdicts=not args.no_verdicts)
     print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
     return 0
@@ -393,6 +428,7 @@ def _known_sweeps(store: ResultsStore) -> list[str]:
 
 
 def cmd_report(args) -> int:
+    check_results_dir(args.results)
     store = ResultsStore(args.results)
     store.check_readable()
     known = _known_sweeps(store)
@@ -446,6 +482,13 @@ def cmd_diagnose(args) -> int:
             fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(a.config))
             print(f"{name}: {a.description}\n    {fields}")
         return 0
+    store = None
+    if args.sweep:  # check the sweep before computing anything
+        check_results_dir(args.results)
+        store = ResultsStore(args.results)
+        if args.sweep not in _known_sweeps(store):
+            raise UserError(f"--sweep {args.sweep}: no such sweep under {args.results} "
+                            f"(known: {', '.join(_known_sweeps(store)) or 'none'})")
     try:
         df = run_analysis(args.kind, _parse_settings(args.set or []))
     except ValueError as e:
@@ -471,7 +514,21 @@ def cmd_diagnose(args) -> int:
     if args.out:
         df.to_parquet(args.out, index=False)
         print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
+    if args.sweep:
+        name = diagnose_name(args.kind, args.set or [])
+        store.write_analysis(args.sweep, name, df)
+        print(f"kept as {name!r} with sweep {args.sweep}: http://127.0.0.1:{DEFAULT_PORT}/sweeps/{args.sweep}/"
+              "diagnostics", file=sys.stderr)
     return 0
+
+
+def diagnose_name(kind: str, settings: list[str]) -> str:
+    """The analysis name of a CLI diagnosis: ``cli<hash of its settings>-<kind>`` (the page reads the
+    kind after the first dash), so reruns with the same settings replace it and others sit beside it."""
+    import hashlib
+
+    h = hashlib.sha256("\n".join([kind, *sorted(settings)]).encode()).hexdigest()[:6]
+    return f"cli{h}-{kind}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -494,8 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mutransfer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = HelpFormatter
-    results_kw = dict(default=str(default_results_root()),
-                      help="results root: a directory or a pyarrow filesystem URI")
+    results_kw = RESULTS_ARG
 
     r = sub.add_parser("run", help="run a sweep spec and print its optimum-shift report", formatter_class=fmt,
                        description="Train every run of a sweep spec (YAML or JSON), write the runs and curves "
@@ -564,6 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--set", action="append", metavar="KEY=VALUE", default=None,
                     help="a setting of the kind (repeat; lists comma-separated)")
     dg.add_argument("--out", default=None, help="also write the table to this Parquet file")
+    dg.add_argument("--sweep", default=None, metavar="SWEEP_ID",
+                    help="also keep the table with this sweep's results, so it appears on the sweep's "
+                         "diagnostics page (/sweeps/SWEEP_ID/diagnostics)")
+    dg.add_argument("--results", **results_kw)
     dg.set_defaults(func=cmd_diagnose)
 
     d = sub.add_parser("data", help="datasets: 'data fetch NAME' downloads and verifies one")
@@ -601,6 +661,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
 
     args = (parser or build_parser()).parse_args(argv)
     try:
+        resolve_results(args)
         return args.func(args)
     except (SpecError, UserError, ClusterError, ResultsRootError, FileNotFoundError, PermissionError) as e:
         # FileNotFoundError: e.g. a missing dataset (its message says how to get it)

@@ -16,6 +16,8 @@ the activity grid and record activity_lr as NaN.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 import json
 import math
@@ -417,10 +419,28 @@ def _field_path(loc: tuple) -> str:
     return out or "spec"
 
 
+@functools.lru_cache(maxsize=1)
+def _known_keys() -> tuple[str, ...]:
+    """Every key a spec may hold, at any depth (for "did you mean")."""
+    keys: set[str] = set()
+    stack: list[Any] = [SweepSpec.model_json_schema()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys.update(k for k in (node.get("properties") or {}) if isinstance(k, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(sorted(keys))
+
+
 def _fix_hint(err: dict) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see sweeps/specs/*.yaml for the accepted keys)"
+        key = str(err["loc"][-1]) if err.get("loc") else ""
+        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key ({hint}check the spelling; see sweeps/specs/*.yaml for the accepted keys)"
     if err["type"] == "missing":
         return "required field is missing"
     return msg

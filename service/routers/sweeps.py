@@ -20,7 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import DIVERGED_POLICIES, METRICS
-from mutransfer.results import RUN_STATUSES
+from mutransfer.results import RUN_STATUSES, with_settings
 from service import launcher
 from service.body import read_spec
 from service.data import RegistryUnavailable, SweepData
@@ -183,8 +183,13 @@ def _summary(st: dict) -> dict:
                                "eta_s", "created_at")}
 
 
-@router.get("/{sweep_id}", response_model=SweepState, summary="Status, progress per cell, errors, ETA")
-def get_sweep(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
+@router.get("/{sweep_id}", response_model=SweepState,
+            summary="Status, progress per cell, errors, ETA (JSON; a browser gets the overview page)")
+def get_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+              format: Literal["json", "html"] | None = None):
+    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+        from service.routers.pages import overview_html
+        return overview_html(request, data, sid)
     return {**data.status(sid), "links": _links(sid)}
 
 
@@ -242,7 +247,8 @@ def runs(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), form
     return _table_response(df.reset_index(drop=True), format, f"{sid}-runs")
 
 
-@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step)")
+@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step, with the run's "
+                                          "settings: group by width, lrs, seed, ... without a join)")
 def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), format: Format = "parquet",
            run_id: list[str] = Query(None), width: list[int] = Query(None), depth: list[int] = Query(None),
            parametrization: list[Parametrization] = Query(None), weight_lr: list[float] = Query(None),
@@ -255,7 +261,7 @@ def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), fo
             r = r[r[col].isin(vals)]
         ids = set(r["run_id"]) & ids if ids else set(r["run_id"])
     df = data.curves(sid, run_ids=sorted(ids)) if (ids or sel) else data.curves(sid)
-    return _table_response(df, format, f"{sid}-curves")
+    return _table_response(with_settings(df, data.runs(sid)), format, f"{sid}-curves")
 
 
 @router.get("/{sweep_id}/analyses", summary="Diagnostics tables of the sweep (names)")
