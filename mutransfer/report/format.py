@@ -44,6 +44,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"Optimum-shift report — metric {report.get('metric')} ({direction} is better); "
                  f"diverged runs: {report.get('diverged', 'inf')}; regret "
                  f"{'relative' if unit == 'relative' else 'in accuracy points (pp)'}")
+    by_reason = report.get("n_diverged_by_reason")
+    if by_reason and any(by_reason.values()):
+        lines.append(f"diverged runs by reason: loss {by_reason.get('loss', 0)}, "
+                     f"inference {by_reason.get('inference', 0)}")
     for note in report.get("notes", []):
         lines.append(f"note: {note}")
     if not report.get("analyses"):
