@@ -276,6 +276,16 @@ def _neighbours(run: Mapping[str, Any], runs: pd.DataFrame) -> list[tuple[str, A
     return out
 
 
+def _status(run: Mapping[str, Any]) -> str:
+    """The status badge, with why and from which step a diverged run diverged: "diverged (inference,
+    from step 40)" (runs-table columns diverge_reason / diverge_step, mutransfer/inference_health.py)."""
+    reason, step = run.get("diverge_reason"), run.get("diverge_step")
+    if str(run.get("status")) != "diverged" or not reason or not isinstance(reason, str):
+        return badge(run.get("status"))
+    at = f", from step {int(step)}" if step is not None and np.isfinite(num(step)) and num(step) >= 0 else ""
+    return f'{badge(run.get("status"))} <span class="diverge-reason">({esc_html(reason)}{at})</span>'
+
+
 def run_page(
     run: Mapping[str, Any],
     curves: pd.DataFrame | None,
@@ -294,7 +304,7 @@ def run_page(
     shown = [(k, v) for k, v in run.items() if k not in HIDDEN_COLUMNS]
     cells = "".join(
         f'<tr><th class="l">{esc_html(k)}</th><td class="l">'
-        f'{badge(v) if k == "status" else esc_html(fmt_lr(v) if k in (ETA, BETA) else _value(v))}</td></tr>'
+        f'{_status(run) if k == "status" else esc_html(fmt_lr(v) if k in (ETA, BETA) else _value(v))}</td></tr>'
         for k, v in shown)
     nav = ""
     if isinstance(runs, pd.DataFrame) and len(runs):

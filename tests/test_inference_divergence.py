@@ -93,3 +93,14 @@ def test_runs_table_and_report_count_inference_divergence(cliff_runs, tmp_path):
     assert report["n_diverged_by_reason"] == {"loss": 0, "inference": 2}
     assert [e["n_diverged_inference"] for e in report["analyses"][0]["sizes"]] == [1, 1]
     assert "diverged runs by reason: loss 0, inference 2" in format_report(report)
+
+
+def test_run_page_shows_why_and_from_which_step(cliff_runs):
+    from dashboards.curves import run_page
+
+    r = cliff_runs.runs
+    row = {k: (v[1].item() if hasattr(v[1], "item") else v[1]) for k, v in r.items()}
+    html = run_page({"run_id": "c-1", **row}, None, {"sweep_id": "s", "name": "s"})
+    assert "(inference, from step 0)" in html
+    ok = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in r.items()}
+    assert "from step" not in run_page({"run_id": "c-0", **ok}, None, {"sweep_id": "s", "name": "s"})
