@@ -1,13 +1,15 @@
 # Two commands for a newcomer on a fresh Debian machine with only Python:
 #   make run    set everything up, then run the quickstart width-transfer sweep (embedded, in-process)
-#   make test   set everything up, then run the test suite
+#   make test   set everything up, then run the test suite (what CI runs)
+#   make test-fast  the edit-test loop: every test that needs no Ray, server, browser or real training
+# (make docs builds the documentation site into site/, offline, failing on any broken link)
 PYTHON ?= python3
 VENV   ?= .venv
 RESULTS ?= results
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps run serve test bench clean
+.PHONY: setup system-deps test-deps run serve test test-fast docs bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -44,8 +46,14 @@ serve: setup
 test: setup test-deps
 	$(VENV)/bin/pytest -q
 
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 bench: setup
 	$(VENV)/bin/python benchmarks/grid_throughput.py
 
 clean:
-	rm -rf $(VENV) $(RESULTS) .pytest_cache
+	rm -rf $(VENV) $(RESULTS) .pytest_cache site

@@ -5,8 +5,12 @@ Prints per class the requests sent and their status codes, then the totals the i
 5xx answers (target 0), the slowest refusal (target < 1 s) and /health p99 latency during the run
 (target < 200 ms), next to /health's latency under as many benign requests (a control run first).
 Twenty identical submissions race during the run; after it, the registry file is overwritten with
-garbage and every read must still answer. Starts its own server (drivers off: nothing trains; the
-results root is a temp dir) unless --url is given.
+garbage and every read must still answer. Issue 21 adds: forged Host/Origin writes (403 expected: the
+server has no token), cost bombs (422), uncached dashboard pages of a finished sweep (the /health
+figures show whether they starve it), and, after the timed run, half-open connections with
+unfinished headers or bodies (408 expected within MUTRANSFER_HEADER/BODY_TIMEOUT_S) and one
+connection past the cap (503). Starts its own server (drivers off: nothing trains; the results root
+is a temp dir) unless --url is given.
 
     .venv/bin/python benchmarks/abuse.py [--rounds 10] [--clients 4] [--url http://127.0.0.1:PORT]
 """
@@ -35,6 +39,7 @@ SPEC = {"name": "abuse", "parametrizations": ["mupc"], "widths": [8, 16], "depth
         "weight_lrs": [0.01, 0.1], "activity_lrs": [0.5], "seeds": 1, "dataset": {"name": "digits"}}
 Y = {"Content-Type": "application/yaml"}
 BIG = "100000000000000000000"
+METRIC_NAMES = ("min_train_loss", "final_train_loss", "best_test_acc", "final_test_acc")
 
 
 def _yaml(**change) -> str:
@@ -49,7 +54,7 @@ def _bomb(levels: int = 9) -> str:
     return out
 
 
-def attacks(sid: str) -> dict[str, list[tuple[str, str, bytes | None, dict]]]:
+def attacks(sid: str, port: int, pages_sid: str, run_ids: list[str]) -> dict[str, list[tuple[str, str, bytes | None, dict]]]:
     """Class -> requests (method, path, body, headers). Each is bounded; none should answer 5xx."""
     base = yaml.safe_dump({k: v for k, v in SPEC.items() if k not in ("training", "logging", "resources")})
     bad = sid + "%0A"
@@ -102,6 +107,29 @@ def attacks(sid: str) -> dict[str, list[tuple[str, str, bytes | None, dict]]]:
             ("POST", "/sweeps", _yaml(name="nodata", dataset={"name": "mnist", "data_dir": "/nonexistent"}).encode(), Y),
             ("POST", "/sweeps", _yaml(name="nodata2", dataset={"name": "cifar10", "data_dir": "/nonexistent"}).encode(), Y),
         ],
+        "14 forged Host / Origin on writes (no token)": [
+            ("POST", "/sweeps", _yaml(name="forged").encode(), {**Y, **h}) for h in (
+                {"Host": f"attacker.example:{port}"},
+                {"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"},
+                {"Origin": "http://attacker.example"}, {"Origin": "null"},
+                {"Host": f"127.0.0.1:{port + 1}"}, {"Origin": f"http://localhost:{port}"})
+        ] + [("DELETE", f"/sweeps/{sid}", None, {"Host": f"attacker.example:{port}"}),
+             ("DELETE", f"/sweeps/{sid}", None, {"Origin": "http://attacker.example"})],
+        "15 cost bombs (memory per run, total compute, unrunnable)": [
+            ("POST", "/sweeps", _yaml(name="bomb", widths=[8192], depths=[256], dataset={"name": "digits"},
+                                      training={"epochs": 100, "inference_steps": 10000}).encode(), Y),
+            ("POST", "/sweeps", _yaml(name="bomb2", widths=[1024, 2048], depths=[16], seeds=1000,
+                                      weight_lrs=[10.0 ** -k for k in range(1, 11)],
+                                      training={"epochs": 100, "batch_size": 32}).encode(), Y),
+            ("POST", "/sweeps", _yaml(name="bomb3", widths=[8192], depths=[256], seeds=1000,
+                                      weight_lrs=[10.0 ** -k for k in range(1, 21)],
+                                      training={"epochs": 100}).encode(), Y),
+            ("POST", "/sweeps", _yaml(name="bigbatch", training={"batch_size": 4096}).encode(), Y),
+            ("POST", "/sweeps", _yaml(name="subset", dataset={"name": "digits", "train_examples": 100000}).encode(), Y),
+        ],
+        "16 uncached dashboard pages (compare, run pages)": [
+            ("GET", f"/compare?a={pages_sid}&b={pages_sid}&metric={m}", None, {}) for m in METRIC_NAMES
+        ] + [("GET", f"/sweeps/{pages_sid}/runs/{rid}", None, {}) for rid in run_ids[:6]],
         "13 unknown filters, foreign statuses": [
             ("GET", p, None, {}) for p in (f"/sweeps/{sid}/runs?widht=128", "/sweeps?status=done",
                                            "/sweeps?stauts=running", f"/sweeps/{sid}/runs?status=finished",
@@ -109,6 +137,67 @@ def attacks(sid: str) -> dict[str, list[tuple[str, str, bytes | None, dict]]]:
                                            "/sweeps?limit=100000000000000000000")
         ],
     }
+
+
+def write_finished_sweep(root: Path) -> tuple[str, list[str]]:
+    """A finished sweep on disk without training (real Parquet parts with made-up metrics, the spec
+    saved beside them), for the dashboard-page class; returns its id and run ids."""
+    import numpy as np
+    import pandas as pd
+
+    from mutransfer.results import ResultsStore
+    from sweeps.local import save_spec
+    from sweeps.plan import trials
+    from sweeps.spec import parse_spec
+
+    spec = parse_spec({**SPEC, "name": "abuse-pages", "widths": [8, 16, 32, 64], "depths": [2, 4],
+                       "weight_lrs": [10.0 ** -k for k in range(1, 7)], "activity_lrs": [0.1, 0.5], "seeds": 2})
+    sid, store, rng, ids = spec.default_sweep_id(), ResultsStore(root), np.random.default_rng(0), []
+    for t in trials(spec):
+        cs, n = t.cell.spec, len(t.runs)
+        runs = pd.DataFrame({
+            "run_id": [r.run_id for r in t.runs], "cell_id": t.cell.cell_id, "algorithm": cs.algorithm,
+            "parametrization": cs.parametrization, "width": cs.width, "depth": cs.depth,
+            "activation": cs.activation, "dataset": spec.dataset.name, "weight_lr": [r.weight_lr for r in t.runs],
+            "activity_lr": [r.activity_lr for r in t.runs], "seed": [r.seed for r in t.runs], "status": "ok",
+            "min_train_loss": rng.uniform(0.1, 1, n), "final_train_loss": rng.uniform(0.1, 1, n),
+            "best_test_acc": rng.uniform(0.5, 1, n), "final_test_acc": rng.uniform(0.5, 1, n), "steps": 200,
+            "wall_s": 0.1, "spec_hash": spec.spec_hash()})
+        steps = np.arange(0, 201, 5)
+        curves = pd.DataFrame({"run_id": np.repeat(runs["run_id"].to_numpy(), len(steps)),
+                               "step": np.tile(steps, n), "train_loss": rng.uniform(0.1, 1, n * len(steps))})
+        store.write_part(sid, t.part, runs, curves)
+        ids += list(runs["run_id"])
+    save_spec(store, sid, spec)
+    return sid, ids
+
+
+def slow_connections(url: str, n: int, body: bool) -> tuple[Counter, float]:
+    """``n`` connections that send part of a request's headers (or all headers and part of a
+    declared body) and then nothing; returns the status codes the server answered with (-1: closed
+    without an answer, 0: still open after 120 s) and the longest time a connection was held."""
+    host, port = url.removeprefix("http://").split(":")
+    head = f"POST /sweeps HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/yaml\r\n"
+    data = (head + "Content-Length: 10000\r\n\r\nname: slow\n" if body else head + "X-Slow: ").encode()
+
+    def hold() -> tuple[int, float]:
+        t0 = time.perf_counter()
+        try:
+            with socket.create_connection((host, int(port)), timeout=120) as sock:
+                sock.sendall(data)
+                got = b""
+                while chunk := sock.recv(65536):
+                    got += chunk
+        except socket.timeout:
+            return 0, time.perf_counter() - t0
+        except OSError:
+            return -1, time.perf_counter() - t0
+        code = int(got.split(b" ", 2)[1]) if got.startswith(b"HTTP/1.1 ") else -1
+        return code, time.perf_counter() - t0
+
+    with cf.ThreadPoolExecutor(n) as pool:
+        out = list(pool.map(lambda _: hold(), range(n)))
+    return Counter(c for c, _ in out), max(t for _, t in out)
 
 
 def poll_health(url: str, stop, results) -> None:
@@ -131,10 +220,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen, str]:
+def start_server(root: Path, cap: int = 200) -> tuple[subprocess.Popen, str]:
     port = free_port()
     exe = Path(sys.executable).with_name("mutransfer")
-    env = {**os.environ, "MUTRANSFER_DRIVERS": "none", "MUTRANSFER_MAX_CONCURRENT": "1000"}
+    env = {**os.environ, "MUTRANSFER_DRIVERS": "none", "MUTRANSFER_MAX_CONCURRENT": "1000",
+           "MUTRANSFER_MAX_CONNECTIONS": str(cap)}
+    env.pop("MUTRANSFER_API_TOKEN", None)  # the forged-header class tests the token-less policy
     proc = subprocess.Popen([str(exe), "serve", "--results", str(root), "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(root.parent / "serve.log", "ab"))
     url = f"http://127.0.0.1:{port}"
@@ -169,20 +260,23 @@ def main(argv=None) -> int:
     ap.add_argument("--url", default=None, help="a running server (default: start one on a free loopback port)")
     ap.add_argument("--rounds", type=int, default=10, help="times each request is sent")
     ap.add_argument("--clients", type=int, default=4, help="concurrent hostile clients")
+    ap.add_argument("--slow", type=int, default=100, help="half-open connections per slow class")
+    ap.add_argument("--cap", type=int, default=200, help="MUTRANSFER_MAX_CONNECTIONS of the server started here")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="abuse-"))
     root = tmp / "results"
     proc = None
+    pages_sid, run_ids = write_finished_sweep(root)
     if args.url:
         url = args.url.rstrip("/")
     else:
-        proc, url = start_server(root)
+        proc, url = start_server(root, args.cap)
     try:
         ok = httpx.post(url + "/sweeps", content=_yaml(name="abuse-target"), headers=Y, timeout=60)
         assert ok.status_code == 202, ok.text
         sid = ok.json()["id"]
-        classes = attacks(sid)
+        classes = attacks(sid, int(url.rsplit(":", 1)[1]), pages_sid, run_ids)
 
         # Control: as many benign requests (status polls of the sweep), from as many clients, while
         # /health is polled, so the hostile run below can be compared with plain load.
@@ -233,6 +327,11 @@ def main(argv=None) -> int:
                     fault_codes[code] += 1
                     if code >= 500:
                         print(f"  {code} from GET {path} after the registry was overwritten", flush=True)
+        # Faults on the connection, after the timed run: unfinished headers and bodies are cut with
+        # 408 (not held for ever); one more connection than the cap gets 503.
+        slow_head, head_held = slow_connections(url, args.slow, body=False)
+        slow_body, body_held = slow_connections(url, args.slow, body=True)
+        cap_codes = over_the_cap(url, args.cap) if not args.url else Counter()
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -246,7 +345,7 @@ def main(argv=None) -> int:
           f"/health polled throughout; client and server share this machine's {os.cpu_count()} CPU cores")
     print(f"{'class':<56}{'sent':>6}  status codes{'':<18}slowest refusal")
     total, fivexx = 0, 0
-    for name in classes:
+    for name in sorted(classes, key=lambda n: int(n.split()[0])):
         codes = per_class[name]
         n = sum(codes.values())
         total += n
@@ -259,8 +358,18 @@ def main(argv=None) -> int:
     if n_fault:
         print(f"{'9 registry overwritten with garbage, then reads':<56}{n_fault:>6}  {dict(fault_codes)!s:<30}"
               f"{recovery_s * 1000:7.0f} ms  (slowest read: the one that rebuilt it)")
-    total += n_race + n_fault
+    print(f"{'11 unfinished request headers (half-open)':<56}{sum(slow_head.values()):>6}  "
+          f"{dict(slow_head)!s:<30}{head_held * 1000:7.0f} ms  (longest a connection was held)")
+    print(f"{'12 unfinished request bodies':<56}{sum(slow_body.values()):>6}  "
+          f"{dict(slow_body)!s:<30}{body_held * 1000:7.0f} ms  (longest a connection was held)")
+    if cap_codes:
+        print(f"{f'17 connections past the cap ({args.cap} held open)':<56}{sum(cap_codes.values()):>6}  "
+              f"{dict(cap_codes)!s:<30}")
+    total += n_race + n_fault + sum(slow_head.values()) + sum(slow_body.values()) + sum(cap_codes.values())
     fivexx += sum(v for k, v in (race_codes + fault_codes).items() if k >= 500 or k < 0)
+    unfinished = sum(v for k, v in (slow_head + slow_body).items() if k not in (408, 503))
+    print(f"connections with unfinished headers/bodies not cut with 408 (or 503 past the cap): {unfinished}  (target 0: "
+          f"{'met' if unfinished == 0 else 'NOT met'})")
     worst = max(slowest.values(), default=(0.0, ""))
     p99 = _p99(health)
     print()
@@ -271,7 +380,28 @@ def main(argv=None) -> int:
     print(f"/health during the hostile run: {_lat(health)}  (target p99 < 200 ms: {'met' if p99 < 0.2 else 'NOT met'})")
     print(f"/health during the control run ({len(benign)} benign status polls, {args.clients} clients, "
           f"{control_wall:.1f} s): {_lat(control)}")
-    return 0 if fivexx == 0 else 1
+    return 0 if fivexx == 0 and unfinished == 0 else 1
+
+
+def over_the_cap(url: str, cap: int) -> Counter:
+    """``cap`` connections held open with unfinished headers, then one complete request: its code
+    (503 expected while the others are held); the held ones are closed afterwards."""
+    host, port = url.removeprefix("http://").split(":")
+    held = []
+    try:
+        for _ in range(cap):
+            c = socket.create_connection((host, int(port)), timeout=60)
+            c.sendall(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n".encode())
+            held.append(c)
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            got = b""
+            while chunk := sock.recv(65536):
+                got += chunk
+        return Counter([int(got.split(b" ", 2)[1]) if got.startswith(b"HTTP/1.1 ") else -1])
+    finally:
+        for c in held:
+            c.close()
 
 
 def _p99(samples) -> float:

@@ -1,4 +1,4 @@
-"""The μPC paper's depth results at CPU scale (issue 12, SPEC §8 claims 2, 3, 4), from stored sweeps.
+"""The μPC paper's depth results at CPU scale (issue 12; docs/reference/claims.md, claims 2–4), from stored sweeps.
 
 Reads the runs / curves tables the depth specs wrote (run them first with
 ``mutransfer run sweeps/specs/depth_*.yaml --results DIR``) and prints:

@@ -1,4 +1,5 @@
-"""CPU-scale reproductions of the μPC paper's diagnostics (SPEC §6, §8 item 5).
+"""CPU-scale reproductions of the μPC paper's diagnostics (docs/reference/diagnostics.md;
+claim 5 in docs/reference/claims.md).
 
 Sections (each a few minutes at most on 2 cores; pick with ``--only``):
 

@@ -1,4 +1,4 @@
-"""PC-vs-BP gradient alignment across width (SPEC §4.3, §8 item 7; Ishikawa et al. ICLR 2025).
+"""PC-vs-BP gradient alignment across width (Ishikawa et al. ICLR 2025; docs/reference/claims.md#claim-7).
 
 A 3-layer (H = 2 hidden layers, 3 weight matrices) LINEAR plain MLP under ``mupc`` (identical to
 ``mup`` for this diagnostic: same multipliers and init; they differ only in lr multipliers, which
@@ -7,7 +7,7 @@ data if the dataset is not installed), widths 64 → 4096, output precision γ_L
 γ̄_L ∈ {0, −1}, γ′ = 1, 3 seeds. For each: the cosine of PC's weight gradient at the inference
 equilibrium with BP's gradient of ½ mean‖y − f‖² (all layers concatenated, and per layer), the
 cosine with the damped Gauss–Newton reference (BP with the output error (I + C_γ)⁻¹(f − y)) and
-the cosine of that reference with BP (see ``mutransfer/alignment.py`` for the derivation).
+the cosine of that reference with BP (see ``mutransfer/diagnostics/alignment.py`` for the derivation).
 
 Solver: the equilibrium z* of a linear net comes from the C × C output-space closed form
 (``method="output_space"``, O(H·C·N² + B·H·N²)), so N = 4096 needs no N³ factorisation; at
@@ -36,7 +36,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mutransfer import alignment as al  # noqa: E402
+from mutransfer.diagnostics import alignment as al  # noqa: E402
 from mutransfer.networks import init_weights, layer_dims, make_net  # noqa: E402
 from mutransfer.parametrization import resolve  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""float32 vs float64 at μPC's inference-stability cliff (README, "What the sweeps say").
+"""float32 vs float64 at μPC's inference-stability cliff (docs/science/notebook/width.md).
 
     python benchmarks/precision_cliff.py train SPEC RESULTS WIDTHS OUT.csv   # e.g. 32,64,128
     python benchmarks/precision_cliff.py verdict RESULTS SWEEP_ID OUT.csv [OUT2.csv ...]

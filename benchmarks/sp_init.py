@@ -1,5 +1,5 @@
-"""SP's optimum under jpc's Kaiming-uniform init vs this project's N(0, 1/fan_in) (README, "What the
-sweeps say"): the same seeds (0, 1), widths 32 and 128 and 6 × 11 grid, from two finished sweeps.
+"""SP's optimum under jpc's Kaiming-uniform init vs this project's N(0, 1/fan_in) (docs/science/notebook/width.md):
+the same seeds (0, 1), widths 32 and 128 and 6 × 11 grid, from two finished sweeps.
 
     python benchmarks/sp_init.py RESULTS DEFAULT_SWEEP_ID KAIMING_SWEEP_ID
 

@@ -1,4 +1,4 @@
-"""Backprop baseline (SPEC §4.1): gradient of the batch-mean output loss by autodiff."""
+"""Backprop baseline (docs/reference/algorithms.md#backprop): gradient of the batch-mean output loss by autodiff."""
 
 from __future__ import annotations
 

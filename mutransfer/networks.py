@@ -1,4 +1,4 @@
-"""Networks (SPEC §2) as pure functions of a list of weights: MLPs and small CNNs.
+"""Networks (docs/reference/conventions.md#networks) as pure functions of a list of weights: MLPs and small CNNs.
 
 Weights are a list ``[W_1, ..., W_L]`` (L = H + 1). The activation is applied *before* each
 linear map except the first::

@@ -1,5 +1,5 @@
 """Parameterisations as one table: per layer kind, the forward multiplier a_l, init std σ_l and
-learning-rate multiplier c_l (SPEC §3).
+learning-rate multiplier c_l (docs/reference/conventions.md#parameterisations).
 
 Conventions
 -----------
@@ -111,8 +111,8 @@ PARAMETRIZATIONS: dict[str, Parametrization] = {
         output=(_mean_field_out, _one, _one),
         description="width-only muP (Tensor Programs V, unit-init multiplier form)",
     ),
-    # μP for target propagation (Ishikawa et al. 2025; derived in the README's "Target
-    # propagation" section): hidden layers as in width-μP; the output keeps the standard 1/fan_in
+    # μP for target propagation (Ishikawa et al. 2025; derived in docs/reference/conventions.md#tp-mup):
+    # hidden layers as in width-μP; the output keeps the standard 1/fan_in
     # variance (multiplier 1/√N, not μP's 1/N), which removes the kernel regime; Adam lr of hidden
     # and output layers ∝ 1/√N so each layer's feature update a·ΔW·φ(h) ~ (1/√N)·(η·c)·N stays O(1).
     "tp_mup": Parametrization(

@@ -1,4 +1,4 @@
-"""Predictive coding (PC / μPC), SPEC §4.2–4.3.
+"""Predictive coding (PC / μPC), docs/reference/algorithms.md#predictive-coding.
 
 Energy (batch mean; input clamped to x, output clamped to y)::
 

@@ -1,7 +1,7 @@
-"""Target propagation (TP) and difference target propagation (DTP), SPEC §4.4.
+"""Target propagation (TP) and difference target propagation (DTP), docs/reference/algorithms.md#target-propagation.
 
-Plain MLPs and plain CNNs (no residual skips). Notation, 1-based as in the SPEC (code lists are
-0-based)::
+Plain MLPs and plain CNNs (no residual skips). Notation, 1-based as in docs/reference/algorithms.md
+(code lists are 0-based)::
 
     h_0 = x,  h_1 = a_1 W_1 x,  h_l = μ_l(h_{l-1}) = a_l W_l φ(h_{l-1}),  h_L = f(x)
 
@@ -38,8 +38,9 @@ Conventions (decided here; the trainer and docs rely on them)
       Σ_{l=2..L} mean_batch ½‖g_l(μ_l(h_{l-1} + ε)) − (h_{l-1} + ε)‖²,   ε ~ N(0, σ_ε² I)
 
   differentiated w.r.t. V_l only (W_l and the h_{l-1} constant). σ_ε = 0 is allowed (no noise).
-* **Order within a training step** (SPEC: feedback first): k = ``feedback_steps`` feedback
-  updates of V (fresh noise each), then the targets are computed with the *updated* V, then one
+* **Order within a training step** (docs/reference/algorithms.md#target-propagation: feedback
+  first): k = ``feedback_steps`` feedback updates of V (fresh noise each), then the targets are
+  computed with the *updated* V, then one
   forward update of W. :func:`train_step` does exactly this given an optax transformation for V;
   :func:`step` only computes both gradients at the current V (for a caller that wants to run the
   pieces itself: ``feedback_grads`` k times + apply, then ``targets`` + ``forward_grads``).

@@ -1,4 +1,4 @@
-"""Width checks for target propagation: the coordinate check that fixes ``tp_mup`` (SPEC §4.4)
+"""Width checks for target propagation: the coordinate check that fixes ``tp_mup`` (docs/reference/conventions.md#tp-mup)
 and the kernel-regime contrast with backprop (Ishikawa et al.: TP has no kernel regime).
 
 Both train a plain tanh MLP (or, with ``architecture="cnn"``, a CNN whose width is its channel

@@ -1,4 +1,4 @@
-"""The grid trainer: every run of one cell trained together (SPEC §5).
+"""The grid trainer: every run of one cell trained together (docs/reference/training.md#the-grid-trainer).
 
 A *cell* fixes every array shape (algorithm, parameterisation, width, depth, ...); its *runs*
 differ only in weight lr η, activity lr β and seed. All runs of a cell are stacked along a leading
@@ -11,8 +11,9 @@ Conventions
 * The seed fixes both the weight init and the data order: runs sharing a seed see the same
   initial weights and the same batches (common random numbers, so lr comparisons are paired).
 * A run *diverges* at the first step whose pre-update training loss is non-finite or exceeds
-  ``divergence_factor`` × its step-0 loss (SPEC §5). From then on it is frozen (that step's update
-  is discarded and no later one applied) and its metrics are NaN; its batch-mates are untouched.
+  ``divergence_factor`` × its step-0 loss (docs/reference/training.md#divergence). From then on it
+  is frozen (that step's update is discarded and no later one applied) and its metrics are NaN;
+  its batch-mates are untouched.
   Weights are not scanned for non-finite entries every step (a reduction over every parameter
   of every run cost ~17 % of throughput); non-finite weights show up as a non-finite loss one
   step later.

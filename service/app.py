@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -17,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from service import errors, supervisor
 from service.body import Parsers
+from service.guard import BodyTimeout
 from service.data import SweepData
 from service.deps import strict_query
 from service.models import Health
@@ -48,15 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.data = SweepData(settings)
     app.state.parsers = Parsers()  # worker processes for request bodies (service/body.py)
     errors.install(app)
+    app.add_middleware(BodyTimeout, timeout_s=settings.limits.body_timeout_s)
+
+    probe = _HealthProbe(app.state.data)
 
     @app.get("/health", tags=["service"], response_model=Health, dependencies=[Depends(strict_query)])
-    def health() -> dict:
-        reg_ok = True
-        try:
-            app.state.data.registry.sweeps()
-        except Exception:
-            reg_ok = False
-        return {"status": "ok" if reg_ok else "degraded", "registry": reg_ok, "results": str(settings.results)}
+    async def health() -> dict:
+        """On the event loop (not the worker threads page renders and table reads queue for), with the
+        registry probed in a thread of its own at most once a second: busy pages cannot starve it."""
+        reason = await probe.check()
+        return {"status": "degraded" if reason else "ok", "registry": reason is None,
+                "results": str(settings.results), "reason": reason}
 
     app.include_router(sweeps.router)
     app.include_router(pages.router)
@@ -75,6 +79,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi
     return app
+
+
+class _HealthProbe:
+    """Whether the registry can be read: a one-row query, its answer kept for ``ttl_s`` seconds."""
+
+    def __init__(self, data: SweepData, ttl_s: float = 1.0):
+        self.data, self.ttl_s = data, ttl_s
+        self.at, self.reason = -1e9, None
+        self.lock = asyncio.Lock()
+
+    def _probe(self) -> str | None:
+        try:
+            self.data.registry.ping()
+            return None
+        except Exception as e:
+            return f"the sweep registry cannot be read: {type(e).__name__}: {e}"
+
+    async def check(self) -> str | None:
+        async with self.lock:
+            now = time.monotonic()
+            if now - self.at > self.ttl_s:
+                self.reason = await asyncio.to_thread(self._probe)
+                self.at = time.monotonic()
+            return self.reason
 
 
 class _LazyApp:

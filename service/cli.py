@@ -30,22 +30,41 @@ def cmd_serve(args) -> int:
         os.environ["MUTRANSFER_RAY_ADDRESS"] = args.address
     if args.registry:
         os.environ["MUTRANSFER_REGISTRY"] = args.registry
+    if args.allow_host:
+        os.environ["MUTRANSFER_ALLOWED_HOSTS"] = ",".join(
+            [*filter(None, [os.environ.get("MUTRANSFER_ALLOWED_HOSTS")]), *args.allow_host])
     from service.settings import from_env
 
     try:
-        from_env()  # a bad MUTRANSFER_* value fails here, as one line
+        settings = from_env()  # a bad MUTRANSFER_* value fails here, as one line
     except ValueError as e:
         raise sweeps_cli.UserError(str(e)) from None
     print(f"mutransfer: serving http://{args.host}:{args.port}/ (results: {args.results}; sweeps run on "
           f"{args.address or 'an embedded local Ray per sweep'})", file=sys.stderr)
+    if not settings.api_token:
+        print(write_warning(settings, args.host, args.port), file=sys.stderr)
+    from service.guard import TimedH11Protocol
+
+    lim = settings.limits
+    guards = dict(http=TimedH11Protocol, limit_concurrency=lim.max_connections,
+                  timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     if args.workers > 1:  # uvicorn's worker processes: open streams are cut after the grace period
         uvicorn.run("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
-                    workers=args.workers, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+                    workers=args.workers, **guards)
         return 0
-    config = uvicorn.Config("service.app:app", host=args.host, port=args.port, log_level=args.log_level,
-                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    config = uvicorn.Config("service.app:app", host=args.host, port=args.port, log_level=args.log_level, **guards)
     _server(config).run()
     return 0
+
+
+def write_warning(settings, host: str, port: int) -> str:
+    """The line `serve` prints when writes need no token."""
+    from service.origin import LOOPBACK_NAMES
+
+    names = ", ".join((*LOOPBACK_NAMES, *settings.allowed_hosts))
+    return (f"mutransfer: warning: writes are open: MUTRANSFER_API_TOKEN is not set, so any client that can reach "
+            f"{host}:{port} and sends Host {names} (port {port}) with no other Origin can submit and cancel "
+            "sweeps; set MUTRANSFER_API_TOKEN to require a bearer token")
 
 
 def _server(config):
@@ -78,6 +97,9 @@ def build_parser():
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
     s.add_argument("--port", type=int, default=sweeps_cli.DEFAULT_PORT, help="TCP port")
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name (NAME or NAME:PORT) token-less writes are also taken for, besides "
+                        "127.0.0.1/localhost/[::1] (repeatable; adds to MUTRANSFER_ALLOWED_HOSTS)")
     s.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level")
     s.set_defaults(func=cmd_serve)

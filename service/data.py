@@ -27,6 +27,9 @@ log = logging.getLogger("service")
 SWEEP_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}")
 
 
+PAGE_RENDERS = 2  # dashboard pages rendered at once (SweepData.page)
+
+
 class _LRU:
     """A small LRU whose values are computed once per key even under concurrent misses (when a
     trial finishes, every polling client misses at once; only one of them recomputes)."""
@@ -70,9 +73,20 @@ class _Ttl:
         return value
 
 
+class RegistryUnavailable(Exception):
+    """The registry cannot be read now (a full disk, a busy or unreadable file): a sweep's status
+    cannot be told, and the API says so (503 with Retry-After, ``service/errors.py``) instead of
+    guessing from the files on disk."""
+
+    def __init__(self, cause: BaseException):
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
 class SweepData:
     """Shared read access; one per app. Reads of results (runs, curves, reports) need only the
-    store; status needs the registry, and degrades to what the store says when it cannot be read."""
+    store; status needs the registry: while it cannot be read, status reads raise
+    :class:`RegistryUnavailable` (never a status guessed from the store)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -81,35 +95,41 @@ class SweepData:
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
         self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
+        self._renders = threading.BoundedSemaphore(PAGE_RENDERS)
 
-    # -- registry reads that never raise ---------------------------------------------------
-    def row(self, sweep_id: str) -> dict:
+    # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
+    def _read(self, fn: Callable[[], Any]) -> Any:
         try:
-            return self.registry.sweep(sweep_id) or {}
+            return fn()
         except Exception as e:
-            log.warning("registry read failed (%s); answering from the results store", e)
-            return {}
+            log.warning("registry read failed (%s)", e)
+            raise RegistryUnavailable(e) from e
+
+    def row(self, sweep_id: str) -> dict:
+        return self._read(lambda: self.registry.sweep(sweep_id) or {})
 
     def trials(self, sweep_id: str) -> list[dict]:
-        try:
-            return self.registry.trials(sweep_id)
-        except Exception as e:
-            log.warning("registry read failed (%s); answering from the results store", e)
-            return []
+        return self._read(lambda: self.registry.trials(sweep_id))
 
     def sweep_rows(self, status: str | None = None) -> list[dict]:
-        try:
-            return self.registry.sweeps(status)
-        except Exception as e:
-            log.warning("registry read failed (%s); listing the results store", e)
-            return []
+        return self._read(lambda: self.registry.sweeps(status))
+
+    def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
+        """part -> runs planned, from the spec saved beside the results (None without one)."""
+        from sweeps.local import load_saved_spec
+        from sweeps.plan import trials as plan_trials
+
+        spec = load_saved_spec(self.store, sweep_id)
+        return None if spec is None else {t.part: len(t.runs) for t in plan_trials(spec)}
 
     def sweep_ids(self, status: str | None = None) -> list[str]:
-        """Sweeps newest first: the registry's, then results with no registry row (finished)."""
+        """Sweeps newest first: the registry's, then results with no registry row (finished when
+        every run their saved spec plans is stored, else unknown)."""
         ids = [r["sweep_id"] for r in self.sweep_rows(status)]
-        if status in (None, "finished"):
+        if status in (None, "finished", "unknown"):
             known = set(ids) | ({r["sweep_id"] for r in self.sweep_rows()} if status else set())
-            ids += [s for s in self.store.sweeps() if s not in known and SWEEP_ID.fullmatch(s)]
+            extra = [s for s in self.store.sweeps() if s not in known and SWEEP_ID.fullmatch(s)]
+            ids += [s for s in extra if status is None or self.status(s)["status"] == status]
         return ids
 
     # -- results ------------------------------------------------------------------------------
@@ -117,7 +137,7 @@ class SweepData:
         """Verified finished parts (readable, expected row count), re-listed at most every 0.5 s;
         each part file is read once per version (ResultsStore.verify_parts)."""
         def make():
-            expected = {t["part"]: t["runs"] for t in self.trials(sweep_id)} or None
+            expected = {t["part"]: t["runs"] for t in self.trials(sweep_id)} or self.planned_parts(sweep_id)
             return self.store.verify_parts(sweep_id, expected).done
         return self._parts.get(sweep_id, make)
 
@@ -180,24 +200,48 @@ class SweepData:
             ttl.items.pop(sweep_id, None)
 
     def page(self, sweep_id: str, kind: str, render: Callable[[], str]) -> str:
-        """A rendered dashboard page, cached until the sweep's finished parts or progress change."""
+        """A rendered dashboard page, cached until the sweep's finished parts or progress change.
+        At most ``PAGE_RENDERS`` pages render at once (rendering is CPU-bound Python: more threads
+        would only share the GIL, and delay every other answer); the others wait without it."""
         st = self.status(sweep_id)
         key = (sweep_id, kind, self.parts(sweep_id), st["status"], round(st["progress"], 2))
-        return self.pages.get(key, render)
+
+        def bounded() -> str:
+            with self._renders:
+                return render()
+        return self.pages.get(key, bounded)
+
+    def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
+        """Status of results with no registry row: finished only when every run its saved spec plans
+        is in the store (verified), else ``unknown`` saying what is there."""
+        planned = self.planned_parts(sweep_id)
+        if planned is None:
+            return "unknown", ("not in this service's registry and no spec saved beside its results: whether "
+                               "every planned run is here cannot be told")
+        have = sum(n for p, n in planned.items() if p in done)
+        if have == sum(planned.values()):
+            return "finished", None
+        return "unknown", (f"not in this service's registry; {have} of {sum(planned.values())} planned runs are in "
+                           "the store (resubmit the spec to finish it)")
 
     def _read_status(self, sweep_id: str) -> dict:
         now = time.time()
         row = self.row(sweep_id)
         trials = self.trials(sweep_id) if row else []
         done = self.parts(sweep_id)
-        status, error = (row.get("status"), row.get("error")) if row else ("finished", None)
+        status, error = (row.get("status"), row.get("error")) if row else self._unregistered(sweep_id, done)
         if row and not (self.settings.launch_drivers and row.get("owner") != "cli"):
             # No relaunch will come from us: a running sweep whose driver is gone is shown failed now.
             # (Sweeps we relaunch stay as they are for the < 1 s until the supervisor acts.)
             status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
-        if not row:  # results without a registry row (a CLI run elsewhere, or a registry being rebuilt)
-            runs_done = runs_total = len(self.runs(sweep_id))
+        if not row:  # results without a registry row (a CLI run with another registry, copied results)
+            planned = self.planned_parts(sweep_id)
+            if planned:
+                runs_total = sum(planned.values())
+                runs_done = sum(n for p, n in planned.items() if p in done)
+            else:  # no plan to compare with: what is stored is all that is known
+                runs_done = runs_total = len(self.runs(sweep_id))
         else:
             runs_total = row.get("runs_total") or 0
             runs_done = sum(t["runs"] for t in trials if t["part"] in done)

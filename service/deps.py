@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.data import SWEEP_ID, SweepData
 from service.errors import ApiError
+from service.origin import write_refusal
 from service.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -23,10 +24,17 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def require_writer(creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+def require_writer(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
                    settings: Settings = Depends(get_settings)) -> None:
-    """Writes need ``Authorization: Bearer $MUTRANSFER_API_TOKEN`` when that is set; reads are open."""
+    """Writes need ``Authorization: Bearer $MUTRANSFER_API_TOKEN`` when that is set; without a token
+    they are taken only with a loopback (or allowed) ``Host`` and a same-origin ``Origin``
+    (``service/origin.py``: 403 otherwise). Reads are open."""
     if not settings.api_token:
+        server = request.scope.get("server") or (None, None)
+        why = write_refusal(request.headers.get("host"), request.headers.get("origin"), server[1] or 80,
+                            settings.allowed_hosts)
+        if why:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, why)
         return
     if creds is None or not hmac.compare_digest(creds.credentials.encode(), settings.api_token.encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token (MUTRANSFER_API_TOKEN)",

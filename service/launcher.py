@@ -48,11 +48,16 @@ def launch(settings: Settings, sweep_id: str, registry: Registry | None = None) 
     fd = locks.acquire(lock_path(settings, sweep_id), wait_s=0.5)  # a status probe may hold it for an instant
     if fd is None:
         return None
+    registry = registry or Registry(settings.registry)
     try:
+        # A fresh liveness record before the process exists: its silence is measured from now, not
+        # from the last heartbeat of whichever driver ran this sweep before (sweeps/registry.py).
+        generation = registry.new_launch(sweep_id)
         log = log_path(settings, sweep_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "sweeps.driver", sweep_id, "--results", settings.results,
-               "--registry", settings.registry, "--lock-fd", str(fd)]
+               "--registry", settings.registry, "--lock-fd", str(fd),
+               "--generation", str(generation)]
         if settings.ray_address:
             cmd += ["--address", settings.ray_address]
         if settings.jax_cache:
@@ -63,7 +68,7 @@ def launch(settings: Settings, sweep_id: str, registry: Registry | None = None) 
         locks.record_owner(fd, proc.pid)
     finally:
         os.close(fd)  # the driver holds the lock now (same open file description)
-    (registry or Registry(settings.registry)).set_driver(sweep_id, proc.pid)
+    registry.set_driver(sweep_id, proc.pid)
     return proc.pid
 
 
@@ -71,8 +76,12 @@ def cancel(settings: Settings, sweep_id: str, registry: Registry | None = None) 
     """Flag the sweep cancelled: its driver's Tune stopper sees the flag within a second, stops the
     running trials and records the sweep as cancelled (finished cells stay); a driver not started yet
     sees it first thing. No signal is sent: Ray's worker runtime turns SIGTERM into an abrupt exit."""
+    from mutransfer.results import ResultsStore
+    from sweeps.recovery import mark_cancelled
+
     reg = registry or Registry(settings.registry)
     reg.request_cancel(sweep_id)
+    mark_cancelled(ResultsStore(settings.results), sweep_id)  # a rebuilt registry keeps it cancelled
     row = reg.sweep(sweep_id)
     if row and row["status"] in ACTIVE and not driver_alive(settings, sweep_id):
         reg.set_sweep(sweep_id, "cancelled")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweeps.registry import Status
+from sweeps.registry import STATUSES, Status
+
+# A sweep as the API shows it: the registry's statuses, and ``unknown`` for results with no
+# registry row whose planned runs are not all stored (``error`` says what is there).
+SweepStatus = Literal[(*STATUSES, "unknown")]
 
 
 class _Open(BaseModel):
@@ -25,7 +31,7 @@ class Cell(_Open):
 class Summary(_Open):
     id: str
     name: str
-    status: Status
+    status: SweepStatus
     description: str = ""
     runs_done: int = Field(description="runs of verified finished cells")
     runs_total: int
@@ -71,3 +77,4 @@ class Health(BaseModel):
     status: str = Field(description="ok | degraded")
     registry: bool
     results: str
+    reason: str | None = Field(None, description="why it is degraded (e.g. the registry cannot be read)")

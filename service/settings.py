@@ -3,7 +3,10 @@ table in ``sweeps/limits.py`` (``MUTRANSFER_MAX_RUNS``, ``MUTRANSFER_MAX_BODY_BY
 
     MUTRANSFER_RESULTS           results root (default: the user data dir)
     MUTRANSFER_REGISTRY          sweep registry SQLite file (default: RESULTS/registry.sqlite)
-    MUTRANSFER_API_TOKEN         when set, POST/DELETE need `Authorization: Bearer <token>`
+    MUTRANSFER_API_TOKEN         when set, POST/DELETE need `Authorization: Bearer <token>`; when not,
+                                 they are taken only for a loopback Host and a same-origin Origin
+    MUTRANSFER_ALLOWED_HOSTS     more Host names token-less writes are taken for (comma-separated;
+                                 `name` on the server's port, `name:port` exactly); see service/origin.py
     MUTRANSFER_RAY_ADDRESS       Ray cluster for sweeps (default: each sweep embeds a local Ray)
     MUTRANSFER_JAX_CACHE         JAX compilation cache directory for sweep drivers (shared storage)
     MUTRANSFER_DRIVERS           local (default): the API starts a detached driver per sweep and
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutransfer.results import default_results_root
+from service.origin import parse_allowed
 from sweeps import limits as limits_table
 from sweeps.limits import Limits
 
@@ -43,6 +47,7 @@ class Settings:
     check_datasets: bool = True
     supervise_s: float = 1.0
     hung_after_s: float = 30.0
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def from_env(env: dict | None = None) -> Settings:
@@ -55,4 +60,5 @@ def from_env(env: dict | None = None) -> Settings:
                     launch_drivers=env.get("MUTRANSFER_DRIVERS", "local") != "none",
                     check_datasets=env.get("MUTRANSFER_CHECK_DATASETS", "1") != "0",
                     supervise_s=float(env.get("MUTRANSFER_SUPERVISE_S") or 1.0),
-                    hung_after_s=float(env.get("MUTRANSFER_HUNG_AFTER_S") or 30.0))
+                    hung_after_s=float(env.get("MUTRANSFER_HUNG_AFTER_S") or 30.0),
+                    allowed_hosts=parse_allowed(env.get("MUTRANSFER_ALLOWED_HOSTS")))

@@ -7,12 +7,15 @@ Each pass, for every queued/running sweep:
   (``resources.driver_restarts``, default 2; the note says which relaunch this is), else ``failed``
   with the tail of its log. Sweeps run by ``mutransfer run`` (owner ``cli``) are not relaunched
   here: they become ``failed`` with how to resume them.
-* **driver frozen** (lock held, no heartbeat for ``MUTRANSFER_HUNG_AFTER_S``): killed, so the next
-  pass treats it as gone.
+* **driver frozen** (lock held, no sign of life for ``MUTRANSFER_HUNG_AFTER_S``): killed, so the
+  next pass treats it as gone. A driver's sign of life is its own heartbeat, or its launch before
+  its first beat: every path that starts a driver (submission, resubmission of a finished or
+  cancelled sweep, recompute of quarantined parts, relaunch) records a fresh launch
+  (``Registry.new_launch``), so a new driver is never judged by the previous one's last heartbeat.
 
 And every ten passes, for sweeps no driver is working on: parts that fail verification (truncated,
 corrupt, wrong row count) are quarantined and the sweep is queued again to recompute them, with a
-note saying so (``sweeps/local.py:check_parts``). With ``MUTRANSFER_DRIVERS=none`` nothing is
+note saying so (``sweeps/bookkeeping.py:check_parts``). With ``MUTRANSFER_DRIVERS=none`` nothing is
 launched: a driver that stopped heartbeating is reported ``failed``.
 """
 
@@ -28,28 +31,29 @@ from service import launcher
 from service.data import SweepData
 from service.settings import Settings
 from sweeps import locks
-from sweeps.registry import ACTIVE
+from sweeps.registry import ACTIVE, last_sign_of_life
 
 log = logging.getLogger("service.supervisor")
 VERIFY_EVERY = 10  # passes between part verifications of idle sweeps
 
 
-def supervise_once(settings: Settings, data: SweepData, verify: bool = False) -> list[str]:
+def supervise_once(settings: Settings, data: SweepData, verify: bool = False,
+                   now: float | None = None) -> list[str]:
     """One pass; returns what it did (one line per action, also logged). With several API worker
-    processes, one of them supervises at a time."""
+    processes, one of them supervises at a time. ``now`` (seconds, ``time.time()`` scale; default the
+    clock) is the time the pass judges silence at: tests pass it instead of waiting."""
     fd = locks.acquire(locks.lock_path(settings.registry, "_supervisor"))
     if fd is None:
         return []
     try:
-        return _pass(settings, data, verify)
+        return _pass(settings, data, verify, time.time() if now is None else now)
     finally:
         locks.release(fd)
 
 
-def _pass(settings: Settings, data: SweepData, verify: bool) -> list[str]:
+def _pass(settings: Settings, data: SweepData, verify: bool, now: float) -> list[str]:
     reg = data.registry
     actions: list[str] = []
-    now = time.time()
     for row in reg.sweeps():
         sid = row["sweep_id"]
         if row["status"] not in ACTIVE:
@@ -57,10 +61,11 @@ def _pass(settings: Settings, data: SweepData, verify: bool) -> list[str]:
                 actions += _verify(settings, data, row)
             continue
         if launcher.driver_alive(settings, sid):
-            beat = row.get("heartbeat_at")
-            if beat and now - beat > settings.hung_after_s and row.get("driver_pid") and row.get("owner") != "cli":
+            alive_at = last_sign_of_life(row)
+            if (alive_at and now - alive_at > settings.hung_after_s and row.get("driver_pid")
+                    and row.get("owner") != "cli"):
                 _kill(row["driver_pid"])
-                actions.append(f"{sid}: driver {row['driver_pid']} silent for {now - beat:.0f} s; killed")
+                actions.append(f"{sid}: driver {row['driver_pid']} silent for {now - alive_at:.0f} s; killed")
             continue
         if row.get("cancel"):
             reg.set_sweep(sid, "cancelled")
@@ -102,7 +107,7 @@ def _relaunch_or_fail(settings: Settings, data: SweepData, row: dict) -> str:
 
 def _verify(settings: Settings, data: SweepData, row: dict) -> list[str]:
     """Quarantine bad parts of an idle sweep and queue it to recompute them."""
-    from sweeps.local import check_parts
+    from sweeps.bookkeeping import check_parts
 
     sid = row["sweep_id"]
     trials = data.registry.trials(sid)

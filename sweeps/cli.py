@@ -35,7 +35,7 @@ class UserError(Exception):
 def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
     """The spec a sweep was started with: from the registry, else specs/<id>.json beside the
     results (either may be missing or corrupt; then None)."""
-    from sweeps.local import load_saved_spec
+    from sweeps.bookkeeping import load_saved_spec
     from sweeps.registry import default_path
 
     reg = default_path(store.root)
@@ -97,12 +97,24 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
     return text
 
 
+def _check_cost(spec) -> None:
+    """The cost bound (sweeps/cost.py, limits from MUTRANSFER_* like the service's), before anything starts."""
+    from sweeps import cost
+    from sweeps import limits as limits_table
+
+    try:
+        cost.check(spec, limits_table.from_env())
+    except ValueError as e:  # CostError, or a bad MUTRANSFER_* value
+        raise UserError(str(e)) from None
+
+
 def cmd_run(args) -> int:
     from sweeps import compile_cache
     from sweeps.local import run_sweep
     from sweeps.plan import count_runs
 
     spec = load_spec(args.spec)
+    _check_cost(spec)
     store = ResultsStore(args.results)
     store.check_writable()  # a file, or a directory we cannot write: say so before anything starts
     if args.executor == "local" or not (args.address or os.environ.get("RAY_ADDRESS")):

@@ -41,8 +41,10 @@ class Heartbeat:
     """A daemon thread: the registry heartbeat every second, and the embedded Ray's GCS and raylet
     watched (``on_ray_death(message)`` is called, once, when one of them is gone)."""
 
-    def __init__(self, registry: Registry | None, sweep_id: str, on_ray_death: Callable[[str], None]):
+    def __init__(self, registry: Registry | None, sweep_id: str, on_ray_death: Callable[[str], None],
+                 generation: int | None = None):
         self.registry, self.sweep_id, self.on_ray_death = registry, sweep_id, on_ray_death
+        self.generation = generation  # the launch this driver is (its beats count only for it)
         self.watched: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -63,7 +65,7 @@ class Heartbeat:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 if self.registry is not None:
-                    self.registry.heartbeat(self.sweep_id)
+                    self.registry.heartbeat(self.sweep_id, self.generation)
             except Exception as e:  # a busy or rebuilt registry: try again next second
                 log.warning("heartbeat failed: %s", e)
             dead = [f"{name} (pid {pid})" for pid, (name, start) in self.watched.items()
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jax-cache", default=None)
     ap.add_argument("--max-failures", type=int, default=2)
     ap.add_argument("--lock-fd", type=int, default=None, help="the sweep's lock, already held (from the service)")
+    ap.add_argument("--generation", type=int, default=None,
+                    help="the launch generation the service recorded for this driver (its heartbeats carry it)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             os._exit(RAY_DIED_EXIT)
 
-    beat = Heartbeat(registry, sid, ray_died).start()
+    beat = Heartbeat(registry, sid, ray_died, args.generation).start()
     try:
         from sweeps import compile_cache
         from sweeps.ray_exec import connect, run_sweep_ray

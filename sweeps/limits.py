@@ -33,12 +33,21 @@ class Limits:
     max_depth: int = _limit(256, "hidden layers H")
     max_epochs: int = _limit(100, "training epochs")
     max_concurrent: int = _limit(2, "sweeps queued or running at once (429 beyond)")
+    # -- what one sweep may cost (sweeps/cost.py; checked at submit and by `mutransfer run`) ---
+    max_run_memory_gb: float = _limit(16.0, "device memory of one run by the trainer's estimate, GiB "
+                                            "(resources.memory_budget_gb, when smaller, is the bound)")
+    max_sweep_pflop: float = _limit(5000.0, "nominal compute of a sweep: run-steps × FLOP per run-step, PFLOP")
     # -- what one request may carry (checked before and while parsing) -----------------------
     max_body_bytes: int = _limit(64 * 1024, "request body bytes (413 beyond; a spec is ~1 KB)")
     max_document_depth: int = _limit(32, "nesting depth of a YAML/JSON document")
     max_document_nodes: int = _limit(5000, "values in a YAML/JSON document, counting alias expansions")
     max_document_aliases: int = _limit(64, "YAML aliases (*name) in a document")
     parse_seconds: float = _limit(2.0, "wall time to parse one document (refused beyond)")
+    # -- connections (service/guard.py, `mutransfer serve`) ------------------------------------
+    header_timeout_s: float = _limit(10.0, "seconds a connection may take to send a request's headers "
+                                           "(closed with 408 beyond)")
+    body_timeout_s: float = _limit(30.0, "seconds between two chunks of a request body (408 beyond)")
+    max_connections: int = _limit(200, "open connections and requests at once (503 beyond)")
 
     @property
     def env_names(self) -> dict[str, str]:

@@ -6,8 +6,10 @@
 * **ETA** = runs left ÷ measured throughput, where throughput is the runs of the cells this driver
   finished after its first one divided by the time from that first finish to the latest (start-up
   and compilation before the first cell finishes would bias it). Between finishes it counts down
-  from the estimate made at the last one (it never counts up while cells run); it is ``None`` until
-  a first cell finishes (no throughput measured yet, so no number is made up), and 0 once overdue.
+  from the estimate made at the last one (it never counts up while cells run, until it runs out); it
+  is ``None`` until a first cell finishes (no throughput measured yet, so no number is made up). Once
+  overdue it is never 0 while runs are left: the pace is re-measured up to now (runs finished since
+  the first finish ÷ the time since), so it grows while nothing finishes.
 """
 
 from __future__ import annotations
@@ -45,7 +47,14 @@ def eta_seconds(now: float, started_at: float | None, finishes: list[tuple[float
     else:
         rate = sum(n for _, n in done) / (t_last - started_at)
     left = max(runs_total - runs_done, 0)
-    return max(0.0, left / rate - max(0.0, now - t_last))
+    estimate = left / rate - max(0.0, now - t_last)
+    if estimate > 0 or left == 0:
+        return max(0.0, estimate)
+    # Overdue: the cells running now are slower than the finishes so far suggested (e.g. two cells
+    # finishing together made the rate look huge). Re-measure the pace up to now instead of showing 0.
+    since = t_first if t_last > t_first else started_at
+    measured = sum(n for _, n in done[1:]) if t_last > t_first else sum(n for _, n in done)
+    return left * (now - since) / measured
 
 
 def clock(seconds: float | None) -> str:

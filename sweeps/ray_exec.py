@@ -27,11 +27,11 @@ from typing import Callable
 from mutransfer import devices
 from mutransfer.results import ResultsStore
 from sweeps import progress as eta
-from sweeps.local import SweepOutcome, check_parts, save_spec, verified_parts
+from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec, verified_parts
 from sweeps.plan import Trial
 from sweeps.refine import all_trials
 from sweeps.recovery import open_registry
-from sweeps.registry import Registry, default_path
+from sweeps.registry import Registry, default_path, one_line_error
 from sweeps.spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,14 @@ def _trainable(config: dict) -> None:
     trial = {t.part: t for t in all_trials(spec, record)}[config["part"]]
     store = ResultsStore(config["results_root"])
     t0 = time.perf_counter()
-    n = execute_trial(spec, trial, store, config["sweep_id"],
-                      progress=lambda done, total: tune.report({"progress": done / total, "runs": 0}))
+    try:
+        n = execute_trial(spec, trial, store, config["sweep_id"],
+                          progress=lambda done, total: tune.report({"progress": done / total, "runs": 0}))
+    except ValueError as e:
+        # The spec cannot run (a batch larger than the data, a subset larger than the dataset, ...):
+        # the same on every attempt, so reported once as the cell's one-line reason, never retried.
+        tune.report({"progress": 1.0, "runs": 0, "error": one_line_error(e)})
+        return
     tune.report({"progress": 1.0, "runs": n, "compute_s": time.perf_counter() - t0})
 
 
@@ -237,14 +243,21 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
         def on_trial_recover(self, iteration, trials, trial, **info):
             p = part(trial)
             prog.running.pop(p, None)
-            registry and registry.set_trial(prog.sweep_id, p, "queued", progress=0.0,
-                                            error=f"retrying: {info.get('exception') or 'worker failed'}")
+            why = one_line_error(info.get("exception")) or "worker failed"
+            registry and registry.set_trial(prog.sweep_id, p, "queued", progress=0.0, error=f"retrying after: {why}")
             emit()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             p = part(trial)
             prog.running.pop(p, None)
             if p in finished:
+                return
+            cannot_run = (trial.last_result or {}).get("error")
+            if cannot_run:  # a deterministic failure (_trainable): failed once, with its reason
+                finished.add(p)
+                prog.trials_failed += 1
+                registry and registry.set_trial(prog.sweep_id, p, "failed", error=cannot_run)
+                emit()
                 return
             finished.add(p)
             prog.trial_wall_s[p] = time.perf_counter() - started.get(p, time.perf_counter())
@@ -258,7 +271,8 @@ def _callback(registry: Registry | None, prog: Progress, trials_by_part: dict[st
             p = part(trial)
             prog.running.pop(p, None)
             prog.trials_failed += 1
-            registry and registry.set_trial(prog.sweep_id, p, "failed", error=str(info.get("exception") or "failed"))
+            registry and registry.set_trial(prog.sweep_id, p, "failed",
+                                            error=one_line_error(info.get("exception")) or "failed")
             emit()
 
     return RegistryCallback()
@@ -394,8 +408,10 @@ def _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failur
     for res in grid:
         # A trial stopped before it started (cancel) has no config and no error: nothing to record.
         p = (res.config or {}).get("part")
-        if p is not None and res.error is not None:
-            failed[p] = f"{type(res.error).__name__}: {res.error}"
+        if p is not None and (res.metrics or {}).get("error"):
+            failed[p] = res.metrics["error"]  # the spec cannot run (one line, not retried)
+        elif p is not None and res.error is not None:
+            failed[p] = one_line_error(res.error)
     return failed
 
 

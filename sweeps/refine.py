@@ -42,6 +42,7 @@ import pandas as pd
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.results import ResultsStore, part_name
+from sweeps.bookkeeping import load_saved_spec
 from sweeps.plan import Cell, Run, Trial, cell_id, plan, run_id
 from sweeps.spec import LR_MAX, SweepSpec, count_runs
 
@@ -141,8 +142,6 @@ def save_record(store: ResultsStore, record: RefineRecord) -> None:
 
 def start_record(store: ResultsStore, sweep_id: str, spec: SweepSpec) -> RefineRecord:
     """The sweep's record (a new one if none), refusing one made under another spec."""
-    from sweeps.local import load_saved_spec
-
     saved = load_saved_spec(store, sweep_id)
     if saved is not None and saved.spec_hash() != spec.spec_hash():
         raise RefineError(f"sweep {sweep_id} was run with a different spec (hash {saved.spec_hash()[:8]}, this "

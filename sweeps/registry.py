@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -75,7 +76,9 @@ CREATE TABLE IF NOT EXISTS trials (
 _ADDED = {
     "sweeps": {
         "owner": "TEXT",                 # service | cli: who relaunches it when its driver dies
-        "heartbeat_at": "REAL",          # the driver's last heartbeat (every second while it lives)
+        "heartbeat_at": "REAL",          # the current driver's last heartbeat (every second while it lives)
+        "launched_at": "REAL",           # when the current driver was launched (its liveness before a beat)
+        "launch_gen": "INTEGER NOT NULL DEFAULT 0",  # launches so far; a driver beats only for its own
         "started_at": "REAL",            # when the current driver started training
         "runs_at_start": "INTEGER",      # runs already done then (resumed work, not this driver's)
         "restarts": "INTEGER NOT NULL DEFAULT 0",
@@ -83,6 +86,26 @@ _ADDED = {
     },
     "trials": {"note": "TEXT", "finished_at": "REAL"},
 }
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt))(: .*)?$")
+ERROR_CHARS = 500  # the most a cell's error shows
+
+
+def one_line_error(text: str | BaseException | None) -> str | None:
+    """A cell's error as one line for the status: terminal colour codes removed, and of a traceback
+    (Ray wraps a trial's exception in its own) only the innermost ``SomeError: message`` line."""
+    if text is None:
+        return None
+    if isinstance(text, BaseException):
+        text = f"{type(text).__name__}: {text}"
+    lines = [ln.strip() for ln in _ANSI.sub("", str(text)).splitlines() if ln.strip()]
+    if not lines:
+        return None
+    exc = [ln for ln in lines if _EXC_LINE.match(ln)]
+    line = exc[-1] if exc else lines[-1]
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS - 1] + "…"
 
 
 def default_path(results_root: str | Path) -> Path | None:
@@ -198,7 +221,8 @@ class Registry:
         """
         now = time.time()
         on_conflict = ("status='queued', address=excluded.address, error=NULL, cancel=0, restarts=0, note=NULL, "
-                       "owner=excluded.owner, updated_at=excluded.updated_at") if fresh else "address=excluded.address"
+                       "heartbeat_at=NULL, owner=excluded.owner, updated_at=excluded.updated_at") \
+            if fresh else "address=excluded.address"
         # A refined sweep registers again with more cells (sweeps/refine.py): its totals grow.
         on_conflict += ", runs_total=excluded.runs_total, trials_total=excluded.trials_total"
 
@@ -230,9 +254,26 @@ class Registry:
         self._update("sweeps", "sweep_id=?", (sweep_id,), status="running", error=None, started_at=now,
                      heartbeat_at=now, runs_at_start=int(runs_at_start), driver_pid=pid or os.getpid())
 
-    def heartbeat(self, sweep_id: str) -> None:
+    def heartbeat(self, sweep_id: str, generation: int | None = None) -> None:
+        """The driver of launch ``generation`` is alive (a driver of an older launch writes nothing)."""
         now = time.time()
-        self._call(lambda db: db.execute("UPDATE sweeps SET heartbeat_at=? WHERE sweep_id=?", (now, sweep_id)))
+        self._call(lambda db: db.execute(
+            "UPDATE sweeps SET heartbeat_at=? WHERE sweep_id=? AND (? IS NULL OR launch_gen=?)",
+            (now, sweep_id, generation, generation)))
+
+    def new_launch(self, sweep_id: str) -> int:
+        """A driver is about to be launched: a fresh liveness record (``launched_at`` now, no heartbeat
+        yet, the next launch generation, returned). Whatever path starts it (a submission, a
+        resubmission of a finished or cancelled sweep, a recompute of quarantined parts, a relaunch),
+        the supervisor measures its silence from here, never from an earlier driver's last beat."""
+        now = time.time()
+
+        def write(db):
+            db.execute("UPDATE sweeps SET launch_gen=launch_gen+1, launched_at=?, heartbeat_at=NULL, "
+                       "updated_at=? WHERE sweep_id=?", (now, now, sweep_id))
+            row = db.execute("SELECT launch_gen FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
+            return int(row[0]) if row else 0
+        return self._call(write)
 
     def set_driver(self, sweep_id: str, pid: int | None) -> None:
         self._update("sweeps", "sweep_id=?", (sweep_id,), driver_pid=pid)
@@ -260,7 +301,7 @@ class Registry:
         if progress is not None:
             sets.append("progress=?"), args.append(float(progress))
         if error is not None or status == "finished":
-            sets.append("error=?"), args.append(error)
+            sets.append("error=?"), args.append(one_line_error(error))
         if note is not None:
             sets.append("note=?"), args.append(note or None)
         if attempt:
@@ -269,6 +310,10 @@ class Registry:
                                          (*args, sweep_id, part)))
 
     # -- reads ------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raises when the registry cannot be read (the service's /health)."""
+        self._call(lambda db: db.execute("SELECT 1 FROM sweeps LIMIT 1").fetchall())
+
     def sweep(self, sweep_id: str) -> dict | None:
         row = self._call(lambda db: db.execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone())
         return _sweep_row(row) if row else None
@@ -293,6 +338,13 @@ class Registry:
         counts = {s: sum(t["status"] == s for t in ts) for s in STATUSES}
         return {"runs_done": done, "runs_in_progress": partial, "runs_total": sum(t["runs"] for t in ts),
                 "trials": counts}
+
+
+def last_sign_of_life(row: dict) -> float | None:
+    """When the current driver last showed it lives: its heartbeat, or its launch if it has not
+    beaten yet (``new_launch`` clears the previous driver's heartbeat)."""
+    times = [t for t in (row.get("heartbeat_at"), row.get("launched_at")) if t]
+    return max(times) if times else None
 
 
 def effective_status(row: dict, registry_path: str | Path) -> tuple[str, str | None]:

@@ -8,9 +8,57 @@ from pathlib import Path
 
 import pytest
 
+# The fast lane (`make test-fast`, `pytest -m "not slow"`) is every test that needs no Ray cluster, no
+# uvicorn server, no browser, no subprocess sweep and no training beyond a few steps; `make test` runs
+# everything. A test is slow when it asks for one of SLOW_FIXTURES (directly or through another
+# fixture), lives in one of SLOW_MODULES, or carries ``@pytest.mark.slow`` itself.
+SLOW_FIXTURES = frozenset({
+    "ray_cli_cluster", "ray_cli_cluster_info",  # a `ray start --head` cluster
+    "embedded_ray", "reference",                # tests/test_ray.py: the embedded cluster
+    "server", "served",                         # a real uvicorn server (tests/serving.py)
+    "browser",                                  # headless Chromium
+    "swept",                                    # tests/test_cli.py: a whole sweep through the CLI
+})
+SLOW_MODULES = frozenset({
+    "test_browser", "test_ray", "test_reliability_ray", "test_reliability_drivers", "test_service",
+    "test_reliability_api", "test_compose_check",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 # Tests run on CPU with small shapes.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The bundled digits data set (``load_dataset("digits")``: 8×8 images, 10 classes), loaded once."""
+    from mutransfer.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_on_device(digits):
+    """:func:`digits` as the trainer takes it (``mutransfer.trainer.to_device``)."""
+    from mutransfer.trainer import to_device
+
+    return to_device(digits)
+
+
+@pytest.fixture(scope="session")
+def digits_small():
+    """A 512-train / 200-test slice of the digits, for the CNN tests' compile-bound shapes."""
+    from mutransfer.data import load_dataset
+
+    return load_dataset("digits", train_examples=512, test_examples=200)
 
 
 def free_port() -> int:

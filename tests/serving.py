@@ -113,7 +113,7 @@ def write_finished_sweep(root: Path, spec_dict: dict) -> str:
     import pandas as pd
 
     from mutransfer.results import ResultsStore
-    from sweeps.local import save_spec
+    from sweeps.bookkeeping import save_spec
     from sweeps.plan import trials
     from sweeps.spec import parse_spec
 

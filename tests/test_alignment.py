@@ -1,4 +1,5 @@
-"""PC-vs-BP gradient alignment (SPEC §4.3, §8 item 7): the linear equilibrium closed forms, the
+"""PC-vs-BP gradient alignment (docs/reference/algorithms.md#output-precision,
+docs/reference/claims.md#claim-7): the linear equilibrium closed forms, the
 small-precision limit, and the width trend under μP for γ̄_L ∈ {0, −1} (numbers verified with
 fixed seeds; see benchmarks/gradient_alignment.py for the Fashion-MNIST run to N = 4096)."""
 
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mutransfer import alignment as al
+from mutransfer.diagnostics import alignment as al
 from mutransfer.diagnostics import Analysis
 from mutransfer.networks import forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve

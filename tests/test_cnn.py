@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 
 from mutransfer import bp, optim, pc, tp
-from mutransfer.data import load_dataset
 from mutransfer.networks import CONV_IMPL_ENV, adjoint_layer, cnn_layers, forward, init_weights, make_net, predict
 from mutransfer.parametrization import resolve
 from mutransfer.trainer import CellSpec, TrainOptions, model_for, train_cell
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", train_examples=512, test_examples=200)
 
 
 def _cnn(param="sp", activation="tanh", residual=False, image=(1, 8, 8), width=8, depth=2, C=10,
@@ -215,9 +209,9 @@ def _cell(algorithm, param, width=8, **kw):
 
 @pytest.mark.parametrize("algorithm,param,acc", [("bp", "mupc", 0.5), ("pc", "mupc", 0.5), ("tp", "tp_mup", 0.2),
                                                  ("dtp", "tp_mup", 0.2)])
-def test_every_algorithm_trains_a_cnn_in_the_grid_trainer(digits, algorithm, param, acc):
+def test_every_algorithm_trains_a_cnn_in_the_grid_trainer(digits_small, algorithm, param, acc):
     # 60 steps of a width-8 CNN: TP/DTP learn more slowly than PC/BP here (chance is 0.1).
-    res = train_cell(_cell(algorithm, param), digits, [1e-1, 1e4], [0.5, 0.5], [0, 0],
+    res = train_cell(_cell(algorithm, param), digits_small, [1e-1, 1e4], [0.5, 0.5], [0, 0],
                      TrainOptions(max_steps=60, log_every=5))
     assert list(res.runs["status"]) == ["ok", "diverged"]
     loss = res.curves["train_loss"][0]
@@ -225,33 +219,33 @@ def test_every_algorithm_trains_a_cnn_in_the_grid_trainer(digits, algorithm, par
     assert res.runs["best_test_acc"][0] > acc
 
 
-def test_cnn_runs_in_a_grid_equal_runs_trained_alone(digits):
+def test_cnn_runs_in_a_grid_equal_runs_trained_alone(digits_small):
     cell = _cell("dtp", "tp_mup")
     etas, betas, seeds = [1e-2, 3e-2, 1e-2], [0.1, 0.3, 0.3], [0, 1, 1]
     opts = TrainOptions(max_steps=12, log_every=1)
-    grid = train_cell(cell, digits, etas, betas, seeds, opts)
+    grid = train_cell(cell, digits_small, etas, betas, seeds, opts)
     for i in range(3):
-        alone = train_cell(cell, digits, [etas[i]], [betas[i]], [seeds[i]], opts)
+        alone = train_cell(cell, digits_small, [etas[i]], [betas[i]], [seeds[i]], opts)
         np.testing.assert_allclose(grid.curves["train_loss"][i], alone.curves["train_loss"][0], rtol=2e-4)
 
 
-def test_cnn_cell_needs_a_matching_image_shape(digits):
+def test_cnn_cell_needs_a_matching_image_shape(digits_small):
     with pytest.raises(ValueError, match="image_shape"):
         model_for(_cell("pc", "mupc")._replace(image_shape=(1, 28, 28)))
     with pytest.raises(ValueError, match="architecture"):
         model_for(_cell("pc", "mupc")._replace(architecture="transformer"))
 
 
-def test_map_and_vmap_over_runs_give_the_same_numbers(digits):
+def test_map_and_vmap_over_runs_give_the_same_numbers(digits_small):
     cell = _cell("pc", "mupc")
     runs = ([1e-2, 3e-2, 1e5], [0.1, 0.3, 0.3], [0, 1, 1])
-    out = {b: train_cell(cell, digits, *runs, TrainOptions(max_steps=10, log_every=1, run_batching=b))
+    out = {b: train_cell(cell, digits_small, *runs, TrainOptions(max_steps=10, log_every=1, run_batching=b))
            for b in ("map", "vmap")}
     # float32 sums in another order, amplified a little by Adam over 10 steps
     np.testing.assert_allclose(out["map"].curves["train_loss"], out["vmap"].curves["train_loss"], rtol=1e-3)
     assert list(out["map"].runs["status"]) == list(out["vmap"].runs["status"]) == ["ok", "ok", "diverged"]
     with pytest.raises(ValueError, match="run_batching"):
-        train_cell(cell, digits, [0.1], [0.1], [0], TrainOptions(max_steps=2, run_batching="pmap"))
+        train_cell(cell, digits_small, [0.1], [0.1], [0], TrainOptions(max_steps=2, run_batching="pmap"))
 
 
 def test_unknown_conv_implementation_is_refused(monkeypatch):
@@ -262,12 +256,12 @@ def test_unknown_conv_implementation_is_refused(monkeypatch):
         conv_impl()
 
 
-def test_residual_cnn_trains_with_mupc(digits):
+def test_residual_cnn_trains_with_mupc(digits_small):
     # 8×8 → stride 2 → 4×4, then two stride-1 convs with skips (μPC's 1/√(fan_in·L) multipliers).
     cell = CellSpec("pc", "mupc", 8, 3, "tanh", True, 64, 10, batch_size=32, architecture="cnn",
                     downsample_layers=1, image_shape=(1, 8, 8))
     m = model_for(cell)
     assert [m.net.skip(i) for i in range(4)] == [False, True, True, False]
     assert m.net.multipliers[1] == pytest.approx(1 / math.sqrt(9 * 8 * 4))
-    res = train_cell(cell, digits, [1e-1], [0.5], [0], TrainOptions(max_steps=60, log_every=5))
+    res = train_cell(cell, digits_small, [1e-1], [0.5], [0], TrainOptions(max_steps=60, log_every=5))
     assert res.runs["status"][0] == "ok" and res.runs["best_test_acc"][0] > 0.5

@@ -1,4 +1,4 @@
-"""Diagnostics (SPEC §6): activity Hessian (autodiff = per-layer blocks = closed form), its
+"""Diagnostics (docs/reference/diagnostics.md): activity Hessian (autodiff = per-layer blocks = closed form), its
 conditioning, the linear inference equilibrium, Theorem 1, the coordinate check, the analyses table."""
 
 import math

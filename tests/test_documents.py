@@ -2,7 +2,6 @@
 place, never a traceback (issue 10 items 1-4), and the spec's JSON Schema (issue 13 item 5)."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -36,14 +35,12 @@ BOMB = "a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
     ("a: *nowhere\n", "unknown alias"),
     ("name: [unclosed", "not valid YAML"),
 ])
-def test_hostile_yaml_is_refused_in_one_line_quickly(doc, words):
-    t = time.perf_counter()
+def test_hostile_yaml_is_refused_in_one_line(doc, words):
+    # The bomb (9^9 values once expanded) is refused by the loader's value count while it is being
+    # built — the message names the count — so it never expands; no wall-clock bound needed.
     with pytest.raises(DocumentError) as e:
         load_yaml(doc)
     assert words in str(e.value) and "\n" not in str(e.value)
-    # A bound against blow-ups (the bomb expands to 9^9 values), not a speed test: milliseconds on a
-    # quiet machine, but it once took 1.1 s on a loaded one.
-    assert time.perf_counter() - t < 5.0
 
 
 def test_yaml_is_json_like_and_yaml_12():
@@ -101,17 +98,22 @@ def test_absurd_numbers_and_coerced_types_are_refused(change, field):
     assert any(f == field or f.startswith(field) for f, _ in e.value.errors), e.value.errors
 
 
-def test_run_count_is_arithmetic_and_big_sweeps_are_refused_at_once():
+def test_run_count_is_arithmetic_and_big_sweeps_are_refused_at_once(monkeypatch):
     spec = parse_spec({**BASE, "algorithms": ["pc", "bp"], "parametrizations": ["mupc", "sp"], "widths": [8, 16],
                        "weight_lrs": [0.1, 0.01, 0.001], "activity_lrs": [0.5, 1.0], "seeds": 3})
     assert count_runs(spec) == sum(len(c.runs) for c in plan(spec)) == 2 * 2 * 3 * 3 * (2 + 1)
     huge = {**BASE, "widths": list(range(1, 65)), "depths": list(range(1, 65)),
             "weight_lrs": [10.0 ** -k for k in range(1, 101)], "activity_lrs": [10.0 ** -k for k in range(1, 101)],
             "seeds": 1000}
-    t = time.perf_counter()
+    import sweeps.plan
+
+    def never(*a, **k):
+        raise AssertionError("the runs of a refused spec were built")
+
+    monkeypatch.setattr(sweeps.plan, "plan", never)
+    monkeypatch.setattr(sweeps.plan, "Run", never)
     with pytest.raises(SpecError, match=f"more than {MAX_RUNS:,}"):
-        parse_spec(huge)
-    assert time.perf_counter() - t < 2.0  # 4e10 runs: never built
+        parse_spec(huge)  # 4e10 runs: counted arithmetically, never built
 
 
 def test_json_schema_has_enums_and_validates_every_shipped_spec():
@@ -155,8 +157,10 @@ def test_spec_files_get_the_same_limits(tmp_path):
 
 
 def test_readme_lists_every_limit_with_its_default():
+    """Each limit is a row of a table in the README or the documentation (docs/**/*.md)."""
     from sweeps.limits import describe
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    repo = Path(__file__).parent.parent
+    text = "\n".join(p.read_text() for p in [repo / "README.md", *sorted((repo / "docs").rglob("*.md"))])
     for env, default, doc in describe():
-        assert f"| `{env}` | {default} | {doc} |" in readme, env
+        assert f"| `{env}` | {default} | {doc} |" in text, env

@@ -11,7 +11,7 @@ import pytest
 from mutransfer.report import optimum_shift_report
 from mutransfer.results import ResultsStore
 from sweeps import refine
-from sweeps.local import save_spec
+from sweeps.bookkeeping import save_spec
 from sweeps.spec import SpecError, parse_spec
 
 BASE = {"name": "r", "parametrizations": ["mupc", "sp"], "widths": [8, 16], "depths": [1],
@@ -183,7 +183,8 @@ def test_http_takes_the_refine_field_and_the_driver_refines(tmp_path):
     from sweeps.recovery import open_registry
 
     settings = from_env({"MUTRANSFER_RESULTS": str(tmp_path), "MUTRANSFER_DRIVERS": "none"})
-    with TestClient(create_app(settings)) as c:
+    # A loopback Host: token-less writes are taken only from this server's own loopback names.
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8000") as c:
         r = c.post("/sweeps", json={**BASE, "refine": {"max_rounds": 0}})
         assert r.status_code == 422 and [e["field"] for e in r.json()["detail"]] == ["refine.max_rounds"]
         r = c.post("/sweeps", json={**BASE, "training": {"precision": "float16"}})

@@ -1,4 +1,5 @@
-"""Target propagation (SPEC §4.4): DTP with exact inverses gives Gauss–Newton targets, the forward
+"""Target propagation (docs/reference/algorithms.md#target-propagation): DTP with exact inverses
+gives Gauss–Newton targets, the forward
 update is local, feedback training learns inverses, DTP trains, and bad settings fail loudly."""
 
 import jax
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 
 from mutransfer import optim, tp
-from mutransfer.data import load_dataset
 from mutransfer.networks import Net, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
 
@@ -187,11 +187,6 @@ def test_output_layer_gradient_is_beta_times_backprop_for_mse():
     np.testing.assert_allclose(out.train_loss, jnp.mean(0.5 * jnp.sum((y - f) ** 2, -1)), rtol=1e-6)
     so = out.stepout()
     assert so.energy_start == out.target_loss and so.energy_end == out.reconstruction_loss
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_dtp_training_reduces_the_loss(digits):

@@ -8,11 +8,6 @@ from mutransfer.tp_checks import feature_updates
 from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 @pytest.mark.parametrize("algorithm", ["tp", "dtp"])
 def test_grid_trainer_runs_tp_and_flags_divergence(digits, algorithm):
     cell = CellSpec(algorithm, "tp_mup", 64, 2, "tanh", False, 64, 10, batch_size=32)

@@ -1,4 +1,4 @@
-"""Diagnostics from the papers (SPEC §6): activity Hessian and its conditioning, the linear-net
+"""Diagnostics from the papers (docs/reference/diagnostics.md): activity Hessian and its conditioning, the linear-net
 inference equilibrium and equilibrated energy (μPC paper Theorem 1), and the coordinate check.
 
 Conventions
@@ -43,7 +43,8 @@ works as before): :mod:`~mutransfer.diagnostics.hessian` (autodiff and block Hes
 :mod:`~mutransfer.diagnostics.conditioning` (κ by dense eigenvalues or Lanczos),
 :mod:`~mutransfer.diagnostics.training` (small training loops), :mod:`~mutransfer.diagnostics.coordinates`
 (forward statistics, coordinate check), :mod:`~mutransfer.diagnostics.during_training` (κ and the
-loss/energy ratio tracked over training) and :mod:`~mutransfer.diagnostics.analyses` (the table-driven
+loss/energy ratio tracked over training), :mod:`~mutransfer.diagnostics.alignment` (PC/TP updates vs
+BP and the Gauss–Newton target) and :mod:`~mutransfer.diagnostics.analyses` (the table-driven
 registry that specs and ``mutransfer diagnose`` use).
 """
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from mutransfer import alignment as _alignment
+from mutransfer.diagnostics import alignment as _alignment
 from mutransfer.diagnostics.conditioning import Conditioning, block_condition_number, condition_number
 from mutransfer.diagnostics.coordinates import coordinate_check
 from mutransfer.diagnostics.during_training import TrainingDiagnosticsConfig, run_training_diagnostics

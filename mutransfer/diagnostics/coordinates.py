@@ -1,5 +1,5 @@
-"""Forward statistics and the coordinate check (SPEC §6): mean |z_l| per layer at init and after
-k steps, across widths and depths."""
+"""Forward statistics and the coordinate check (docs/reference/diagnostics.md#coordinate-check): mean
+|z_l| per layer at init and after k steps, across widths and depths."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def coordinate_check(parametrization: str, *, widths: Sequence[int], depths: Seq
                      inference_steps: int | None = None, loss: str = "mse", optimizer: str = "adam",
                      probe_size: int = 256, seed: int = 0, base_width: int | None = None,
                      base_depth: int | None = None) -> pd.DataFrame:
-    """Coordinate check (SPEC §6): mean |z_l| per layer at init and after ``steps`` optimiser
-    steps, for every (width, depth) in ``widths × depths``.
+    """Coordinate check (docs/reference/diagnostics.md#coordinate-check): mean |z_l| per layer at
+    init and after ``steps`` optimiser steps, for every (width, depth) in ``widths × depths``.
 
     Training: ``algorithm`` ("pc" with T = ``inference_steps`` (default H) GD inference steps of size
     ``activity_lr``, or "bp"), ``optimizer`` (Adam) with lr ``lr``·c_l, mini-batches of

@@ -1,4 +1,4 @@
-"""Optimum-shift report: does the best learning rate stay put as the network grows? (SPEC §7)
+"""Optimum-shift report: does the best learning rate stay put as the network grows? (docs/reference/transfer-analysis.md)
 
 A package by job:
 

@@ -1,7 +1,7 @@
 """One analysis: a group of fixed settings along one size axis (width or depth) — per-size surfaces
 and optima on the grid and fitted, the transfer of the base size's optimum (:mod:`.transfer`),
 seed-bootstrap confidence intervals, the verdict (:mod:`.verdict`), the fitted drift slopes, and the
-robustness views ``by_base`` and ``by_budget`` (:mod:`.views`) (SPEC §7).
+robustness views ``by_base`` and ``by_budget`` (:mod:`.views`) (docs/reference/transfer-analysis.md).
 
 Conventions: learning rates are analysed in log2, so shifts are in octaves (1 octave = a factor 2)
 and drift slopes in octaves per doubling of size (d log2 lr* / d log2 s). ``grid_steps_*`` count
@@ -123,7 +123,7 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         if k == 0 or e["eta_star"] is None or per[0].opt is None or doublings == 0:
             e["drift_eta"] = None if k == 0 else math.nan
             e["drift_beta"] = None
-        else:  # grid-argmin shift per doubling (SPEC §7: Δlog2 of η*_s, β*_s)
+        else:  # grid-argmin shift per doubling (docs/reference/transfer-analysis.md#shift: Δlog2 of η*_s, β*_s)
             e["drift_eta"] = e["dlog2_eta"] / doublings
             e["drift_beta"] = None if e["dlog2_beta"] is None else e["dlog2_beta"] / doublings
         if p.boot is None:

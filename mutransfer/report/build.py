@@ -29,7 +29,7 @@ def optimum_shift_report(
     cells_done: int | None = None,
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
-    """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (SPEC §7)
+    """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (docs/reference/transfer-analysis.md)
 
     ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
     ``depth``; ``activity_lr`` (NaN for e.g. bp), ``seed``, ``status`` (ok|diverged|failed, others

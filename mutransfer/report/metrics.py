@@ -1,5 +1,5 @@
 """Metric semantics of the optimum-shift report: which runs-table column, which way is better, how a
-run that diverged counts, and how regret is measured (SPEC §7).
+run that diverged counts, and how regret is measured (docs/reference/transfer-analysis.md#metrics-and-regret).
 
 Cost convention. Every metric becomes a *cost* that is minimised: a loss is its own cost, an
 accuracy a (a fraction in [0, 1]) becomes the error rate 1 − a. Reported values are in natural units.

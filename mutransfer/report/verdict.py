@@ -1,5 +1,5 @@
 """The verdict of one analysis (group × size axis): the one table-driven place for the rules and the
-reason codes (SPEC §7).
+reason codes (docs/reference/transfer-analysis.md#verdict).
 
 For every size s other than the base, three criteria are checked, each on its point value *and* its
 seed-bootstrap confidence interval (:data:`CRITERIA`):
@@ -13,7 +13,8 @@ A criterion *passes* when the point value and the whole CI are within tolerance,
 point value and the whole CI are beyond it, and is *uncertain* when the CI straddles it (without a CI
 — one seed, or ``n_bootstrap=0`` — the point value decides). Drift is judged in grid steps of the
 sweep's own grid because that is what the grid resolves; the sub-grid fit's drift slope (octaves
-per doubling, with its CI) is reported beside it but does not decide (see the README).
+per doubling, with its CI) is reported beside it but does not decide
+(docs/reference/transfer-analysis.md#which-criterion-decides).
 
 The verdict (:func:`decide`), from the reasons collected:
 

@@ -1,4 +1,5 @@
-"""Robustness views of an analysis, from the stored runs table alone (SPEC §7): ``by_base`` (the verdict
+"""Robustness views of an analysis (docs/reference/transfer-analysis.md#robustness-views), from the
+stored runs table alone: ``by_base`` (the verdict
 with every size taken as the base) and ``by_budget`` (argmin, regret and verdict at 25 / 50 / 100 %
 of the training steps, from the trainer's checkpoint columns, :data:`.metrics.BUDGET_COLUMNS`).
 """

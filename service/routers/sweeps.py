@@ -1,4 +1,4 @@
-"""The sweeps API (SPEC §9): submit, list, inspect, cancel, pull tables, report, progress events.
+"""The sweeps API (docs/guide/service.md#http-api): submit, list, inspect, cancel, pull tables, report, progress events.
 
 Every route refuses query parameters it does not take (422 naming them and the accepted ones);
 statuses are one vocabulary (``sweeps.registry.Status``) for sweeps and cells, enumerated in the
@@ -22,13 +22,13 @@ from mutransfer.report import DIVERGED_POLICIES, METRICS
 from mutransfer.results import RUN_STATUSES
 from service import launcher
 from service.body import read_spec
-from service.data import SweepData
+from service.data import RegistryUnavailable, SweepData
 from service.deps import get_data, get_settings, require_writer, shutting_down, strict_query, sweep_id
-from service.errors import ApiError
+from service.errors import ApiError, prefers_html
 from service.models import Cancelled, SweepList, SweepState, Submitted
 from service.settings import Settings
 from sweeps import locks
-from sweeps.local import save_spec
+from sweeps.bookkeeping import save_spec
 from sweeps.registry import ACTIVE, TERMINAL, Status
 from sweeps.spec import SweepSpec, count_runs
 
@@ -64,6 +64,11 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
     n = count_runs(spec)
     if n > lim.max_runs:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    from sweeps.cost import refusals  # the cost bound: one run's memory, the sweep's compute, runnable at all
+
+    found = refusals(spec, lim)
+    if found:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [(f, m, "cost") for f, m in found])
 
 
 def _check_dataset(spec: SweepSpec) -> None:
@@ -239,19 +244,34 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
            format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
     rep = data.report(sid, metric, diverged)
-    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+    if format == "html" or (format is None and prefers_html(request.headers.get("accept"))):
         from service.routers.pages import report_html
         return HTMLResponse(report_html(data, sid, rep))
     return JSONResponse(rep)
 
 
+def status_readable(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> None:
+    """The sweep's status can be read now (else 503, before an event stream starts)."""
+    data.status(sid)
+
+
 @router.get("/{sweep_id}/events", response_class=EventSourceResponse,
             summary="Server-sent progress events until the sweep ends (or the server shuts down)")
 async def events(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+                 _readable: None = Depends(status_readable),
                  interval: float = Query(1.0, ge=0.1, le=60)):
     last = None
     while True:
-        st = await asyncio.to_thread(data.status, sid)
+        try:
+            st = await asyncio.to_thread(data.status, sid)
+        except RegistryUnavailable as e:  # mid-stream: said once per outage, then polled again
+            if last != "unavailable":
+                yield ServerSentEvent(data={"id": sid, "status": "unknown", "reason": f"the sweep registry "
+                                            f"cannot be read ({e}); the stream goes on when it can"},
+                                      event="unavailable")
+                last = "unavailable"
+            await asyncio.sleep(interval)
+            continue
         summary = {**_summary(st), "cells_done": sum(c["status"] == "finished" for c in st["cells"]),
                    "cells_total": len(st["cells"])}
         if summary != last:

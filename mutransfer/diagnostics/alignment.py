@@ -1,4 +1,4 @@
-"""PC-vs-BP gradient alignment across width (SPEC §4.3, §8 item 7; Ishikawa et al. ICLR 2025).
+"""PC-vs-BP gradient alignment across width (Ishikawa et al. ICLR 2025; docs/reference/claims.md#claim-7).
 
 How well does predictive coding's weight gradient at the inference equilibrium point in the
 direction of backprop's, as the width N grows, when the output precision is
@@ -23,8 +23,8 @@ Conventions
   rescaling; the only rescaling ever applied is by the positive scalar 1/γ, in the reported
   norm ratio ``pc_bp_norm_ratio`` = ‖∇F‖ / (γ ‖∇_W loss‖).
 
-Linear nets: the closed form (SPEC §4.3)
-----------------------------------------
+Linear nets: the closed form (docs/reference/algorithms.md#output-precision)
+----------------------------------------------------------------------------
 For φ = identity write A_1 = a_1 W_1, A_l = a_l W_l (+ I with skips), M = a_L W_L and
 P_l = ∂f/∂z_l = M A_H ⋯ A_{l+1} (P_H = M) — constants, independent of x. Setting ∇_z E = 0 with
 prediction errors ε_l = z_l − A_l z_{l-1} and output error e = f(z_H) − y gives
@@ -90,6 +90,7 @@ import pandas as pd
 from mutransfer import bp
 from mutransfer.networks import Net, Weights, forward, init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
+from mutransfer.diagnostics.linear import linear_equilibrium
 from mutransfer.pc import PCConfig, energy, output_precision
 
 __all__ = [
@@ -154,7 +155,8 @@ def _precond_error(P: Sequence[np.ndarray], delta: np.ndarray, gamma: float) -> 
 def linear_equilibrium_output_space(net: Net, weights: Weights, x, y, *, output_precision: float = 1.0
                                     ) -> list[np.ndarray]:
     """Inference equilibrium [z*_1..z*_H] of a LINEAR net (mse) from the C × C output-space
-    solve of SPEC §4.3 (module docstring): e* = (I + C_γ)⁻¹(f − y), ε*_l = −γ P_lᵀ e*,
+    solve (module docstring; docs/reference/algorithms.md#output-precision):
+    e* = (I + C_γ)⁻¹(f − y), ε*_l = −γ P_lᵀ e*,
     z*_l = A_l z*_{l-1} + ε*_l. Same answer as :func:`mutransfer.diagnostics.linear_equilibrium`
     but O(H·C·N² + B·H·N²) instead of O(H·N³). float64 numpy, (B, N) each."""
     A, M, P = _linear_parts(net, weights)
@@ -271,7 +273,6 @@ def pc_equilibrium_grads(net: Net, weights: Weights, x, y, gamma_L: float, *, me
         w, xj, yj = _f64(weights, x, y)
         steps_done, residual, used_beta = 0, 0.0, math.nan
         if method == "closed_form":
-            from mutransfer.diagnostics import linear_equilibrium  # lazy: diagnostics imports this module
             hidden = linear_equilibrium(net, w, xj, yj, output_precision=float(gamma_L))
         elif method == "output_space":
             hidden = linear_equilibrium_output_space(net, w, xj, yj, output_precision=float(gamma_L))
