@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from mutransfer.inference_health import RTOL
 from mutransfer.report import fmt_lr, format_report, optimum_shift_report
 
 CHANCE = 0.10  # 10-class accuracy of a constant prediction
@@ -159,7 +160,13 @@ def depth128_training(evidence: Evidence) -> Finding:
     (chance is 10 %); *declined* if its last accuracy is more than :data:`DECLINE_PP` below its best;
     else *holding*. The line lists every run with best → last, its state, and the inference flag.
     """
-    verdicts, body, figures = [], [], {}
+    verdicts, figures = [], {}
+    body = ["How a run is flagged (mutransfer/inference_health.py): *diverged (loss)* when its training loss "
+            "is non-finite or 1e3 × its step-0 loss (the trainer then freezes it); *diverged (inference)* when, "
+            "over an eval block, the energy after inference summed over the block exceeds the energy before it "
+            f"by more than {RTOL:.0%}, or an activity is non-finite — the step where it began is recorded. "
+            f"State rule: *collapsed* if the last test accuracy ≤ {COLLAPSE_ACC:.0%}, *declined* if it is more "
+            f"than {100 * DECLINE_PP:.0f} points below the run's best, else *holding*.", ""]
     for label, runs in evidence.runs.items():
         curves = evidence.curves.get(label, pd.DataFrame())
         body += [f"### {label}", "", f"Sweep: {', '.join(evidence.sweep_ids[label])}.", ""]

@@ -82,6 +82,8 @@ def study_page(study: Study, evidence: Evidence, finding: Finding, status: str) 
         lines += [f"**Verdict** (the analysis's, verbatim): {finding.verdict}", ""]
     lines += ["## The paper's setting beside ours", "", "| | paper | here |", "|---|---|---|"]
     lines += [f"| {a} | {p} | {o} |" for a, p, o in study.differences] + [""]
+    if study.notes:
+        lines += ["## Notes", "", study.notes, ""]
     lines += ["## Evidence", ""]
     if study.evidence_elsewhere:
         lines += [f"Not a sweep: {study.evidence_elsewhere}.", ""]
@@ -101,9 +103,9 @@ def index_page(rows: list[tuple[Study, str, str]]) -> str:
              "said of a study run at the paper's own setting; every other study is \"not run at the paper's "
              "setting\", and its page lists every difference. The verdict column is each study's analysis "
              "verdict, verbatim (the optimum-shift report's for the transfer studies).", "",
-             "| # | claim | status | verdict (verbatim) | differences from the paper |", "|---|---|---|---|---|"]
+             "| # | claim | status | verdict (verbatim) | differs from the paper in |", "|---|---|---|---|---|"]
     for study, status, verdict in rows:
-        diff = "; ".join(f"{a}: {o}" for a, p, o in study.differences if o != "same")
+        diff = ", ".join(a for a, p, o in study.differences if not o.startswith("same")) or "none"
         lines.append(f"| {study.row} | [{study.title}]({study.key}.md) | {status} | "
                      f"{_cell(verdict) or '–'} | {_cell(diff)} |")
     return "\n".join(lines) + "\n"
@@ -152,8 +154,9 @@ def generate(results: str | Path | None, out: str | Path, studies: Iterable[Stud
         drawn = draw_figures(finding, out) if figures else []
         missing = [n for n in finding.figures if n not in drawn]
         page = study_page(study, evidence, finding, status)
-        for n in missing:  # no matplotlib: say so instead of a broken image
-            page = page.replace(f"(figures/{n})", f"(figures/{n}) *(not drawn: install the `docs` extra, matplotlib)*")
+        for n in missing:  # no matplotlib: say so instead of linking an image that is not there
+            page = re.sub(r"!\[([^\]]*)\]\(figures/" + re.escape(n) + r"\)",
+                          rf"*(figure \1 not drawn: install the `docs` extra, matplotlib)*", page)
         (out / f"{study.key}.md").write_text(page)
         rows.append((study, status, finding.verdict))
     (out / "index.md").write_text(index_page(rows))

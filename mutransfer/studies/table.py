@@ -23,6 +23,7 @@ class Study(NamedTuple):
     differences: tuple[tuple[str, str, str], ...]  # (aspect, the paper, ours)
     at_paper_setting: bool = False
     evidence_elsewhere: str = ""  # for studies that are not sweeps: where their numbers come from
+    notes: str = ""  # measured facts beside the runs (costs, what was not run and why), with their source
 
 
 MUPC = "Innocenti et al. 2025, μPC"
@@ -44,11 +45,19 @@ STUDIES: tuple[Study, ...] = (
             ("budget", "1 epoch = 937 steps of batch 64", "937 steps (paper-budget spec); 156 steps (earlier)"),
             ("network", "tanh ResNet, H = 8, T = 8, no biases", "same"),
             ("grids", "η {1e-2, 5e-2, 1e-1, 5e-1} × β 1e-2 … 1e3 (11)", "same (the earlier sweep adds η 1e-3, 5e-3)"),
-            ("seeds", "3", "3"),
-            ("metric", "minimum training loss, contours averaged over seeds", "min_train_loss; optimum of the seed mean"),
+            ("seeds", "3", "same"),
+            ("metric", "minimum training loss, contours averaged over seeds", "same (min_train_loss; grid optimum of "
+                                                                             "the seed mean)"),
             ("hidden-layer Adam lr", "not scaled (§7)", "`mupc` not scaled; `mupc_adam` × √(N0/N) as a second arm"),
-            ("precision", "float32 (jpc default)", "float32"),
+            ("precision", "float32 (jpc default)", "same"),
         ),
+        notes="**Not run at the paper's size.** `python benchmarks/claim1_rate.py` measured one cell of the "
+              "paper's grid (44 runs: 4 η × 11 β, one seed) on this shared 2-core CPU (load ≈ 10–16): 1.15 s "
+              "per step at N = 64, 2.1 s at N = 128, 26 s at N = 256; the spec's 2 arms × 3 seeds × 937 steps "
+              "would take ≈ 46 h here (N = 256 alone ≈ 41 h; 512 and 1024 several times more). It is one "
+              "`mutransfer run sweeps/specs/claim1_width_paper_budget.yaml` on a GPU; this page regenerates "
+              "from its results. Until then the verdict below is the earlier CPU sweep's (N = 32 → 128, 156 "
+              "steps of a 10k subset), when its results are on disk.",
     ),
     Study(
         key="claim-2", row=2, title="μPC: the optimal learning rates transfer across depth",
@@ -89,7 +98,7 @@ STUDIES: tuple[Study, ...] = (
                                                                         "β = 10, tuned over 156 steps at H = 8, N = 64)"),
             ("budget", "15 epochs = 14 055 steps", "1 epoch = 937 steps for the 2 × 2; 3 epochs (2 811) for ours earlier"),
             ("seeds", "3", "1 (seed 0; every run the same init and batches)"),
-            ("precision", "float32", "float32"),
+            ("precision", "float32", "same"),
         ),
     ),
     Study(
