@@ -24,6 +24,7 @@ class Study(NamedTuple):
     at_paper_setting: bool = False
     evidence_elsewhere: str = ""  # for studies that are not sweeps: where their numbers come from
     notes: str = ""  # measured facts beside the runs (costs, what was not run and why), with their source
+    notebook: str = ""  # the earlier sessions' study log of this claim (docs/science/notebook/<page>)
 
 
 MUPC = "Innocenti et al. 2025, μPC"
@@ -31,7 +32,8 @@ LOCAL_MUP = "Ishikawa et al. 2024, μP for local losses"
 
 STUDIES: tuple[Study, ...] = (
     Study(
-        key="claim-1", row=1, title="μPC: the optimal learning rates transfer across width",
+        key="claim-1", row=1, notebook="width.md",
+        title="μPC: the optimal learning rates transfer across width",
         paper=f"{MUPC}, Fig. 5 (top), §5 and A.4 'Hyperparameter transfer'",
         claim="\"μPC enables zero-shot transfer of the weight and activity learning rates across widths "
               "and depths (Fig. 5)\"",
@@ -60,7 +62,8 @@ STUDIES: tuple[Study, ...] = (
               "steps of a 10k subset), when its results are on disk.",
     ),
     Study(
-        key="claim-2", row=2, title="μPC: the optimal learning rates transfer across depth",
+        key="claim-2", row=2, notebook="depth.md",
+        title="μPC: the optimal learning rates transfer across depth",
         paper=f"{MUPC}, Fig. 5 (bottom)",
         claim="\"μPC enables zero-shot transfer of the weight and activity learning rates across widths "
               "and depths (Fig. 5)\"",
@@ -83,7 +86,8 @@ STUDIES: tuple[Study, ...] = (
         ),
     ),
     Study(
-        key="claim-3", row=3, title="128-layer μPC networks train with lrs transferred from 8 layers",
+        key="claim-3", row=3, notebook="depth-128-layers.md",
+        title="128-layer μPC networks train with lrs transferred from 8 layers",
         paper=f"{MUPC}, Fig. A.18, §5",
         claim="\"Similar results are observed on Fashion-MNIST, where competitive accuracy (≈ 89 %) is reached in "
               "fewer than 15 epochs (Fig. A.18)\" — \"by performing transfer from 8- to 128-layer networks\"",
@@ -102,7 +106,8 @@ STUDIES: tuple[Study, ...] = (
         ),
     ),
     Study(
-        key="claim-4", row=4, title="One inference step is worse than T = H, increasingly with depth",
+        key="claim-4", row=4, notebook="inference-steps.md",
+        title="One inference step is worse than T = H, increasingly with depth",
         paper=f"{MUPC}, Figs. A.14, A.26 (A.3.6)",
         claim="\"we found that one inference step led to worse performance (including as a function of depth)\"",
         specs=(("T = H, H = 4, 8", "sweeps/specs/depth_tanh_h4_8.yaml"),
@@ -124,7 +129,8 @@ STUDIES: tuple[Study, ...] = (
         ),
     ),
     Study(
-        key="claim-7", row=7, title="PC's gradient interpolates first-order GD and Gauss–Newton-like updates",
+        key="claim-7", row=7, notebook="output-precision.md",
+        title="PC's gradient interpolates first-order GD and Gauss–Newton-like updates",
         paper=f"{LOCAL_MUP}, Corollary 4.3 and its figures",
         claim="\"PC's gradients interpolate between first-order and Gauss-Newton-like gradients\" depending on "
               "the output layer's inference step scaling γ_L = γ′/N^γ̄_L (γ̄_L = 0: GD; γ̄_L = −1: GN-like)",
@@ -139,7 +145,8 @@ STUDIES: tuple[Study, ...] = (
                            "and γ̄_L; no sweep, so nothing on disk to regenerate here)",
     ),
     Study(
-        key="claim-8", row=8, title="TP has no kernel regime: features move under NTP-like scaling",
+        key="claim-8", row=8, notebook="target-propagation.md",
+        title="TP has no kernel regime: features move under NTP-like scaling",
         paper=f"{LOCAL_MUP}, §5 (alignment exponent α = 1/2)",
         claim="\"in TP, the kernel regime disappears … r_{L−1} = 0 for TP and DTP\"",
         specs=(), analysis="not_a_sweep",
