@@ -104,6 +104,15 @@ STUDIES: tuple[Study, ...] = (
             ("seeds", "3", "1 (seed 0; every run the same init and batches)"),
             ("precision", "float32", "same"),
         ),
+        notes="**What the budget allowed.** One epoch (937 steps) of the 2 × 2 at N = 64, one seed: it reaches the "
+              "step (≈ 400) where our earlier 3-epoch run began to degrade, not the step (≈ 1 220) where it hit "
+              "chance. **Not run:** the paper's pair at N = 128 and a float64 check. `python "
+              "benchmarks/claim3_rate.py` measured one run on this shared 2-core CPU (load ≈ 16): 2.3 s per step "
+              "at N = 64, 11.6 s at N = 128, 6.8 s in float64 at N = 64 — so the paper's 15 epochs (14 055 steps) "
+              "would take ≈ 9 h per run at N = 64, ≈ 45 h at N = 128 (≈ 6 h for the paper's pair to one epoch), "
+              "and a float64 run of the collapsing setting past step 1 300 ≈ 2.5 h. The paper's N = 512 is ≈ 64× "
+              "N = 64's work per step: a GPU job (`sweeps/specs/claim3_depth128_2x2.yaml` with `widths: [512]`, "
+              "`epochs: 15`).",
     ),
     Study(
         key="claim-4", row=4, notebook="inference-steps.md",
