@@ -146,7 +146,7 @@ def write_finished_sweep(root: Path) -> tuple[str, list[str]]:
     import pandas as pd
 
     from mutransfer.results import ResultsStore
-    from sweeps.local import save_spec
+    from sweeps.bookkeeping import save_spec
     from sweeps.plan import trials
     from sweeps.spec import parse_spec
 

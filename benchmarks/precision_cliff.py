@@ -69,7 +69,7 @@ def train(spec_path: str, root: str, widths: list[int], out: str) -> pd.DataFram
 
 
 def verdict(root: str, sweep_id: str, csvs: list[str]) -> None:
-    from mutransfer.report import optimum_shift_report
+    from mutransfer.report import build_report
 
     runs = ResultsStore(root).load_runs(sweep_id)
     p = pd.concat([pd.read_csv(c) for c in csvs])
@@ -82,10 +82,10 @@ def verdict(root: str, sweep_id: str, csvs: list[str]) -> None:
         r64.loc[m, "status"] = row.float64_status
     print(f"replaced {len(p)} runs' min_train_loss/status by their float64 values")
     for name, df in (("float32 (as swept)", runs), ("cliff points in float64", r64)):
-        for a in optimum_shift_report(df[df.parametrization == "mupc"])["analyses"]:
-            print(f"{name}: verdict {a['verdict']} — {a['verdict_text']}")
-            for e in a["sizes"]:
-                print(f"   size {e['size']}: eta* {e.get('eta_star')} beta* {e.get('beta_star')} regret {e.get('regret')}")
+        for a in build_report(df[df.parametrization == "mupc"]).analyses:
+            print(f"{name}: verdict {a.verdict.value} — {a.verdict_text}")
+            for e in a.sizes:
+                print(f"   size {e.size}: eta* {e.eta_star} beta* {e.beta_star} regret {e.regret}")
 
 
 if __name__ == "__main__":

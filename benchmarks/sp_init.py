@@ -10,7 +10,7 @@ the same seeds (0, 1), widths 32 and 128 and 6 × 11 grid, from two finished swe
 
 import sys
 
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import build_report
 from mutransfer.results import ResultsStore
 
 root, default_id, kaiming_id = sys.argv[1:4]
@@ -21,9 +21,9 @@ kaiming = store.load_runs(kaiming_id)
 kaiming = kaiming[kaiming.weight_lr.isin(default.weight_lr.unique()) & kaiming.activity_lr.isin(default.activity_lr.unique())]
 print("init             width |    η* |    β* | metric at optimum | regret of the N=32 optimum [95% CI]")
 for name, df in (("N(0, 1/fan_in)", default), ("kaiming_uniform", kaiming)):
-    a = optimum_shift_report(df)["analyses"][0]
-    for e in a["sizes"]:
-        ci = "" if e["regret_ci"] is None else " [" + ", ".join(f"{100 * x:.1f} %" for x in e["regret_ci"]) + "]"
-        print(f"{name:16s} {e['size']:5d} | {e['eta_star']:.0e} | {e['beta_star']:.0e} | {e['metric_at_opt']:17.4f} | "
-              f"{100 * e['regret']:.1f} %{ci}")
-    print(f"{name:16s} verdict: {a['verdict']} ({', '.join(dict.fromkeys(r['code'] for r in a['reasons']))})")
+    a = build_report(df).analyses[0]
+    for e in a.sizes:
+        ci = "" if e.regret_ci is None else " [" + ", ".join(f"{100 * x:.1f} %" for x in e.regret_ci) + "]"
+        print(f"{name:16s} {e.size:5d} | {e.eta_star:.0e} | {e.beta_star:.0e} | {e.metric_at_opt:17.4f} | "
+              f"{100 * e.regret:.1f} %{ci}")
+    print(f"{name:16s} verdict: {a.verdict.value} ({', '.join(dict.fromkeys(r.code.value for r in a.reasons))})")

@@ -28,19 +28,23 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mutransfer.report import METRICS, fmt_lr, fmt_num, with_run_defaults
+from mutransfer.report import METRICS, MetricInfo, fmt_lr, fmt_num
+from mutransfer.report.encoding import as_float
+from mutransfer.report.metrics import BAD_STATUSES, FIXED_SETTINGS, SIZE_AXES, lr_key, prepare
+from mutransfer.report.metrics import BETA_COL as BETA
+from mutransfer.report.metrics import ETA_COL as ETA
+
+# The report's conventions (settings, size axes, lr columns, statuses, lr canonicalisation) are
+# imported above, never copied: a page and the report cannot disagree on them.
+__all__ = ["BAD_STATUSES", "BETA", "ETA", "FIXED_SETTINGS", "SIZE_AXES", "lr_key"]
 
 EMPTY_TEXT = "no finished runs yet"
-FIXED_SETTINGS: tuple[str, ...] = ("algorithm", "parametrization", "activation", "dataset")
-SIZE_AXES: tuple[str, ...] = ("width", "depth")
-ETA, BETA = "weight_lr", "activity_lr"
 TEMPLATE = "plotly_white"
 COLORSCALE = "Viridis"
 DIVERGED_COLOR = "#555555"
 OPT_COLOR = "#ffd21f"
 BASE_COLOR = "#e8112d"
 PAIR_COLORS = ("#1f77b4", "#ff7f0e")
-BAD_STATUSES = frozenset({"diverged", "failed"})
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -56,15 +60,10 @@ def size_title(axis: str, size: Any) -> str:
 
 
 def num(x: Any) -> float:
-    """Decode a report value: None -> NaN, 'inf'/'-inf' strings -> ±inf, else float (NaN if odd)."""
-    if x is None:
-        return math.nan
-    if isinstance(x, str):
-        return {"inf": math.inf, "-inf": -math.inf}.get(x.strip().lower(), math.nan)
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
+    """A report value as a float: None (not available) -> NaN, 'inf'/'-inf' -> ±inf (the report's
+    encoding, :func:`mutransfer.report.encoding.as_float`), NaN where it is not a number."""
+    v = as_float(x.strip().lower() if isinstance(x, str) else x)
+    return math.nan if v is None else v
 
 
 def esc(x: Any) -> str:
@@ -294,33 +293,30 @@ def hide_unused(fig: go.Figure, used: set[tuple[int, int]], rows: int, cols: int
 # --------------------------------------------------------------------------- runs-table helpers
 
 
-def lr_key(x: float) -> float:
-    return float(f"{x:.10g}") if np.isfinite(x) else math.nan
-
-
 def prepare_runs(runs: pd.DataFrame | None, metric: str) -> pd.DataFrame | None:
-    """Finished runs with ``_val`` (natural units, NaN when bad) and ``_bad`` (diverged/failed)."""
+    """Finished runs prepared by the report's own rule (:func:`mutransfer.report.metrics.prepare`:
+    canonical lrs, unfinished statuses and non-positive lrs dropped, ``_cost`` under the default
+    ``diverged: inf`` policy, ``_bad``), plus ``_val`` = the metric in natural units, NaN when bad.
+    None when nothing is left."""
     if runs is None or not isinstance(runs, pd.DataFrame) or len(runs) == 0 or metric not in runs.columns:
         return None
-    df = with_run_defaults(runs).reset_index(drop=True)  # a concatenated table may repeat index labels
-    status = df["status"].astype(str).str.lower()
-    df = df.loc[status.eq("ok") | status.isin(BAD_STATUSES)].copy()
+    info = METRICS.get(metric) or MetricInfo(metric, "min", "loss", metric)
+    try:
+        df, _ = prepare(runs.reset_index(drop=True), info)  # a concatenated table may repeat index labels
+    except ValueError:  # no weight_lr column: nothing the pages can place on an lr axis
+        return None
     if len(df) == 0:
         return None
-    status = df["status"].astype(str).str.lower()
-    for c in (ETA, BETA):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float).map(lr_key)
-    df = df.loc[df[ETA] > 0]
-    status = status.loc[df.index]
-    val = pd.to_numeric(df[metric], errors="coerce").astype(float).to_numpy()
-    bad = status.isin(BAD_STATUSES).to_numpy() | ~np.isfinite(val)
-    df["_val"] = np.where(bad, np.nan, val)
-    df["_bad"] = bad
-    return df if len(df) else None
+    df["_val"] = np.where(df["_bad"].to_numpy(), np.nan, pd.to_numeric(df[metric], errors="coerce").to_numpy(float))
+    return df
 
 
 def cost_of(values: np.ndarray, kind: str) -> np.ndarray:
-    return values if kind == "loss" else 1.0 - values
+    """The report's cost convention (:class:`mutransfer.report.MetricInfo`): a loss is its own cost,
+    an accuracy a becomes 1 − a; NaN (not run / diverged) stays NaN."""
+    v = np.asarray(values, dtype=float)
+    return np.where(np.isnan(v), np.nan, MetricInfo("", "min", kind, "").to_cost(v))
+
 
 def log2(x: Any) -> float:
     v = num(x)

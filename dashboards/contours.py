@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mutransfer.report import METRICS, fmt_lr
+from mutransfer.report import METRICS, Report, fmt_lr
 
 from .common import (
     BASE_COLOR, BETA, COLORSCALE, DIVERGED_COLOR, EMPTY_TEXT, ETA, FIXED_SETTINGS, OPT_COLOR, SIZE_AXES, TEMPLATE,
@@ -344,66 +344,21 @@ def transfer_contours(
 # --------------------------------------------------------------------------- single-size fallback
 
 
-def _single_size_report(runs: pd.DataFrame | None, metric: str) -> dict[str, Any] | None:
-    """Pseudo-report with one 'analysis' per cell, for sweeps that so far have one size only
-    (the optimum-shift report then has no analyses, but the surfaces are still worth seeing)."""
-    df = prepare_runs(runs, metric)
-    if df is None:
+def _single_size_report(report: Report | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The report's single-size case (``Report.single_size``: groups with one size so far, their
+    surfaces and optima, no verdict) in the shape the surface panels draw: one 'analysis' per cell,
+    marked ``single size``. None when the report has none."""
+    rep = Report.coerce(report)
+    if rep is None or not rep.single_size:
         return None
-    info = METRICS[metric]
-    keys = [c for c in FIXED_SETTINGS + SIZE_AXES if c in df.columns]
-    if "width" not in keys and "depth" not in keys:
-        return None
-    axis = "width" if "width" in keys else "depth"
-    analyses = []
-    for key, g in (df.groupby(keys, dropna=False, sort=True) if keys else []):
-        key = key if isinstance(key, tuple) else (key,)
-        group = {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(keys, key) if k != axis}
-        size = int(dict(zip(keys, key))[axis])
-        has_beta = g[BETA].notna().any()
-        if has_beta:
-            g = g.loc[g[BETA].notna()]
-        bcol = BETA if has_beta else None
-        eta = sorted(g[ETA].unique())
-        beta = sorted(g[BETA].unique()) if has_beta else None
-        agg_keys = [ETA] + ([bcol] if bcol else [])
-        agg = g.groupby(agg_keys).agg(bad=("_bad", "any"), val=("_val", "mean"), n=("seed", "nunique"))
-        vals, nseeds = [], []
-        best, best_cost = None, math.inf
-        for e in eta:
-            row_v, row_n = [], []
-            for b in (beta if beta is not None else [None]):
-                k = (e, b) if bcol else e
-                if k not in agg.index:
-                    row_v.append(None)
-                    row_n.append(0)
-                    continue
-                rec = agg.loc[k]
-                if bool(rec["bad"]) or not np.isfinite(rec["val"]):
-                    row_v.append("inf" if info.kind == "loss" else "-inf")
-                else:
-                    v = float(rec["val"])
-                    row_v.append(v)
-                    c = v if info.kind == "loss" else 1 - v
-                    if c < best_cost:
-                        best, best_cost = (e, b, v), c
-                row_n.append(int(rec["n"]))
-            vals.append(row_v)
-            nseeds.append(row_n)
-        entry = {"size": size, "eta_star": None, "beta_star": None, "eta_star_fit": None,
-                 "beta_star_fit": None, "fit": "grid", "metric_at_opt": None}
-        if best is not None:
-            entry.update(eta_star=best[0], beta_star=best[1], eta_star_fit=best[0], beta_star_fit=best[1],
-                         metric_at_opt=best[2])
-        analyses.append({
-            "group": group, "axis": axis, "base_size": size, "eta_grid": eta, "beta_grid": beta,
-            "sizes": [entry], "verdict": "single size",
-            "verdict_text": "only one size so far: nothing to compare yet", "warnings": [], "missing": [],
-            "surfaces": [{"size": size, ETA: eta, BETA: beta, "values": vals, "n_seeds": nseeds}],
-        })
-    if not analyses:
-        return None
-    return {"metric": metric, "direction": info.direction, "n_runs": int(len(df)), "analyses": analyses,
+    analyses = [{
+        "group": dict(s.group), "axis": s.axis, "base_size": s.size,
+        "eta_grid": list(s.eta_grid), "beta_grid": None if s.beta_grid is None else list(s.beta_grid),
+        "sizes": [s.row.to_json()], "verdict": "single size",
+        "verdict_text": "only one size so far: nothing to compare yet", "warnings": list(s.warnings), "missing": [],
+        "surfaces": [s.surface.to_json()],
+    } for s in rep.single_size]
+    return {"metric": rep.metric, "direction": rep.direction, "n_runs": rep.n_runs, "analyses": analyses,
             "notes": ["single size: surfaces only"]}
 
 
@@ -458,7 +413,7 @@ def contour_page(
     body = [sweep_header(meta, "transfer contours", refresh_s, active="contours", metric=metric)]
     rep = report if analyses_of(report) else None
     if rep is None:
-        rep = _single_size_report(runs, metric)
+        rep = _single_size_report(report)
     prov = provisional_of(report, meta)
     if prov:
         body.append(provisional_banner(prov))

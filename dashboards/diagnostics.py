@@ -15,18 +15,13 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from mutransfer.diagnostic_columns import KIND_COLUMNS
+
 from .common import TEMPLATE, empty_figure, esc, log_axis, log_ticks, positive_range
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, sid_of, sweep_header
 
-# kind -> (value column, log10 colour scale?, title)
-KINDS = {
-    "hessian_condition": ("kappa", True, "condition number κ(H_z) at initialisation"),
-    "loss_energy_ratio": ("ratio", False, "loss / equilibrated energy F(z*) (→ 1: Theorem 1)"),
-    "hessian_condition_during_training": ("kappa", True, "κ(H_z) during training"),
-    "training_diagnostics": ("kappa_abs", True, "κ(H_z) = max|λ|/min|λ| during training (μPC Fig. 3)"),
-    "coordinate_check": ("mean_abs_dz", True, "coordinate check: mean |Δz_l| = mean |z_l(t) − z_l(0)|"),
-    "gradient_alignment": ("cos_pc_bp", False, "cos(PC equilibrium gradient, BP gradient) vs width"),
-}
+# kind -> (value column, log10 colour scale?, title), from the one table of kinds and columns
+KINDS = {kind: tuple(k.headline) for kind, k in KIND_COLUMNS.items()}
 # Settings that split a diagnostics table into panels / rows when they vary.
 PANEL_KEYS = ("parametrization", "residual", "activation", "algorithm")
 
@@ -193,15 +188,13 @@ def diagnostic_figures(df: pd.DataFrame, kind: str) -> list[go.Figure]:
     """Every figure of one analysis table (the coordinate check adds |z_l| at initialisation)."""
     figs = [diagnostic_figure(df, kind)]
     if kind == "training_diagnostics":
-        for value, log, title in (
-                ("ratio", True, "loss / equilibrated energy F(z*) during training (μPC Fig. 6, t > 0)"),
-                ("test_acc", False, "test accuracy during training")):
+        for value, log, title in KIND_COLUMNS[kind].extra:
             if value in df.columns:
                 figs.append(lines(df, "step", value, log=log, title=title, by="depth"))
     if kind == "coordinate_check" and {"step", "mean_abs_z", "width"} <= set(df.columns):
         init = df[df["step"] == df["step"].min()]
-        figs.append(lines(init, "width", "mean_abs_z", log=True, by="layer",
-                          title="coordinate check at initialisation: mean |z_l| vs width, per layer"))
+        (col,) = KIND_COLUMNS[kind].extra
+        figs.append(lines(init, "width", col.value, log=col.log, by="layer", title=col.title))
     return figs
 
 

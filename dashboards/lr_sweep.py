@@ -6,6 +6,10 @@ Each point is the seed mean; a point where any seed diverged is left off its lin
 ``x`` at the top of the panel (as the report counts it); the band spans the seeds (min–max or ±1
 std). The other learning rate is held at each size's best value (``fix_other="best"``: the other
 coordinate of that size's grid argmin) or at the grid value nearest to a number.
+
+The optima are the report's (:func:`size_optima`: the size rows of :func:`mutransfer.report.build_report`
+over the setting's runs), never re-derived here: with ``fix_other="best"`` the star on each line is that
+size's (η*, β*); with the other lr held at a number, the star marks the lowest point of that slice.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from mutransfer.report import METRICS, MetricInfo, fmt_lr
+from mutransfer.report import METRICS, MetricInfo, build_report, fmt_lr
 
 from .common import (
     BETA, COLORSCALE, EMPTY_TEXT, ETA, FIXED_SETTINGS, SIZE_AXES, TEMPLATE, Legend, cost_of, empty_figure, esc, fmt,
@@ -68,6 +72,21 @@ def _one_setting(df: pd.DataFrame, axis: str, keys: list[str]) -> tuple[pd.DataF
     return df, f" — {group_title(dict(zip(keys, k0)))}"
 
 
+def size_optima(rows: pd.DataFrame, axis: str, info: MetricInfo) -> dict[int, tuple[float | None, float | None]]:
+    """The report's grid optimum (η*, β*) at every size of one setting's runs: the size rows of its
+    analysis along ``axis`` (:func:`mutransfer.report.build_report`, no bootstrap), or with one size
+    its single-size row; (None, None) where no point has a finite seed mean."""
+    report = build_report(rows, metric=info.column, n_bootstrap=0)
+    found = [a for a in report.analyses if a.axis == axis]
+    if found:
+        return {e.size: (e.eta_star, e.beta_star) for e in found[0].sizes}
+    sizes = rows[axis].dropna().unique()
+    if len(sizes) == 1 and report.single_size:
+        row = report.single_size[0].row
+        return {int(sizes[0]): (row.eta_star, row.beta_star)}
+    return {}
+
+
 def _series(df: pd.DataFrame, axis: str, lr: str, fix_other: str | float, band: str | None,
             info: MetricInfo) -> list[dict]:
     """Per size: x = log2 lr, the seed mean / band (NaN where a seed diverged), flags and counts."""
@@ -76,17 +95,15 @@ def _series(df: pd.DataFrame, axis: str, lr: str, fix_other: str | float, band: 
     if has_beta:
         df = df.loc[df[BETA].notna()]
     out = []
+    optima = size_optima(df, axis, info) if fix_other == "best" else {}
     for s in sorted(int(v) for v in df[axis].dropna().unique()):
         g = df.loc[df[axis] == s]
         fixed_txt = ""
+        star = optima.get(s, (None, None))
         if has_beta:
-            # Seed-mean cost per (eta, beta); any bad seed makes the point unusable (+inf).
-            agg = g.groupby([ETA, BETA]).agg(bad=("_bad", "any"), val=("_val", "mean"))
-            cost = np.where(agg["bad"], np.inf, cost_of(agg["val"].to_numpy(dtype=float), info.kind))
-            cost = np.where(np.isnan(cost), np.inf, cost)
             if fix_other == "best":
-                o = agg.index[int(np.argmin(cost))][1 if other == BETA else 0] if np.isfinite(cost).any() \
-                    else g[other].iloc[0]
+                o = star[1 if other == BETA else 0]
+                o = g[other].iloc[0] if o is None else o
             else:
                 grid = np.array(sorted(g[other].unique()), dtype=float)
                 o = float(grid[int(np.argmin(np.abs(np.log2(grid) - math.log2(float(fix_other)))))])
@@ -104,8 +121,15 @@ def _series(df: pd.DataFrame, axis: str, lr: str, fix_other: str | float, band: 
             hi = np.where(bad, np.nan, pts["hi"].to_numpy(dtype=float))
         if info.kind == "loss":
             lo, mean = np.where(lo > 0, lo, np.nan), np.where(mean > 0, mean, np.nan)
-        out.append(dict(size=s, fixed=fixed_txt, x=np.log2(pts.index.to_numpy(dtype=float)), mean=mean, lo=lo,
-                        hi=hi, bad=bad, n=pts["n"].to_numpy()))
+        x = np.log2(pts.index.to_numpy(dtype=float))
+        best = star[0 if lr == ETA else 1]
+        if fix_other != "best":  # a slice at a fixed other lr: its lowest point (not an optimum of the report)
+            best_k = int(np.nanargmin(cost_of(mean, info.kind))) if np.isfinite(mean).any() else None
+        else:
+            hit = np.flatnonzero(np.isclose(x, math.log2(best))) if best is not None else []
+            best_k = int(hit[0]) if len(hit) and np.isfinite(mean[hit[0]]) else None
+        out.append(dict(size=s, fixed=fixed_txt, x=x, mean=mean, lo=lo, hi=hi, bad=bad, n=pts["n"].to_numpy(),
+                        best=best_k))
     return out
 
 
@@ -154,8 +178,8 @@ def _draw_panel(fig: go.Figure, series: list[dict], colors: dict[int, str], *, a
             showlegend=legend(f"size{size}") if panel else True,
             hovertemplate="%{text}<extra>" + esc(f"{panel + ': ' if panel else ''}{name}") + "</extra>",
             meta={"role": "line", **meta}), **pos)
-        if np.isfinite(s["mean"]).any():
-            k = int(np.nanargmin(cost_of(s["mean"], info.kind)))
+        if s["best"] is not None:
+            k = s["best"]
             fig.add_trace(go.Scatter(
                 x=[s["x"][k]], y=[s["mean"][k]], mode="markers", name="best per size",
                 marker=dict(symbol="star", size=14, color=color, line=dict(width=1, color="black")),

@@ -54,6 +54,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from mutransfer.budgets import BUDGET_COLUMN_NAMES
+
 __all__ = [
     "RUNS_SCHEMA",
     "CURVES_SCHEMA",
@@ -132,10 +134,9 @@ _COLUMNS: dict[str, tuple[tuple[str, pa.DataType, Any], ...]] = {
         ("seed", pa.int32(), _REQUIRED),
         ("status", pa.string(), _REQUIRED),
         ("min_train_loss", pa.float64(), _NAN),
-        # running minimum over the first ⌈f·S⌉ of S steps (mutransfer.trainer.BUDGET_FRACTIONS);
+        # running minimum over the first ⌈f·S⌉ of S steps (mutransfer.budgets.BUDGET_FRACTIONS);
         # NaN in parts written before these columns existed.
-        ("min_train_loss_25pct", pa.float64(), _NAN),
-        ("min_train_loss_50pct", pa.float64(), _NAN),
+        *((column, pa.float64(), _NAN) for column in BUDGET_COLUMN_NAMES),
         ("final_train_loss", pa.float64(), _NAN),
         ("best_test_acc", pa.float64(), _NAN),
         ("final_test_acc", pa.float64(), _NAN),

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mutransfer import algorithms, inference_health, losses, optim, tp
+from mutransfer.budgets import BUDGET_FRACTIONS, budget_column, budget_steps  # noqa: F401 (re-exported)
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
                                  layer_packing, make_net)
@@ -141,17 +142,6 @@ ARCHITECTURES = ("mlp", "cnn")
 PRECISIONS = {"float32": np.float32, "float64": np.float64}
 INITS = {"default": "W_l ~ N(0, σ_l²)",
          "kaiming_uniform": "W_l ~ U(−σ_l, σ_l); under sp jpc's default U(±1/√fan_in)"}
-BUDGET_FRACTIONS = (0.25, 0.5)  # the budgets of the runs table's min_train_loss_<p>pct columns
-
-
-def budget_column(fraction: float) -> str:
-    """``min_train_loss_25pct`` for 0.25: the runs-table column of a budget fraction."""
-    return f"min_train_loss_{round(100 * fraction)}pct"
-
-
-def budget_steps(fraction: float, total: int) -> int:
-    """⌈f·S⌉ (at least 1): the steps counted by a budget fraction f of S total steps."""
-    return max(1, math.ceil(fraction * total - 1e-9))
 
 
 def precision_dtype(precision: str):

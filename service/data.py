@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import Report
 from mutransfer.results import ResultsStore
 from service.settings import Settings
 from sweeps import progress as eta
+from sweeps import state
 from sweeps.recovery import open_registry
 from sweeps.registry import ACTIVE, TERMINAL, effective_status
 
@@ -94,7 +95,7 @@ class SweepData:
         self.registry = open_registry(settings.registry, self.store)
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
-        self._sizes: dict[str, dict] = {}  # sweep -> the spec's sizes, for the report
+        self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
         self._renders = threading.BoundedSemaphore(PAGE_RENDERS)
 
     # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
@@ -116,11 +117,7 @@ class SweepData:
 
     def planned_parts(self, sweep_id: str) -> dict[str, int] | None:
         """part -> runs planned, from the spec saved beside the results (None without one)."""
-        from sweeps.local import load_saved_spec
-        from sweeps.plan import trials as plan_trials
-
-        spec = load_saved_spec(self.store, sweep_id)
-        return None if spec is None else {t.part: len(t.runs) for t in plan_trials(spec)}
+        return state.planned_parts(self.store, sweep_id)
 
     def sweep_ids(self, status: str | None = None) -> list[str]:
         """Sweeps newest first: the registry's, then results with no registry row (finished when
@@ -155,40 +152,34 @@ class SweepData:
         return self.store.load_curves(sweep_id, **filters)
 
     def report(self, sweep_id: str, metric: str, diverged: str = "inf") -> dict:
-        """The optimum-shift report, provisional (k/n cells) while cells of the sweep's plan are
-        unfinished; sizes of the spec not reached yet are named."""
-        plan = self._plan(sweep_id)
-        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(sorted(plan.items())))
+        """The report's JSON (what ``GET /sweeps/{id}/report`` returns) of :meth:`typed_report`."""
+        return self.typed_report(sweep_id, metric, diverged).to_json()
 
-        def make() -> dict:
-            rep = optimum_shift_report(self.runs(sweep_id), metric=metric, diverged=diverged, **plan)
-            rep["sweep_id"] = sweep_id
+    def typed_report(self, sweep_id: str, metric: str, diverged: str = "inf") -> Report:
+        """The typed optimum-shift report (:func:`sweeps.state.sweep_report`), provisional (k/n
+        cells) while cells of the sweep's plan are unfinished; sizes of the spec not reached yet are
+        named."""
+        plan = self._plan(sweep_id)
+        key = (sweep_id, self.parts(sweep_id), metric, diverged, repr(plan))
+
+        def make() -> Report:
             from sweeps.refine import load_record
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
-            if record is not None:
-                rep["refinement"] = record.to_json()
-            return rep
+            return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
+                                      diverged=diverged, refinement=None if record is None else record.to_json())
         return self._reports.get(key, make)
 
-    def _plan(self, sweep_id: str) -> dict:
-        """cells_total / cells_done (the status' cells, i.e. the registry's trials) and expected_sizes
-        (the spec's widths/depths); nothing for results without a registry row (they are finished)."""
-        sizes = self._sizes.get(sweep_id)
-        if sizes is None:  # a sweep's sizes never change: one registry read per sweep that has a row
+    def _plan(self, sweep_id: str) -> state.Plan:
+        """The status' cells (the registry's trials) and the spec's sizes; no cells for results without
+        a registry row (they are finished)."""
+        spec = self._specs.get(sweep_id)
+        if spec is None:  # a sweep's spec never changes: one registry read per sweep that has a row
             row = self.row(sweep_id)
             spec = row.get("spec") or {}
-            sizes = {k: list(spec[f"{k}s"]) for k in ("width", "depth") if isinstance(spec.get(f"{k}s"), list)}
             if row:
-                self._sizes[sweep_id] = sizes
-        cells: dict[str, bool] = {}
-        for c in self.status(sweep_id)["cells"]:
-            cid = c.get("cell_id") or c["part"]
-            cells[cid] = cells.get(cid, True) and c["status"] == "finished"
-        out: dict = {"expected_sizes": sizes} if sizes else {}
-        if cells:
-            out.update(cells_total=len(cells), cells_done=sum(cells.values()))
-        return out
+                self._specs[sweep_id] = spec
+        return state.registry_plan(self.status(sweep_id)["cells"], spec)
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
@@ -212,17 +203,8 @@ class SweepData:
         return self.pages.get(key, bounded)
 
     def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
-        """Status of results with no registry row: finished only when every run its saved spec plans
-        is in the store (verified), else ``unknown`` saying what is there."""
-        planned = self.planned_parts(sweep_id)
-        if planned is None:
-            return "unknown", ("not in this service's registry and no spec saved beside its results: whether "
-                               "every planned run is here cannot be told")
-        have = sum(n for p, n in planned.items() if p in done)
-        if have == sum(planned.values()):
-            return "finished", None
-        return "unknown", (f"not in this service's registry; {have} of {sum(planned.values())} planned runs are in "
-                           "the store (resubmit the spec to finish it)")
+        """Status of results with no registry row (:func:`sweeps.state.unregistered_status`)."""
+        return state.unregistered_status(self.planned_parts(sweep_id), done)
 
     def _read_status(self, sweep_id: str) -> dict:
         now = time.time()
@@ -235,35 +217,10 @@ class SweepData:
             # (Sweeps we relaunch stay as they are for the < 1 s until the supervisor acts.)
             status, error = effective_status(row, self.settings.registry)
         note = row.get("note")
-        if not row:  # results without a registry row (a CLI run with another registry, copied results)
-            planned = self.planned_parts(sweep_id)
-            if planned:
-                runs_total = sum(planned.values())
-                runs_done = sum(n for p, n in planned.items() if p in done)
-            else:  # no plan to compare with: what is stored is all that is known
-                runs_done = runs_total = len(self.runs(sweep_id))
-        else:
-            runs_total = row.get("runs_total") or 0
-            runs_done = sum(t["runs"] for t in trials if t["part"] in done)
-            missing = [t["part"] for t in trials if t["part"] not in done]
-            if status == "finished" and missing:  # its stored results are not all there (any more)
-                status = "failed"
-                error = (f"{len(missing)} of {len(trials)} cells' stored results are missing or unreadable; "
-                         "they are quarantined and recomputed (or resubmit the spec)")
-        cells = []
-        for t in trials:
-            st, note_t = t["status"], t.get("note")
-            if t["part"] in done:
-                st = "finished"
-            elif st == "finished":
-                st, note_t = "queued", note_t or "its stored results are missing or unreadable; to be recomputed"
-            elif status == "cancelled" and st in ACTIVE:
-                st = "cancelled"
-            elif st == "running" and status != "running":
-                st = "queued"  # a stale row of a driver that is gone
-            cells.append({"part": t["part"], "cell_id": t["cell_id"], "runs": t["runs"], "status": st,
-                          "progress": 1.0 if st == "finished" else (t["progress"] if st == "running" else 0.0),
-                          "attempts": t["attempts"], "error": t["error"], "note": note_t})
+        planned = None if row else self.planned_parts(sweep_id)
+        stored = len(self.runs(sweep_id)) if not row and not planned else 0  # no plan: what is stored is all
+        p = state.progress(row, trials, done, status, error, planned=planned, stored_runs=stored)
+        status, error, runs_done, runs_total, cells = p.status, p.error, p.runs_done, p.runs_total, list(p.cells)
         running = sum(eta.running_runs(c["runs"], c["progress"]) for c in cells if c["status"] == "running")
         finishes = [(t["finished_at"], t["runs"]) for t in trials if t.get("finished_at") and t["part"] in done]
         eta_s = eta.eta_seconds(now, row.get("started_at"), finishes, runs_done, runs_total) \
@@ -280,6 +237,6 @@ class SweepData:
             "started_at": row.get("started_at"),
             "heartbeat_age_s": round(now - beat, 1) if beat and status in ACTIVE else None,
             "restarts": row.get("restarts") or 0,
-            "metric": spec.get("metric", "min_train_loss"),
+            "metric": spec.get("metric", state.DEFAULT_METRIC),
             "cells": cells,
         }

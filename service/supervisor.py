@@ -3,7 +3,9 @@
 Each pass, for every queued/running sweep:
 
 * **driver gone** (its lock is free; the kernel released it when the process ended, however it
-  ended): cancelled if a cancel was asked; else relaunched if the spec allows
+  ended): cancelled if a cancel was asked; started if it was never launched since it was
+  submitted (a resubmission while the previous driver was still exiting; no relaunch counted); else
+  relaunched if the spec allows
   (``resources.driver_restarts``, default 2; the note says which relaunch this is), else ``failed``
   with the tail of its log. Sweeps run by ``mutransfer run`` (owner ``cli``) are not relaunched
   here: they become ``failed`` with how to resume them.
@@ -81,6 +83,11 @@ def _pass(settings: Settings, data: SweepData, verify: bool, now: float) -> list
                 f"the `mutransfer run` process driving it (pid {row.get('driver_pid')}) stopped before the sweep "
                 "finished; rerun the same command (or resubmit the spec) to resume it: finished cells are kept"))
             actions.append(f"{sid}: failed (its CLI run stopped)")
+        elif row.get("launched_at") is None and not row.get("heartbeat_at"):
+            # Submitted (or resubmitted) while a previous driver still held the sweep, e.g. one
+            # still exiting after a cancel: its first launch, not a relaunch.
+            launcher.launch(settings, sid, registry=reg)
+            actions.append(f"{sid}: started (its previous driver had not exited when it was submitted)")
         else:
             actions.append(_relaunch_or_fail(settings, data, row))
         data.invalidate(sid)

@@ -54,7 +54,8 @@ def _store_spec(store: ResultsStore, sweep_id: str) -> SweepSpec | None:
 def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: bool, diverged: str = "inf") -> str:
     """The optimum-shift report of a sweep, provisional (k/n cells) while cells of its plan are
     unfinished; the unfinished cells are listed at the end of the text."""
-    from mutransfer.report import check_diverged, format_report, optimum_shift_report
+    from mutransfer.report import check_diverged, format_report
+    from sweeps import state
 
     try:
         check_diverged(diverged)
@@ -62,38 +63,26 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
         raise UserError(f"--diverged: {e}") from None
     spec = _store_spec(store, sweep_id)
     runs = store.load_runs(sweep_id)
-    metric = metric or (spec.metric if spec else "min_train_loss")
-    plan: dict = {}
-    missing: list[str] = []
-    record = None
+    metric = metric or (spec.metric if spec else state.DEFAULT_METRIC)
+    plan, record = state.Plan(), None
     if spec is not None:
         from sweeps import refine
 
         record = refine.load_record(store, sweep_id)
         if record is not None and record.spec_hash != spec.spec_hash():
             record = None
-        planned = refine.all_trials(spec, record)  # the spec's parts and its refinement's
-        done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
-        cells = {t.cell.cell_id for t in planned}
-        unfinished = {t.cell.cell_id for t in planned if t.part not in done}
-        missing = [t.part.removeprefix("cell-") for t in planned if t.part not in done]
-        plan = dict(cells_total=len(cells), cells_done=len(cells - unfinished),
-                    expected_sizes={"width": list(spec.widths), "depth": list(spec.depths)})
-    report = optimum_shift_report(runs, metric=metric, diverged=diverged, **plan)
-    report["sweep_id"] = sweep_id
-    if spec is not None:
-        report["cells_missing"] = missing
-    if record is not None:
-        report["refinement"] = record.to_json()
+        plan = state.spec_plan(store, sweep_id, spec, record)  # the spec's parts and its refinement's
+    report = state.sweep_report(runs, sweep_id=sweep_id, plan=plan, metric=metric, diverged=diverged,
+                                refinement=None if record is None else record.to_json())
     if as_json:
-        return json.dumps(report, indent=2, allow_nan=False)
+        return json.dumps(report.to_json(), indent=2, allow_nan=False)
     text = format_report(report)
     if record is not None:
         from sweeps.refine import summary
 
         text += "\n\n" + "\n".join(summary(record))
-    if missing:
-        text += f"\n\nCells not finished yet ({len(missing)}): " + ", ".join(missing)
+    if plan.missing:
+        text += f"\n\nCells not finished yet ({len(plan.missing)}): " + ", ".join(plan.missing)
     return text
 
 
@@ -390,13 +379,15 @@ def cmd_diagnose(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    value = {"hessian_condition": "kappa", "hessian_condition_during_training": "kappa",
-             "loss_energy_ratio": "ratio", "coordinate_check": "mean_abs_z",
-             "gradient_alignment": "cos_pc_bp", "training_diagnostics": "ratio"}.get(args.kind, "kappa")
+    from mutransfer.diagnostic_columns import headline
+
+    column = headline(args.kind)
+    value = column.value if column is not None and column.value in df.columns else None
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.max_rows", 200):
-        if {"width", "depth"} <= set(df.columns) and df["width"].nunique() > 1 and df["depth"].nunique() > 1:
+        if value is not None and {"width", "depth"} <= set(df.columns) and df["width"].nunique() > 1 \
+                and df["depth"].nunique() > 1:
             keys = [c for c in ("parametrization", "residual", "activation", "step") if c in df.columns]
             for key, grp in (df.groupby(keys) if keys else [((), df)]):
                 print(f"{value} over depth (rows) × width (columns): {dict(zip(keys, key if isinstance(key, tuple) else (key,)))}")

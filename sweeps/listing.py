@@ -9,8 +9,10 @@ import json
 import time
 from typing import Any
 
+from mutransfer.report import build_report
 from mutransfer.results import ResultsStore
 
+from sweeps import state
 from sweeps.registry import ACTIVE  # statuses whose verdicts are provisional
 
 
@@ -42,22 +44,17 @@ def _spec_of(store: ResultsStore, sweep_id: str, row: dict | None):
 
 
 def _verdicts(runs, metric: str) -> list[dict[str, Any]]:
-    from mutransfer.report import optimum_shift_report
+    from sweeps.state import verdicts
 
     if runs is None or len(runs) == 0:
         return []
-    rep = optimum_shift_report(runs, metric=metric)
-    out = []
-    for a in rep.get("analyses") or []:
-        g = a.get("group") or {}
-        label = " ".join(str(g[k]) for k in ("algorithm", "parametrization") if g.get(k) is not None)
-        out.append({"setting": f"{label} {a.get('axis')}".strip(), "verdict": a.get("verdict")})
-    return out
+    return verdicts(build_report(runs, metric=metric))
 
 
 def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
-    """Every sweep of ``results``, newest first: ``id``, ``name``, ``status`` (the registry's; "-"
-    when the sweep has no registry row), ``runs_done``, ``runs_total``, ``verdicts`` (per analysis:
+    """Every sweep of ``results``, newest first: ``id``, ``name``, ``status`` (as the service says it,
+    :mod:`sweeps.state`: the registry's, adjusted for what the store holds; for results without a
+    registry row finished or unknown), ``runs_done``, ``runs_total``, ``verdicts`` (per analysis:
     setting and verdict, from the runs finished so far), ``provisional`` and ``created_at``."""
     from sweeps.plan import count_runs
     from sweeps.registry import effective_status
@@ -74,23 +71,24 @@ def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
     for sid in ids:
         row = known.get(sid)
         spec = _spec_of(store, sid, row)
-        parts = store.completed_parts(sid)
-        runs = store.load_runs(sid) if parts else None
+        trials = reg.trials(sid) if row is not None else []
+        expected = {t["part"]: t["runs"] for t in trials} or None
+        done = store.verify_parts(sid, expected).done  # readable, with all their rows
+        runs = store.load_runs(sid) if done else None
+        planned = None if row is not None else state.planned_parts(store, sid)
         if row is not None:
-            trials = reg.trials(sid)
-            parts = store.verify_parts(sid, {t["part"]: t["runs"] for t in trials}).done  # readable, all rows
-            done = sum(t["runs"] for t in trials if t["part"] in parts)
-            total = row.get("runs_total") or (count_runs(spec) if spec else done)
+            status, error = effective_status(row, reg.path)  # a dead driver's sweep is not running
         else:
-            done = 0 if runs is None else len(runs)
-            total = count_runs(spec) if spec is not None else done
-        status = effective_status(row, reg.path)[0] if row else "-"  # a dead driver's sweep is not running
-        metric = spec.metric if spec is not None else "min_train_loss"
+            status, error = state.unregistered_status(planned, done)
+        p = state.progress(row, trials, done, status, error, planned=planned,
+                           stored_runs=0 if runs is None else len(runs))
+        total = p.runs_total or (count_runs(spec) if spec is not None else 0)  # a row written before runs_total
+        metric = spec.metric if spec is not None else state.DEFAULT_METRIC
         rows.append({
             "id": sid, "name": (row or {}).get("name") or (spec.name if spec else sid.rsplit("-", 1)[0]),
-            "status": status, "runs_done": int(done), "runs_total": int(total), "metric": metric,
+            "status": p.status, "runs_done": int(p.runs_done), "runs_total": int(total), "metric": metric,
             "verdicts": _verdicts(runs, metric) if verdicts else None,
-            "provisional": status in ACTIVE or done < total,
+            "provisional": p.status in ACTIVE or p.runs_done < total,
             "created_at": (row or {}).get("created_at"),
         })
     return rows

@@ -42,6 +42,8 @@ import pandas as pd
 
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.results import ResultsStore, part_name
+from mutransfer.report import Analysis as ReportAnalysis
+from mutransfer.report import Report, build_report
 from sweeps.bookkeeping import load_saved_spec
 from sweeps.plan import Cell, Run, Trial, cell_id, plan, run_id
 from sweeps.spec import LR_MAX, SweepSpec, count_runs
@@ -224,22 +226,22 @@ def _step_beyond(values: list[float], side: str) -> float:
     return v[0] * (v[0] / v[1]) if side == "low" else v[-1] * (v[-1] / v[-2])
 
 
-def _group_cells(analysis: dict, cells: dict[str, Cell]) -> dict[int, str]:
+def _group_cells(analysis: ReportAnalysis, cells: dict[str, Cell]) -> dict[int, str]:
     """Size -> cell id for the sizes of a report group (that exist in the plan)."""
-    g, axis = analysis["group"], analysis["axis"]
+    g, axis = analysis.group, analysis.axis
     out = {}
-    for e in analysis["sizes"]:
-        width = e["size"] if axis == "width" else g.get("width")
-        depth = e["size"] if axis == "depth" else g.get("depth")
+    for e in analysis.sizes:
+        width = e.size if axis == "width" else g.get("width")
+        depth = e.size if axis == "depth" else g.get("depth")
         if width is None or depth is None or "algorithm" not in g or "parametrization" not in g:
             continue
         cid = cell_id(g["algorithm"], g["parametrization"], int(width), int(depth))
         if cid in cells:
-            out[int(e["size"])] = cid
+            out[int(e.size)] = cid
     return out
 
 
-def plan_round(spec: SweepSpec, report: dict, record: RefineRecord) -> tuple[Round | None, str | None, str]:
+def plan_round(spec: SweepSpec, report: Report | dict, record: RefineRecord) -> tuple[Round | None, str | None, str]:
     """The next round from a report over the finished grid: ``(round, None, "")``, or ``(None,
     reason, detail)`` with reason "interior" (no optimum on an edge) or "lr_bound" (the next value
     would leave (0, 1e6]). Does not check the limits (see :func:`next_round`)."""
@@ -248,13 +250,13 @@ def plan_round(spec: SweepSpec, report: dict, record: RefineRecord) -> tuple[Rou
     new_axes: dict[str, dict[str, list[float]]] = {}
     extensions: list[Extension] = []
     blocked: list[str] = []
-    for a in report.get("analyses", []):
+    for a in Report.coerce(report).analyses:
         by_size = _group_cells(a, cells)
         hits: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        for e in a["sizes"]:
-            for f in e.get("edge") or []:
-                if int(e["size"]) in by_size and f["lr"] in AXES:
-                    hits.setdefault((f["lr"], f["side"]), []).append((int(e["size"]), float(f["value"])))
+        for e in a.sizes:
+            for f in e.edge:
+                if int(e.size) in by_size and f.lr in AXES:
+                    hits.setdefault((f.lr, f.side), []).append((int(e.size), float(f.value)))
         for (lr, side), where in sorted(hits.items()):
             field_ = AXES[lr]
             group_cells = sorted(set(by_size.values()))
@@ -269,7 +271,7 @@ def plan_round(spec: SweepSpec, report: dict, record: RefineRecord) -> tuple[Rou
                 ax = new_axes.setdefault(cid, {k: list(v) for k, v in axes[cid].items()})
                 if new not in ax[field_]:
                     ax[field_] = sorted(ax[field_] + [new])
-            extensions.append(Extension(group=a["group"], axis=a["axis"], lr=lr, side=side, edge=union[0 if side == "low" else -1],
+            extensions.append(Extension(group=dict(a.group), axis=a.axis, lr=lr, side=side, edge=union[0 if side == "low" else -1],
                                         new=float(new), sizes=sorted(s for s, _ in where), cells=group_cells))
     if not extensions:
         if blocked:
@@ -279,20 +281,18 @@ def plan_round(spec: SweepSpec, report: dict, record: RefineRecord) -> tuple[Rou
     return Round(len(record.rounds) + 1, extensions, new_axes, added), None, "; ".join(blocked)
 
 
-def _title(a: dict) -> str:
-    g = a["group"]
-    return "/".join(str(g[k]) for k in ("algorithm", "parametrization") if k in g) + f" over {a['axis']}"
+def _title(a: ReportAnalysis) -> str:
+    g = a.group
+    return "/".join(str(g[k]) for k in ("algorithm", "parametrization") if k in g) + f" over {a.axis}"
 
 
 def next_round(spec: SweepSpec, runs: pd.DataFrame, record: RefineRecord, lim: Limits,
-               report: Callable[[pd.DataFrame], dict] | None = None) -> tuple[Round | None, str | None, str]:
+               report: Callable[[pd.DataFrame], Report | dict] | None = None) -> tuple[Round | None, str | None, str]:
     """:func:`plan_round` on the report of ``runs`` (the finished union), then the limits:
     ``(None, "max_rounds" | "max_runs", detail)`` when the round may not start."""
     if report is None:
-        from mutransfer.report import optimum_shift_report
-
         def report(df):
-            return optimum_shift_report(df, metric=spec.metric)
+            return build_report(df, metric=spec.metric)
     rnd, reason, detail = plan_round(spec, report(runs), record)
     if rnd is None:
         return None, reason, detail

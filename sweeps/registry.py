@@ -216,12 +216,13 @@ class Registry:
         """Create a sweep and its cells (part, cell_id, runs), keeping cells already recorded.
 
         ``fresh`` (a new submission or ``mutransfer run``): the sweep is queued again with its cancel
-        flag, error and restart count cleared. A driver re-registering a sweep it was given
+        flag, error, restart count and liveness record cleared (``launched_at`` NULL: not launched
+        since this submission). A driver re-registering a sweep it was given
         (``fresh=False``) never clears a cancel sent before it started.
         """
         now = time.time()
         on_conflict = ("status='queued', address=excluded.address, error=NULL, cancel=0, restarts=0, note=NULL, "
-                       "heartbeat_at=NULL, owner=excluded.owner, updated_at=excluded.updated_at") \
+                       "heartbeat_at=NULL, launched_at=NULL, owner=excluded.owner, updated_at=excluded.updated_at") \
             if fresh else "address=excluded.address"
         # A refined sweep registers again with more cells (sweeps/refine.py): its totals grow.
         on_conflict += ", runs_total=excluded.runs_total, trials_total=excluded.trials_total"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mutransfer.trainer import BUDGET_FRACTIONS, CellResult, budget_column
+from mutransfer.budgets import BUDGET_FRACTIONS, budget_column
+from mutransfer.trainer import CellResult
 from sweeps.plan import Trial
 from sweeps.spec import SweepSpec
 

@@ -44,6 +44,7 @@ def test_site_builds_strict_with_every_section(site):
     for page, entry in (("report", "optimum_shift_report"), ("results", "load")):
         api = (site / "api" / f"{page}.html").read_text()
         assert f'id="mutransfer.{page}.{entry}"' in api and ":::" not in api, page
+        assert not re.search(r":(func|meth|class|mod|data):<code>", api), f"{page}: a Sphinx role left in the page"
     # pages in the folder tree appear in the navigation without being listed anywhere
     home = (site / "index.html").read_text()
     for page in ("reference/claims.html", "science/notebook/width.html", "operations/gpu-check.html"):
@@ -73,19 +74,36 @@ def test_code_cites_pages_and_anchors_that_exist(site):
     assert not stale, f"cite the docs pages, not {OLD_CITATION}N: {stale}"
 
 
-@pytest.mark.parametrize("link, named", [
-    ("[a page that does not exist](no-such-page.md)", "no-such-page.md"),
-    ("[an anchor that does not exist](reference/conventions.md#no-such-anchor)", "#no-such-anchor"),
-])
-def test_strict_build_fails_on_a_broken_link_naming_it(tmp_path, link, named):
+def test_readme_links_resolve(site):
+    """Every relative link of the README names a file of the repository, and a docs page's anchor
+    exists on the built page."""
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    relative = [link for link in links if not re.match(r"[a-z]+://|#", link)]
+    assert len(relative) >= 10, relative
+    for link in relative:
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), f"README links to {path}, which does not exist"
+        if anchor and path.startswith("docs/") and path.endswith(".md"):
+            page = site / (path[len("docs/"):-len(".md")] + ".html")
+            assert f'id="{anchor}"' in page.read_text(), f"README links to {link}: no such anchor"
+
+
+def test_strict_build_fails_on_a_broken_link_naming_it(tmp_path):
+    """A copy of the site plus one page with a link to a missing page and one to a missing anchor:
+    the strict build fails, and its output names the page and both links (without the page the same
+    docs build: the ``site`` fixture)."""
     shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     (tmp_path / "mutransfer").symlink_to(ROOT / "mutransfer")  # for the API pages' docstrings
-    (tmp_path / "docs" / "broken-page.md").write_text(f"# A page with a broken link\n\nSee {link}.\n")
+    (tmp_path / "docs" / "broken-page.md").write_text(
+        "# A page with broken links\n\nSee [a page that does not exist](no-such-page.md) and\n"
+        "[an anchor that does not exist](reference/conventions.md#no-such-anchor).\n")
     r = mkdocs_build(tmp_path, tmp_path / "site")
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
-    assert "strict mode" in out and "broken-page.md" in out and named in out, out
+    assert "strict mode" in out and "broken-page.md" in out, out
+    assert "no-such-page.md" in out and "#no-such-anchor" in out, out
 
 
 def test_limits_page_lists_every_limit_with_its_default():

@@ -119,7 +119,8 @@ def all_runs(server: Server, sid: str, st: dict) -> None:
 
 
 def no_kill(server: Server, sid: str) -> None:
-    assert f"{sid}: driver" not in server.log.read_text(), server.log.read_text()[-2000:]
+    assert "silent for" not in "".join(ln for ln in server.log.read_text().splitlines() if sid in ln), \
+        server.log.read_text()[-2000:]
 
 
 NO_RELAUNCH = {"max_concurrent_trials": 1, "driver_restarts": 0}  # any kill would fail the sweep
@@ -147,11 +148,22 @@ def test_resubmitting_a_cancelled_sweep_computes_the_rest(server):
     assert httpx.delete(f"{server.url}/sweeps/{sid}", timeout=30).json()["cancelled"]
     st = server.wait(sid, ("cancelled",), timeout=180)
     assert st["runs_done"] == 0
+    lock = locks.lock_path(server.root / "registry.sqlite", sid)
+    wait_for(lambda: not locks.held(lock), timeout=120)  # the cancelled driver has exited
     age_liveness(server, sid)
-    assert submit(server, spec).status_code == 202
+    # Resubmitted while a previous driver still holds the sweep (as one exiting after a cancel
+    # does, for a moment): this test holds its lock. No driver can start yet, and none is killed.
+    fd = locks.acquire(lock)
+    try:
+        assert submit(server, spec).status_code == 202
+        assert row(server, sid)["launched_at"] is None and server.status(sid)["status"] == "queued"
+    finally:
+        locks.release(fd)
+    # Once it is free, the supervisor starts the sweep's driver: a first launch, not a relaunch.
     st = server.wait(sid, timeout=240)
     all_runs(server, sid, st)
-    assert st["restarts"] == 0
+    assert st["restarts"] == 0 and starts(server, sid) == 2, st
+    assert f"{sid}: started (its previous driver had not exited" in server.log.read_text()
     no_kill(server, sid)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mutransfer.data import load_dataset
 from mutransfer.inference_health import RTOL, diverge_columns, inference_divergence
-from mutransfer.report import format_report, optimum_shift_report
+from mutransfer.report import build_report, format_report
 from mutransfer.results import ResultsStore
 from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
 
@@ -89,9 +89,9 @@ def test_runs_table_and_report_count_inference_divergence(cliff_runs, tmp_path):
     with pytest.raises(ValueError, match="diverge_reason"):
         store.write_part("s", "p1", bad, None)
     wide = pd.concat([back, back.assign(width=32, run_id=lambda d: d["run_id"] + "w")], ignore_index=True)
-    report = optimum_shift_report(wide, n_bootstrap=0)
-    assert report["n_diverged_by_reason"] == {"loss": 0, "inference": 2}
-    assert [e["n_diverged_inference"] for e in report["analyses"][0]["sizes"]] == [1, 1]
+    report = build_report(wide, n_bootstrap=0)
+    assert (report.n_diverged_loss, report.n_diverged_inference) == (0, 2)
+    assert [e.n_diverged_inference for e in report.analyses[0].sizes] == [1, 1]
     assert "diverged runs by reason: loss 0, inference 2" in format_report(report)
 
 

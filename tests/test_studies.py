@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mutransfer.parametrization import resolve
-from mutransfer.report import optimum_shift_report
+from mutransfer.report import build_report
 from mutransfer.results import ResultsStore
 from mutransfer.studies import STUDIES, Study, generate
 from mutransfer.studies.__main__ import main
@@ -53,8 +53,8 @@ def test_pages_and_index_come_from_the_runs_on_disk(results, tmp_path):
 
     runs = ResultsStore(results / "results").load_runs()
     runs = runs[runs["sweep_id"].str.startswith("study-width-")]
-    a = optimum_shift_report(runs, metric="min_train_loss", n_bootstrap=200, rng_seed=0)["analyses"][0]
-    verbatim = f"width — mupc: {a['verdict']} — {a['verdict_text']}"
+    a = build_report(runs, metric="min_train_loss", n_bootstrap=200, rng_seed=0).analyses[0]
+    verbatim = f"width — mupc: {a.verdict} — {a.verdict_text}"
     assert status["claim-w"] == ("not run at the paper's setting", verbatim)
     index = (tmp_path / "index.md").read_text()
     assert verbatim.replace("|", "\\|") in index

@@ -204,8 +204,9 @@ def test_provisional_report_and_single_size_group_note():
 
 def test_by_base_regret_with_every_size_as_base():
     # width 32 is the odd one out: the optimum sits one octave higher there
-    a = analysis(optimum_shift_report(table(bowl(lambda w: -4 if w == 32 else -5), widths=(32, 64, 128, 256)),
-                                      n_bootstrap=10))
+    rep = optimum_shift_report(table(bowl(lambda w: -4 if w == 32 else -5), widths=(32, 64, 128, 256)),
+                               n_bootstrap=10)
+    a = analysis(rep)
     assert a["verdict"] == "does not transfer"
     views = {v["base_size"]: v for v in a["by_base"]}
     assert sorted(views) == [32, 64, 128, 256]
@@ -213,7 +214,7 @@ def test_by_base_regret_with_every_size_as_base():
     r64 = {r["size"]: r["regret"] for r in views[64]["regret"]}
     assert r64[64] == 0.0 and r64[128] == 0.0 and r64[256] == 0.0 and r64[32] == pytest.approx(1.0)
     assert views[64]["max_regret"] == pytest.approx(1.0)
-    assert "by base size" in format_report({"analyses": [a], "notes": []})
+    assert "by base size" in format_report(rep)
 
 
 def test_by_budget_reads_checkpoint_columns():
@@ -223,7 +224,8 @@ def test_by_budget_reads_checkpoint_columns():
     runs["min_train_loss_50pct"] = runs["min_train_loss"] + 0.5
     late = (runs.weight_lr == 2.0**-5) & (runs.activity_lr == 2.0**-3) & (runs.width == 64)
     runs.loc[late, ["status", "diverged_step"]] = ["diverged", 60]
-    a = analysis(optimum_shift_report(runs, n_bootstrap=10))
+    rep = optimum_shift_report(runs, n_bootstrap=10)
+    a = analysis(rep)
     views = {v["fraction"]: v for v in a["by_budget"]}
     assert sorted(views) == [0.25, 0.5, 1.0]
     assert views[0.25]["column"] == "min_train_loss_25pct"
@@ -231,7 +233,7 @@ def test_by_budget_reads_checkpoint_columns():
     assert [s["eta_star"] for s in views[0.5]["sizes"]] == [2.0**-5] * 3  # not diverged yet at step 50
     assert views[0.5]["verdict"] == "transfers"
     assert views[1.0]["sizes"][1]["regret"] == "inf" and views[1.0]["verdict"] == "does not transfer"
-    assert "by budget" in format_report({"analyses": [a], "notes": []})
+    assert "by budget" in format_report(rep)
 
 
 def test_by_budget_absent_for_older_sweeps_and_other_metrics():

@@ -63,6 +63,30 @@ def fit_drift_state(slope: float, ci: Sequence[float] | None, drift_tol: float) 
     return {"pass": "within", "fail": "beyond", "uncertain": "uncertain"}[V.judge(abs(slope), mags, drift_tol)]
 
 
+def _slope(c: int, lr: str, log2_sizes: list[float], fits: list, boot_fits: list, entries: list[dict],
+           grid: Grid, opts: Options, warnings: list[str]) -> tuple[float | None, list | None, str | None]:
+    """The sub-grid fit's drift slope of lr (c = 0: eta, 1: beta) with its bootstrap CI and state;
+    (None, None, None) without an activity lr. Warns when it drifts beyond ``drift_tol`` while the
+    grid argmin stays within ``steps_tol``."""
+    if c == 1 and grid.beta is None:
+        return None, None, None
+    slope = drift_slope(log2_sizes, [f[c] for f in fits])
+    ci = None
+    if opts.n_bootstrap > 0 and any(bf is not None for bf in boot_fits):
+        b = opts.n_bootstrap
+        cols = [bf[:, c] if bf is not None else np.full(b, np.nan if f[c] is None else f[c])
+                for bf, f in zip(boot_fits, fits)]
+        ci = percentile_ci([drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)], opts.ci_level)
+    state = fit_drift_state(slope, ci, opts.drift_tol)
+    steps_key = "grid_steps_eta" if c == 0 else "grid_steps_beta"
+    worst_steps = max((abs(e[steps_key]) for e in entries if e.get(steps_key) is not None), default=0)
+    if state == "beyond" and ci and worst_steps <= opts.steps_tol:
+        warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slope)} "
+                        f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
+                        f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
+    return slope, ci, state
+
+
 def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: Sequence[int],
             info: MetricInfo, opts: Options) -> dict[str, Any]:
     """Optimum-shift analysis of one group along one size axis (floats un-encoded)."""
@@ -151,28 +175,13 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         warnings.append(f"seed uncertainty unavailable for {axis}={', '.join(map(str, single_seed))} (only one seed)")
 
     log2_sizes = [math.log2(s) if s > 0 else math.nan for s in sizes]
-    slopes: dict[str, Any] = {}
-    for c, lr in ((0, "eta"), (1, "beta")):
-        if c == 1 and grid.beta is None:
-            slopes["drift_slope_beta"] = slopes["drift_slope_beta_ci"] = slopes["drift_slope_beta_state"] = None
-            continue
-        slopes[f"drift_slope_{lr}"] = drift_slope(log2_sizes, [f[c] for f in fits])
-        slopes[f"drift_slope_{lr}_ci"] = None
-        if opts.n_bootstrap > 0 and any(bf is not None for bf in boot_fits):
-            b = opts.n_bootstrap
-            cols = [bf[:, c] if bf is not None else np.full(b, np.nan if f[c] is None else f[c])
-                    for bf, f in zip(boot_fits, fits)]
-            boot_slopes = [drift_slope(log2_sizes, [col[r] for col in cols]) for r in range(b)]
-            slopes[f"drift_slope_{lr}_ci"] = percentile_ci(boot_slopes, opts.ci_level)
-        ci = slopes[f"drift_slope_{lr}_ci"]
-        state = fit_drift_state(slopes[f"drift_slope_{lr}"], ci, opts.drift_tol)
-        slopes[f"drift_slope_{lr}_state"] = state
-        worst_steps = max((abs(e[f"grid_steps_{lr}"]) for e in entries if e.get(f"grid_steps_{lr}") is not None),
-                          default=0)
-        if state == "beyond" and ci and worst_steps <= opts.steps_tol:
-            warnings.append(f"the sub-grid fit of {lr}* drifts {signed(slopes[f'drift_slope_{lr}'])} "
-                            f"[{signed(ci[0])}, {signed(ci[1])}] octave/doubling although the grid argmin stays within "
-                            f"{worst_steps} grid step(s): the grid may be too coarse to resolve the drift")
+    slope_eta = _slope(0, "eta", log2_sizes, fits, boot_fits, entries, grid, opts, warnings)
+    slope_beta = _slope(1, "beta", log2_sizes, fits, boot_fits, entries, grid, opts, warnings)
+    slopes: dict[str, Any] = {
+        "drift_slope_eta": slope_eta[0], "drift_slope_eta_ci": slope_eta[1], "drift_slope_eta_state": slope_eta[2],
+        "drift_slope_beta": slope_beta[0], "drift_slope_beta_ci": slope_beta[1],
+        "drift_slope_beta_state": slope_beta[2],
+    }
     verdict, text, reasons = judge_entries(axis, entries, 0, info, opts, missing_sizes, slopes)
 
     budget, budget_note = by_budget(df, axis, grid, info, opts, missing_sizes)

@@ -9,12 +9,19 @@ import pandas as pd
 from .analysis import analyse
 from .transfer import Options
 from .encoding import scalar, to_json
+from .model import Report
 from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
 CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
 
 
-def optimum_shift_report(
+def optimum_shift_report(runs: pd.DataFrame, **options: Any) -> dict[str, Any]:
+    """The report of :func:`build_report` as its JSON (the wire format: ``GET /sweeps/{id}/report``,
+    ``mutransfer report --json``); same arguments."""
+    return build_report(runs, **options).to_json()
+
+
+def build_report(
     runs: pd.DataFrame,
     *,
     metric: str = "min_train_loss",
@@ -28,7 +35,7 @@ def optimum_shift_report(
     cells_total: int | None = None,
     cells_done: int | None = None,
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
-) -> dict[str, Any]:
+) -> Report:
     """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (docs/reference/transfer-analysis.md)
 
     ``runs``: one row per run with at least ``weight_lr``, the metric column and ``width`` and/or
@@ -46,7 +53,8 @@ def optimum_shift_report(
     planned cells, which makes the report ``provisional`` while some are unfinished;
     ``expected_sizes`` ({"width": [...], "depth": [...]}, e.g. from the spec) names sizes not run yet.
 
-    Returns a JSON-ready dict (+inf -> "inf", NaN -> None): ``provisional`` (None or
+    Returns the typed :class:`~mutransfer.report.model.Report` (its JSON: :meth:`Report.to_json`,
+    +inf -> "inf", NaN -> None): ``provisional`` (None or
     {cells_done, cells_total}), ``notes``, ``thresholds``, ``regret_unit``, ``diverged`` and
     ``analyses``: per group and size axis with >= 2 sizes — ``verdict`` (transfers | does not
     transfer | inconclusive), ``reasons`` ([{code, detail, ...}], :mod:`mutransfer.report.verdict`),
@@ -80,17 +88,17 @@ def optimum_shift_report(
         "thresholds": {"regret_tol": tol, "steps_tol": opts.steps_tol, "drift_tol": opts.drift_tol},
         "ci_level": opts.ci_level, "diverged": diverged,
         "n_bootstrap": opts.n_bootstrap, "rng_seed": opts.rng_seed,
-        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [],
+        "n_runs": int(len(runs)), "provisional": None, "analyses": [], "notes": [], "single_size": [],
     }
     if len(runs) == 0:
         if cells_total:
             report["provisional"] = {"cells_done": int(cells_done or 0), "cells_total": int(cells_total)}
         report["notes"].append("no runs: nothing to analyse")
-        return to_json(report)
+        return Report.from_json(to_json(report))
 
     df, notes = prepare(runs, info, diverged)
     report["notes"].extend(notes)
-    report["n_diverged_by_reason"] = _diverged_by_reason(df)
+    report["n_diverged_loss"], report["n_diverged_inference"] = _diverged_by_reason(df)
     if cells_total is not None:
         done = _cells_done(df) if cells_done is None else int(cells_done)
         if done < int(cells_total):
@@ -118,6 +126,8 @@ def optimum_shift_report(
             group = {c: scalar(v) for c, v in zip(keys, key)}
             exp = expected[_key(key[: len(fixed)])]
             if g[axis].nunique() < 2:
+                if axis == axes[0]:  # the cell's surfaces and optimum, once per cell (first size axis)
+                    report["single_size"].append(_single(g, axis, group, info, opts))
                 if len(exp) >= 2:
                     only = int(g[axis].iloc[0])
                     report["notes"].append(
@@ -135,7 +145,15 @@ def optimum_shift_report(
         report["notes"].append(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
-    return to_json(report)
+    return Report.from_json(to_json(report))
+
+
+def _single(g: pd.DataFrame, axis: str, group: dict, info, opts: Options) -> dict[str, Any]:
+    """A group with one size: the analysis machinery's size row, surface and warnings, no verdict."""
+    size = int(g[axis].iloc[0])
+    a = analyse(g, axis, group, [size], info, opts)
+    return {"group": group, "axis": axis, "size": size, "eta_grid": a["eta_grid"], "beta_grid": a["beta_grid"],
+            "row": a["sizes"][0], "surface": a["surfaces"][0], "warnings": a["warnings"]}
 
 
 def _cells_done(df: pd.DataFrame) -> int:
@@ -157,10 +175,10 @@ def _title(group: Mapping[str, Any]) -> str:
     return " / ".join(fixed) + (f", {', '.join(held)}" if held else "")
 
 
-def _diverged_by_reason(df: pd.DataFrame) -> dict[str, int]:
+def _diverged_by_reason(df: pd.DataFrame) -> tuple[int, int]:
     """Diverged runs counted by ``diverge_reason`` (mutransfer.inference_health): ``loss`` (training
     loss blew up; also every diverged run recorded before the column existed) and ``inference``."""
     div = df["status"].astype(str).str.lower().eq("diverged")
     reason = df["diverge_reason"].astype(str) if "diverge_reason" in df.columns else pd.Series("", df.index)
     inference = int((div & reason.eq("inference")).sum())
-    return {"loss": int(div.sum()) - inference, "inference": inference}
+    return int(div.sum()) - inference, inference

@@ -24,8 +24,8 @@ report option ``diverged`` (:data:`DIVERGED_POLICIES`):
   rule. A diverged run with no finite value (it blew up at step 0; ``final_*`` metrics of a
   diverged run are NaN) is still +∞. ``failed`` runs (an error, not a divergence) are always +∞.
 
-Budget checkpoints (the ``by_budget`` view, :data:`BUDGET_COLUMNS`): the trainer writes
-``min_train_loss_25pct`` / ``min_train_loss_50pct`` — the running minimum of the training loss over
+Budget checkpoints (the ``by_budget`` view, :data:`BUDGET_COLUMNS`, fractions from
+:mod:`mutransfer.budgets`): the trainer writes ``min_train_loss_25pct`` / ``min_train_loss_50pct`` — the running minimum of the training loss over
 the first ⌈f·S⌉ steps (S = the run's step budget), with the same divergence semantics as
 ``min_train_loss``. A run counts as diverged at checkpoint f only if its ``diverged_step`` < ⌈f·S⌉.
 """
@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from mutransfer.budgets import BUDGET_FRACTIONS, budget_column
 
 SIZE_AXES: tuple[str, ...] = ("width", "depth")
 FIXED_SETTINGS: tuple[str, ...] = ("algorithm", "parametrization", "activation", "dataset")
@@ -55,7 +57,7 @@ DIVERGED_POLICIES: dict[str, str] = {
 
 # metric -> ((fraction of the step budget, runs column), ...) for the by_budget view
 BUDGET_COLUMNS: dict[str, tuple[tuple[float, str], ...]] = {
-    "min_train_loss": ((0.25, "min_train_loss_25pct"), (0.5, "min_train_loss_50pct"), (1.0, "min_train_loss")),
+    "min_train_loss": (*((f, budget_column(f)) for f in BUDGET_FRACTIONS), (1.0, "min_train_loss")),
 }
 
 

@@ -58,19 +58,25 @@ REASONS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class Criterion:
-    """One per-size check: ``key`` names the entry fields (value ``key``, CI ``key_ci``, and for the
-    judged magnitude ``_abs_key`` / ``_abs_key_ci``), ``code`` the reason it raises when it fails."""
+    """One per-size check: the size-entry fields it reads — the signed ``value``, its CI ``ci``, the
+    CI of the judged magnitude ``abs_ci`` (|grid steps|; the regret itself), the move in octaves
+    ``octaves`` — the ``Options`` attribute with its tolerance, and the reason ``code`` it raises."""
 
     name: str
     code: str
-    value: str  # entry field with the signed value
-    tol: str  # Options attribute with the tolerance
+    value: str
+    ci: str
+    abs_ci: str
+    tol: str
+    octaves: str | None = None
 
 
 CRITERIA: tuple[Criterion, ...] = (
-    Criterion("regret", "regret", "regret", "regret_tol"),
-    Criterion(ETA_COL, "drift", "grid_steps_eta", "steps_tol"),
-    Criterion(BETA_COL, "drift", "grid_steps_beta", "steps_tol"),
+    Criterion("regret", "regret", "regret", "regret_ci", "_abs_regret_ci", "regret_tol"),
+    Criterion(ETA_COL, "drift", "grid_steps_eta", "grid_steps_eta_ci", "_abs_grid_steps_eta_ci", "steps_tol",
+              "dlog2_eta"),
+    Criterion(BETA_COL, "drift", "grid_steps_beta", "grid_steps_beta_ci", "_abs_grid_steps_beta_ci", "steps_tol",
+              "dlog2_beta"),
 )
 _SYM = {ETA_COL: "η*", BETA_COL: "β*"}
 
@@ -101,9 +107,8 @@ def _detail(c: Criterion, e: dict, axis: str, unit: str) -> str:
         tag = " (base optimum diverged)" if e["regret"] == math.inf else ""
         ci = fmt_regret_ci(e.get("regret_ci"), unit)
         return f"regret {fmt_regret(e['regret'], unit)}{' ' + ci if ci else ''}{tag} at {where}"
-    oct_key = "dlog2_eta" if c.name == ETA_COL else "dlog2_beta"
-    return (f"{_SYM[c.name]} moves {_steps(e[c.value])}{_ci_steps(e.get(c.value + '_ci'))} "
-            f"({fmt_num(e.get(oct_key), '+.1f')} octaves) at {where}")
+    return (f"{_SYM[c.name]} moves {_steps(e[c.value])}{_ci_steps(e.get(c.ci))} "
+            f"({fmt_num(e.get(c.octaves), '+.1f')} octaves) at {where}")
 
 
 def reasons_for(axis: str, entries: list[dict], base_k: int, opts: Any, unit: str,
@@ -116,7 +121,7 @@ def reasons_for(axis: str, entries: list[dict], base_k: int, opts: Any, unit: st
     base = entries[base_k]
     base_where = f"{axis}={base['size']}"
     if not base["has_opt"]:
-        blocks.append({"code": "no_optimum", "size": base["size"],
+        blocks.append({"code": "no_optimum", "size": base["size"], "decisive": False,
                        "detail": f"no finite optimum at the base size {base_where} (all runs diverged or missing)"})
     else:
         for k, e in enumerate(entries):
@@ -139,11 +144,11 @@ def reasons_for(axis: str, entries: list[dict], base_k: int, opts: Any, unit: st
                 if c.name == "regret" and v == math.inf:
                     state = "fail"  # the base optimum diverged here: unusable, whatever the resamples say
                 else:
-                    state = judge(abs(v) if c.name != "regret" else v, e.get("_abs_" + c.value + "_ci"),
+                    state = judge(abs(v) if c.name != "regret" else v, e.get(c.abs_ci),
                                   getattr(opts, c.tol))
                 if state == "fail":
                     r = {"code": c.code, "size": e["size"], "criterion": c.name, "value": v,
-                         "ci": e.get(c.value + "_ci"), "decisive": decisive, "detail": _detail(c, e, axis, unit)}
+                         "ci": e.get(c.ci), "decisive": decisive, "detail": _detail(c, e, axis, unit)}
                     if c.name == "regret":
                         r["unit"] = unit
                     else:
@@ -151,7 +156,7 @@ def reasons_for(axis: str, entries: list[dict], base_k: int, opts: Any, unit: st
                     fails.append(r)
                 elif state == "uncertain":
                     blocks.append({"code": "uncertain", "size": e["size"], "criterion": c.name, "value": v,
-                                   "ci": e.get(c.value + "_ci"),
+                                   "ci": e.get(c.ci),
                                    "detail": _detail(c, e, axis, unit) + ": its CI straddles the tolerance"})
     edges: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for e in entries:
@@ -208,6 +213,8 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
             text += f"; fails also at {axis}={', '.join(map(str, later))}"
     elif verdict == "inconclusive":
         text = "; ".join(r["detail"] for r in reasons)
+    elif len(entries) < 2:  # one size (the report's single-size case): nothing was compared
+        text = f"only {axis}={entries[0]['size']}: nothing to compare"
     else:
         others = [e for k, e in enumerate(entries) if k != base_k]
         worst = max(others, key=lambda e: e["regret"])
@@ -219,12 +226,12 @@ def verdict_text(verdict: str, reasons: list[dict], axis: str, entries: list[dic
             if moves:
                 text += f"; {sym} at most {max(moves)} grid step{'s' if max(moves) != 1 else ''} from the base optimum"
         text += f" at every {axis} ({', '.join(str(e['size']) for e in entries)})"
-    for lr, sym in (("eta", "η*"), ("beta", "β*")):
-        s = (slopes or {}).get(f"drift_slope_{lr}")
+    slopes = slopes or {}
+    for keys, sym in ((("drift_slope_eta", "drift_slope_eta_ci", "drift_slope_eta_state"), "η*"),
+                      (("drift_slope_beta", "drift_slope_beta_ci", "drift_slope_beta_state"), "β*")):
+        s, ci, state = (slopes.get(k) for k in keys)
         if s is not None and not (isinstance(s, float) and math.isnan(s)):
-            ci = (slopes or {}).get(f"drift_slope_{lr}_ci")
             ci_txt = f" [{signed(ci[0])}, {signed(ci[1])}]" if ci else ""
-            state = (slopes or {}).get(f"drift_slope_{lr}_state")
             text += f"; fitted drift {sym} {signed(s)}{ci_txt} octave/doubling" + (
                 " (uncertain)" if state == "uncertain" else "")
     return text

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mutransfer.inference_health import RTOL
-from mutransfer.report import fmt_lr, format_report, optimum_shift_report
+from mutransfer.report import build_report, fmt_lr, format_report
 
 CHANCE = 0.10  # 10-class accuracy of a constant prediction
 COLLAPSE_ACC = 0.11  # final accuracy at or below this: "collapsed to chance"
@@ -59,16 +59,16 @@ def _transfer(evidence: Evidence, axis: str) -> Finding:
     verdicts, body, figures = [], [], {}
     for label, runs in evidence.runs.items():
         metric = "min_train_loss"
-        report = optimum_shift_report(runs, metric=metric, n_bootstrap=200, rng_seed=0)
-        found = [a for a in report["analyses"] if a["axis"] == axis]
+        report = build_report(runs, metric=metric, n_bootstrap=200, rng_seed=0)
+        found = [a for a in report.analyses if a.axis == axis]
         body += [f"### {label}", "", f"Sweeps: {', '.join(evidence.sweep_ids[label])}; {len(runs)} runs.", ""]
         if not found:
             body += ["The report found nothing to compare along this axis:", ""]
-            body += [f"- {n}" for n in report["notes"]] + [""]
+            body += [f"- {n}" for n in report.notes] + [""]
             continue
         for a in found:
-            who = a["group"].get("parametrization", "?")
-            verdicts.append(f"{label} — {who}: {a['verdict']} — {a['verdict_text']}")
+            who = a.group.get("parametrization", "?")
+            verdicts.append(f"{label} — {who}: {a.verdict} — {a.verdict_text}")
         body += ["```", format_report(report), "```", ""]
         safe = "".join(ch if ch.isalnum() else "-" for ch in label).strip("-")
         figures[f"{figure_prefix}-{safe}-contours.png"] = _contours_drawer(runs, axis, metric)
@@ -113,14 +113,14 @@ def _contours_drawer(runs: pd.DataFrame, axis: str, metric: str):
     return draw
 
 
-def _optimum_drawer(analyses: list[dict], axis: str):
+def _optimum_drawer(analyses: list, axis: str):
     def draw(fig):
         ax_eta, ax_beta = fig.subplots(1, 2)
         for a in analyses:
-            who = a["group"].get("parametrization", "?")
-            sizes = [e["size"] for e in a["sizes"]]
-            for ax, key in ((ax_eta, "eta_star"), (ax_beta, "beta_star")):
-                vals = [np.nan if e[key] is None else e[key] for e in a["sizes"]]
+            who = a.group.get("parametrization", "?")
+            sizes = [e.size for e in a.sizes]
+            for ax, lr in ((ax_eta, "eta"), (ax_beta, "beta")):
+                vals = [np.nan if e.star(lr) is None else e.star(lr) for e in a.sizes]
                 ax.plot(sizes, vals, "o-", label=who)
         for ax, name in ((ax_eta, "η* (weight lr)"), (ax_beta, "β* (activity lr)")):
             ax.set_xscale("log", base=2)

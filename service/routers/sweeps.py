@@ -243,11 +243,11 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
                                                       "(its metric from before it diverged, the muPC paper's rule)"),
            format: Literal["json", "html"] | None = None) -> Response:
     metric = metric or data.status(sid)["metric"]  # cached: no registry read per request
-    rep = data.report(sid, metric, diverged)
+    rep = data.typed_report(sid, metric, diverged)
     if format == "html" or (format is None and prefers_html(request.headers.get("accept"))):
         from service.routers.pages import report_html
-        return HTMLResponse(report_html(data, sid, rep))
-    return JSONResponse(rep)
+        return HTMLResponse(report_html(data, sid, rep.to_json()))
+    return JSONResponse(rep.to_json())
 
 
 def status_readable(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> None:
