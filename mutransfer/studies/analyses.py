@@ -70,7 +70,7 @@ def _transfer(evidence: Evidence, axis: str) -> Finding:
             who = a.group.get("parametrization", "?")
             verdicts.append(f"{label} — {who}: {a.verdict} — {a.verdict_text}")
         body += ["```", format_report(report), "```", ""]
-        safe = "".join(ch if ch.isalnum() else "-" for ch in label).strip("-")
+        safe = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in label).strip("-")
         figures[f"{figure_prefix}-{safe}-contours.png"] = _contours_drawer(runs, axis, metric)
         figures[f"{figure_prefix}-{safe}-optimum.png"] = _optimum_drawer(found, axis)
         body += [f"![contours: {label}](figures/{figure_prefix}-{safe}-contours.png)", "",
@@ -202,7 +202,7 @@ def depth128_training(evidence: Evidence) -> Finding:
             table = wide.loc[keep].reset_index()
             body += _md_table(table, _acc_cell) + [""]
             body += _energy_table(curves, names)
-            safe = "".join(ch if ch.isalnum() else "-" for ch in label).strip("-")
+            safe = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in label).strip("-")
             name = f"{evidence.key}-{safe}-accuracy.png"
             figures[name] = _accuracy_drawer(acc, curves, names, runs)
             body += [f"![test accuracy over steps: {label}](figures/{name})", ""]
