@@ -182,11 +182,20 @@ def compare_page(
     choices: Sequence[Mapping[str, Any]] = (),
     plotly_url: str = DEFAULT_PLOTLY_URL,
     refresh_s: float | None = 5,
+    picked: tuple[str | None, str | None] = (None, None),
 ) -> str:
     """Two sweeps side by side: one comparison figure per pair of analyses
-    (:func:`comparison_pairs`), the verdicts of both, and a picker (``choices``: sweep metas) to
-    compare other sweeps or switch the metric."""
+    (:func:`comparison_pairs`), each side labelled by what tells it apart (its parameterisation,
+    say; :func:`pair_labels`) with a warning when the pair differs in more than that (dataset,
+    depth, ...), the verdicts of both, and a picker (``choices``: sweep metas) to compare other
+    sweeps or switch the metric. Without sweeps (``meta_a`` and ``meta_b`` empty) it is the picker
+    alone, preset to ``picked``."""
     ma, mb = meta_a or {}, meta_b or {}
+    if not sid_of(ma) and not sid_of(mb):
+        picker = compare_picker(choices, picked[0] or "", picked[1] or "") or (
+            '<p class="muted">no sweeps yet: submit one from the <a href="/">index</a>.</p>')
+        return document("compare sweeps", '<h1>Compare</h1><div class="card"><p>Pick two sweeps — or the same '
+                        "sweep twice to compare its settings (e.g. μPC vs SP) with each other.</p></div>" + picker)
     la = (labels or [None, None])[0] or ma.get("name") or sid_of(ma) or "A"
     lb = (labels or [None, None])[1] or mb.get("name") or sid_of(mb) or "B"
     same = bool(sid_of(ma)) and sid_of(ma) == sid_of(mb)
@@ -209,7 +218,14 @@ def compare_page(
         body.append(f'<h2 id="pair-{k}">{esc_html(group_title(aa[i].get("group")))} — {esc_html(aa[i].get("axis"))}'
                     f' <span class="muted">vs</span> {esc_html(group_title(bb[j].get("group")))} — '
                     f'{esc_html(bb[j].get("axis"))}</h2>')
-        fig = comparison(report_a, report_b, labels=(str(la), str(lb)), index_a=i, index_b=j)
+        pla, plb = pair_labels(aa[i], bb[j], str(la), str(lb), same)
+        differ = pair_differences(aa[i], bb[j], ma, mb)
+        if differ:
+            body.append('<div class="card warn-box compare-warning"><b>Not like for like:</b> besides '
+                        f"{esc_html(pla)} vs {esc_html(plb)}, the two sides differ in "
+                        + "; ".join(f"{esc_html(k)} ({esc_html(x)} vs {esc_html(y)})" for k, x, y in differ)
+                        + ". Differences in the optima may come from these too.</div>")
+        fig = comparison(report_a, report_b, labels=(pla, plb), index_a=i, index_b=j)
         body.append(figure_html(fig, f"compare-{k}"))
     pa, pb = provisional_of(report_a, ma), provisional_of(report_b, mb)
     body.append('<div class="cols"><div>')
@@ -220,6 +236,47 @@ def compare_page(
     running = is_running(ma) or is_running(mb)
     return document(f"{la} vs {lb}", "".join(body), plotly_url=plotly_url,
                     refresh_s=refresh_s if running else None)
+
+
+DISTINGUISHING = ("algorithm", "parametrization", "activation", "dataset")
+
+
+def pair_labels(a: Mapping[str, Any], b: Mapping[str, Any], sweep_a: str, sweep_b: str, same: bool
+                ) -> tuple[str, str]:
+    """Labels for the two sides of one comparison: the settings that differ between the two
+    analyses (e.g. "mupc" vs "sp"), prefixed with the sweep's name when the sweeps differ; the
+    sweep names alone when the settings agree."""
+    ga, gb = a.get("group") or {}, b.get("group") or {}
+    keys = [k for k in DISTINGUISHING if str(ga.get(k)) != str(gb.get(k))]
+    keys += [k for k in SIZE_AXES if k in ga and k in gb and str(ga.get(k)) != str(gb.get(k))]
+    if not keys:
+        return (f"{sweep_a} (A)", f"{sweep_b} (B)") if same or sweep_a == sweep_b else (sweep_a, sweep_b)
+
+    def text(g: Mapping[str, Any]) -> str:
+        return " ".join(size_title(k, g.get(k)) if k in SIZE_AXES else str(g.get(k)) for k in keys)
+    la, lb = text(ga), text(gb)
+    if not same and sweep_a != sweep_b:
+        la, lb = f"{sweep_a}: {la}", f"{sweep_b}: {lb}"
+    return la, lb
+
+
+def pair_differences(a: Mapping[str, Any], b: Mapping[str, Any], meta_a: Mapping[str, Any] | None = None,
+                     meta_b: Mapping[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    """(setting, A's value, B's value) for what differs between two compared analyses beyond the
+    parameterisation / algorithm they are meant to compare: dataset, activation, the held size
+    (depth of a width sweep, ...), the size axis itself, and the metric."""
+    ga, gb = a.get("group") or {}, b.get("group") or {}
+    out = []
+    for k in ("dataset", "activation", *SIZE_AXES):
+        if (k in ga or k in gb) and str(ga.get(k, "-")) != str(gb.get(k, "-")):
+            out.append((k, str(ga.get(k, "-")), str(gb.get(k, "-"))))
+    if a.get("axis") != b.get("axis"):
+        out.append(("size axis", str(a.get("axis")), str(b.get("axis"))))
+    sa = [e.get("size") for e in a.get("sizes") or []]
+    sb = [e.get("size") for e in b.get("sizes") or []]
+    if sa and sb and sa != sb and a.get("axis") == b.get("axis"):
+        out.append((f"{a.get('axis')}s", ", ".join(map(str, sa)), ", ".join(map(str, sb))))
+    return out
 
 
 def compare_picker(choices: Sequence[Mapping[str, Any]], a: str = "", b: str = "", metric: str | None = None,

@@ -22,9 +22,10 @@ from .common import (
     hide_unused, is_2d, lr_ticks, no_analysis_text, num, padded, panel_note, pct, prepare_runs, select_analysis,
     size_title,
 )
-from .curves import run_links, training_curves
+from .optimum_curves import optimum_curves, optimum_run_ids
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
 from .lr_sweep import lr_transfer
+from .runlinks import lr_text, runs_at, seed_hover, seeds_url
 from .verdicts import provisional_banner, provisional_of, verdict_line
 
 # --------------------------------------------------------------------------- surface panels
@@ -93,23 +94,73 @@ def _opt_hover(label: str, entry: Mapping[str, Any]) -> str:
     return txt
 
 
+def _optima_urls(analysis: Mapping[str, Any], size: Any, entry, base_entry, runs: pd.DataFrame | None,
+                 sid: str) -> tuple[str | None, str | None]:
+    """Run pages of the seeds at this size's optimum and at the base optimum (at this size)."""
+    out = []
+    for e in (entry, base_entry):
+        eta = num((e or {}).get("eta_star"))
+        if not (eta > 0 and np.isfinite(eta)) or runs is None:
+            out.append(None)
+            continue
+        beta = num(e.get("beta_star"))
+        seeds = runs_at(runs, analysis.get("group") or {}, analysis.get("axis"), size, eta,
+                        beta if np.isfinite(beta) else None)
+        out.append(seeds_url(sid, list(seeds["run_id"])) if len(seeds) else None)
+    return out[0], out[1]
+
+
+def _grid_points(fig: go.Figure, row: int, col: int, analysis: Mapping[str, Any], size: Any, eta: np.ndarray,
+                 beta: np.ndarray | None, nseeds: np.ndarray, runs: pd.DataFrame | None, sid: str, scale: "Scale",
+                 legend: Legend, *, y: np.ndarray | None = None, top: float = 0.0) -> None:
+    """Small dots on every grid point that has runs: hover lists each seed's value, a click opens
+    the seeds' run page (``customdata``)."""
+    ii, jj = np.nonzero(nseeds > 0)
+    if len(ii) == 0:
+        return
+    group, axis = analysis.get("group") or {}, analysis.get("axis")
+    xs, ys, text, urls, ids = [], [], [], [], []
+    for i, j in zip(ii, jj):
+        b = None if beta is None else float(beta[j])
+        seeds = runs_at(runs, group, axis, size, float(eta[i]), b) if runs is not None else pd.DataFrame()
+        rid = [str(r) for r in seeds["run_id"]] if len(seeds) else []
+        if beta is not None:
+            xs.append(float(np.log10(b)))
+            ys.append(float(np.log10(eta[i])))
+        else:
+            xs.append(float(np.log10(eta[i])))
+            ys.append(float(y[i]) if y is not None and np.isfinite(y[i]) else top)
+        head = lr_text(float(eta[i]), b)
+        text.append(f"{head}<br>{seed_hover(seeds, scale.metric)}" + ("<br><i>click: open its runs</i>" if rid else ""))
+        urls.append(seeds_url(sid, rid) or "")
+        ids.append(rid)
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", name="grid point (click: runs)",
+        marker=dict(symbol="circle", size=7, color="rgba(255,255,255,0.85)", line=dict(width=1, color="#333")),
+        text=text, hovertemplate="%{text}<extra></extra>", customdata=urls,
+        legendgroup="grid", showlegend=legend("grid"),
+        meta={"role": "grid_point", "size": size, "run_ids": ids}), row=row, col=col)
+
+
 def _add_optima(fig: go.Figure, row: int, col: int, p, bp, entry, base_entry, *, prefix: str, sname: str,
-                base_label: str, size: Any, legend: Callable[[str], bool]) -> None:
-    """The panel's optimum (star) and the base size's optimum (open circle), where finite."""
+                base_label: str, size: Any, legend: Callable[[str], bool],
+                urls: tuple[str | None, str | None] = (None, None)) -> None:
+    """The panel's optimum (star) and the base size's optimum (open circle), where finite; a click
+    opens the seeds at that point."""
     if p is not None:
         fig.add_trace(go.Scatter(
             x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
             marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
             legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
             hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
-            meta={"role": "optimum", "size": size}), row=row, col=col)
+            customdata=[urls[0] or ""], meta={"role": "optimum", "size": size}), row=row, col=col)
     if bp is not None:
         fig.add_trace(go.Scatter(
             x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
             marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR), color=BASE_COLOR),
             legendgroup=base_label, showlegend=legend(base_label),
             hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
-            meta={"role": "base_optimum", "size": size}), row=row, col=col)
+            customdata=[urls[1] or ""], meta={"role": "base_optimum", "size": size}), row=row, col=col)
 
 
 def _draw_surface_panel(
@@ -127,8 +178,11 @@ def _draw_surface_panel(
     show_scale: bool,
     kind: str = "contour",
     prefix: str = "",
+    runs: pd.DataFrame | None = None,
+    sid: str = "",
 ) -> None:
-    """One panel: 2-D contour (or heatmap) of the metric, or a 1-D line when there is no beta."""
+    """One panel: 2-D contour (or heatmap) of the metric, or a 1-D line when there is no beta.
+    Every grid point that has runs is marked (hover: each seed's value; click: its runs)."""
     axis = analysis.get("axis", "")
     sname = size_title(axis, size)
     if surf is None:
@@ -184,6 +238,8 @@ def _draw_surface_panel(
                 row=row, col=col,
             )
 
+        _grid_points(fig, row, col, analysis, size, eta, beta, nseeds, runs, sid, scale, legend)
+
         def point(e: Mapping[str, Any] | None) -> tuple[float, float] | None:
             if not e:
                 return None
@@ -196,7 +252,8 @@ def _draw_surface_panel(
         if p is None and entry is not None:
             panel_note(fig, row, col, "no finite optimum")
         _add_optima(fig, row, col, p, point(base_entry), entry, base_entry, prefix=prefix, sname=sname,
-                    base_label=base_label, size=size, legend=legend)
+                    base_label=base_label, size=size, legend=legend,
+                    urls=_optima_urls(analysis, size, entry, base_entry, runs, sid))
         tv, tt = lr_ticks(beta)
         fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(lx), row=row, col=col)
         tv, tt = lr_ticks(eta)
@@ -238,8 +295,10 @@ def _draw_surface_panel(
         k = int(np.argmin(np.abs(np.log10(eta) - np.log10(a))))
         return float(np.log10(a)), (float(y[k]) if np.isfinite(y[k]) else top)
 
+    _grid_points(fig, row, col, analysis, size, eta, None, nseeds, runs, sid, scale, legend, y=y, top=top)
     _add_optima(fig, row, col, point1(entry), point1(base_entry), entry, base_entry, prefix=prefix,
-                sname=sname, base_label=base_label, size=size, legend=legend)
+                sname=sname, base_label=base_label, size=size, legend=legend,
+                urls=_optima_urls(analysis, size, entry, base_entry, runs, sid))
     tv, tt = lr_ticks(eta)
     fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(ly), row=row, col=col)
     pad = 0.05 * (zmax - zmin)
@@ -258,12 +317,12 @@ def _label_axes(fig: go.Figure, row: int, analysis: Mapping[str, Any], scale: Sc
 
 
 def draw_surface_row(fig: go.Figure, r: int, a: Mapping[str, Any], panels, scale: "Scale", zrange, legend,
-              kind: str, first: bool, used: set) -> bool:
+              kind: str, first: bool, used: set, runs: pd.DataFrame | None = None, sid: str = "") -> bool:
     """One row of surface panels (one per size); returns whether the colour bar is still to show."""
     for c, (s, entry, surf) in enumerate(panels, start=1):
         has_surface = surf is not None and is_2d(a)
         _draw_surface_panel(fig, r, c, a, s, entry, surf, scale, zrange, legend,
-                            show_scale=first and has_surface, kind=kind)
+                            show_scale=first and has_surface, kind=kind, runs=runs, sid=sid)
         first = first and not has_surface
         used.add((r, c))
     _label_axes(fig, r, a, scale, len(panels))
@@ -280,6 +339,8 @@ def transfer_contours(
     group: Mapping[str, Any] | None = None,
     companion: bool | int | None = True,
     kind: str = "contour",
+    runs: pd.DataFrame | None = None,
+    sid: str = "",
 ) -> go.Figure:
     """The μPC paper's Fig. 5: metric over (activity lr, weight lr), one panel per size.
 
@@ -289,7 +350,9 @@ def transfer_contours(
     for accuracies) on ONE scale shared by all panels (one colorbar). Each panel marks its grid
     optimum (gold star) and the base size's optimum (red open circle); diverged points are grey
     ``x`` markers; points not run (yet) are blank; sizes with no runs yet get an empty panel.
-    Without an activity lr (bp) each panel is a 1-D line of the metric vs weight lr.
+    Without an activity lr (bp) each panel is a 1-D line of the metric vs weight lr. With ``runs``
+    (and ``sid``), every grid point with runs is a dot whose hover lists each seed's value and whose
+    click (the page's script reads ``customdata``) opens its seeds; so do the star and the circle.
     ``kind``: "contour" (default) or "heatmap".
     """
     analyses = analyses_of(report)
@@ -325,7 +388,7 @@ def transfer_contours(
     used: set[tuple[int, int]] = set()
     first = True
     for r, (a, p) in enumerate(zip(rows_a, panels), start=1):
-        first = draw_surface_row(fig, r, a, p, scale, zrange, legend, kind, first, used)
+        first = draw_surface_row(fig, r, a, p, scale, zrange, legend, kind, first, used, runs, sid)
     hide_unused(fig, used, nrows, ncols)
 
     head = group_title({k: v for k, v in (rows_a[0].get("group") or {}).items() if k in FIXED_SETTINGS})
@@ -400,12 +463,14 @@ def contour_page(
     sweep_meta: Mapping[str, Any] | None,
     *,
     curves: pd.DataFrame | None = None,
+    curves_of: Callable[[list[str]], pd.DataFrame] | None = None,
     plotly_url: str = DEFAULT_PLOTLY_URL,
     refresh_s: float | None = 5,
 ) -> str:
     """The sweep dashboard: transfer contours (width row + depth row per setting) with verdicts,
     the metric vs log2 of each lr per size with parameterisations side by side, and the training
-    curves of each cell's best run (``curves``: the curves table, or only those runs' rows)."""
+    curves at each size's optimum and at the base optimum transferred (:mod:`dashboards.optimum_curves`;
+    ``curves``: the curves table, or ``curves_of(run_ids)`` loads the rows of those runs)."""
     meta = sweep_meta or {}
     sid = sid_of(meta)
     metric = metric_of(report)
@@ -432,13 +497,15 @@ def contour_page(
         body.append(f'<div class="card"><b>Metric:</b> {esc_html(metric)} '
                     f'({"lower" if METRICS[metric].direction == "min" else "higher"} is better). '
                     "Gold star: optimum at that size; red circle: the base (smallest) size's optimum; "
+                    "dots: grid points run (hover: each seed; click: open the runs); "
                     "grey ×: diverged; blank: not run (yet). "
                     '<a href="#lr">metric vs learning rate</a> · <a href="#curves">training curves</a>'
                     "<ul>" + "".join(toc) + "</ul></div>")
         for k, (i, j) in enumerate(pairs):
             fixed = {g: v for g, v in (analyses[i].get("group") or {}).items() if g in FIXED_SETTINGS}
             body.append(f'<h2 id="set-{k}">{esc_html(group_title(fixed))}</h2>')
-            fig = transfer_contours(rep, analysis_index=i, companion=j if j is not None else False)
+            fig = transfer_contours(rep, analysis_index=i, companion=j if j is not None else False, runs=runs,
+                                    sid=sid)
             body.append(figure_html(fig, f"{sid}-contours-{group_title(fixed)}"))
         if runs is not None and len(runs):
             body.append('<h2 id="lr">Metric vs learning rate, parameterisations side by side</h2>')
@@ -446,12 +513,22 @@ def contour_page(
                 for lr in ([ETA, BETA] if two_d else [ETA]):
                     fig = lr_transfer(runs, metric=metric, axis=axis, lr=lr, where=where)
                     body.append(figure_html(fig, f"{sid}-{metric}-vs-{lr}-{axis}-{group_title(where)}"))
-    if curves is not None:
-        body.append('<h2 id="curves">Training curves</h2>')
-        fig = training_curves(curves, runs)
-        body.append(figure_html(fig, f"{sid}-training-curves"))
-        ids = (fig.layout.meta or {}).get("run_ids") or []
-        if ids and sid:
-            body.append(run_links(sid, ids, runs))
+    if rep is not None and curves is None and curves_of is not None:
+        ids = optimum_run_ids(rep, runs)
+        curves = curves_of(ids) if ids else None
+    if rep is not None and curves is not None:
+        body.append('<h2 id="curves">Training curves at the optimum</h2>')
+        for k, a in enumerate(analyses_of(rep)):
+            fig = optimum_curves(a, runs, curves, sid=sid)
+            body.append(figure_html(fig, f"{sid}-curves-{a.get('axis')}-{group_title(a.get('group') or {})}"))
+            drawn = (fig.layout.meta or {}).get("curves") or []
+            if drawn and sid:
+                items = "".join(
+                    f'<a href="{esc_html(seeds_url(sid, c["run_ids"]))}" data-role="{esc_html(c["role"])}">'
+                    f'{esc_html(size_title(a.get("axis", ""), c["size"]))} at '
+                    f'{"its optimum" if c["role"] == "optimum_curve" else "the base optimum"} '
+                    f'({esc_html(lr_text(c["lrs"][ETA], c["lrs"][BETA]))}, {len(c["run_ids"])} seed'
+                    f'{"s" * (len(c["run_ids"]) != 1)})</a>' for c in drawn)
+                body.append(f'<div class="card runlinks"><b>Open the runs:</b> <nav class="links">{items}</nav></div>')
     name = meta.get("name") or sid or "sweep"
     return document(f"{name} — contours", "".join(body), plotly_url=plotly_url, refresh_s=refresh)

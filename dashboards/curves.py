@@ -21,6 +21,7 @@ from .common import (
     BAD_STATUSES, BETA, EMPTY_TEXT, ETA, FIXED_SETTINGS, SIZE_AXES, TEMPLATE, empty_figure, esc, fmt, log_axis, num,
     positive_range, size_title,
 )
+from .runlinks import shown_value
 from .html import (
     DEFAULT_PLOTLY_URL, badge, document, esc_html, figure_html, run_url, sid_of, sweep_header, sweep_url,
 )
@@ -192,7 +193,26 @@ RUN_PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], bool], ...] = (
     ("energy", (("energy_start", "energy before inference"), ("energy_end", "energy after inference")), True),
     ("test accuracy", (("test_acc", "test accuracy"),), False),
 )
+DIVERGED_LINE = "#c0262d"
 _DASHES = ("solid", "dot", "dash")
+# One run: each quantity of a panel in its own colour and marker (energy before inference vs after
+# must read apart even where they nearly coincide); several runs: colour = run, dash + marker = quantity.
+_QUANTITY_COLORS = ("#1f5fbf", "#e8590c", "#2b8a3e")
+_SYMBOLS = ("circle", "diamond-open", "x-thin")
+
+
+def divergence(run: Mapping[str, Any] | None) -> tuple[float, str] | None:
+    """(step, reason) where a diverged run diverged, from ``diverge_step`` / ``diverged_step`` (a
+    negative step means none) and ``diverge_reason`` ('loss' | 'inference'); None when it did not."""
+    r = run or {}
+    if str(r.get("status", "ok")).lower() != "diverged":
+        return None
+    for col in ("diverge_step", "diverged_step"):
+        v = num(r.get(col))
+        if np.isfinite(v) and v >= 0:
+            reason = r.get("diverge_reason")
+            return float(v), (str(reason) if isinstance(reason, str) and reason else "")
+    return math.nan, str(r.get("diverge_reason") or "")
 
 
 def run_figure(curves: pd.DataFrame | None, runs: pd.DataFrame | None, run_ids: Sequence[Any]) -> go.Figure:
@@ -228,11 +248,34 @@ def run_figure(curves: pd.DataFrame | None, runs: pd.DataFrame | None, run_ids: 
                 if not ok.any():
                     continue
                 name = lab if len(run_ids) == 1 else f"{label}: {lab}"
+                qcolor = _QUANTITY_COLORS[k % 3] if len(run_ids) == 1 else color
                 fig.add_trace(go.Scatter(
-                    x=step[ok], y=y[ok], mode="lines+markers" if ok.sum() < 30 else "lines", name=esc(name),
-                    line=dict(color=color, dash=_DASHES[k % 3], width=1.8), marker=dict(size=4),
+                    x=step[ok], y=y[ok], mode="lines+markers" if ok.sum() < 60 else "lines", name=esc(name),
+                    line=dict(color=qcolor, dash=_DASHES[k % 3], width=2.2 if k == 0 else 1.8),
+                    marker=dict(size=7 if k else 5, symbol=_SYMBOLS[k % 3], line=dict(width=1.5, color=qcolor)),
                     legendgroup=str(rid), hovertemplate=f"step %{{x}}<br>{esc(lab)} %{{y:.4g}}<extra>"
                     f"{esc(label)}</extra>", meta={"role": col, "run_id": str(rid)}), row=r, col=1)
+    # Where each diverged run diverged: a dashed vertical line across every panel, labelled once.
+    xmax = float(pd.to_numeric(sel["step"], errors="coerce").max())
+    for rid, color in zip(run_ids, colors):
+        d = divergence(rows.get(rid))
+        if d is None:
+            continue
+        at, reason = d
+        if not np.isfinite(at):  # no step recorded: after its last logged step
+            c = sel.loc[sel["run_id"] == rid]
+            at = float(pd.to_numeric(c["step"], errors="coerce").max()) if len(c) else 0.0
+        xmax = max(xmax, at)
+        text = f"diverged{f' ({reason})' if reason else ''} at step {at:g}"
+        for r in range(1, len(panels) + 1):
+            fig.add_vline(x=at, line=dict(color=DIVERGED_LINE, dash="dash", width=2), row=r, col=1)
+        fig.add_annotation(x=at, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                           text=esc(text if len(run_ids) == 1 else f"{rows[rid].get('seed', '')}: {text}"),
+                           font=dict(color=DIVERGED_LINE, size=12))
+        fig.add_trace(go.Scatter(x=[at], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                                 meta={"role": "diverged_at", "run_id": str(rid), "step": at, "reason": reason}))
+    if np.isfinite(xmax):
+        fig.update_xaxes(range=[-0.02 * max(xmax, 1.0), 1.04 * max(xmax, 1.0)])
     for r, (title, present, log) in enumerate(panels, start=1):
         if log:
             lo, hi = positive_range(np.concatenate([_positive(sel[c]) for c, _ in present]))
@@ -276,16 +319,6 @@ def _neighbours(run: Mapping[str, Any], runs: pd.DataFrame) -> list[tuple[str, A
     return out
 
 
-def _status(run: Mapping[str, Any]) -> str:
-    """The status badge, with why and from which step a diverged run diverged: "diverged (inference,
-    from step 40)" (runs-table columns diverge_reason / diverge_step, mutransfer/inference_health.py)."""
-    reason, step = run.get("diverge_reason"), run.get("diverge_step")
-    if str(run.get("status")) != "diverged" or not reason or not isinstance(reason, str):
-        return badge(run.get("status"))
-    at = f", from step {int(step)}" if step is not None and np.isfinite(num(step)) and num(step) >= 0 else ""
-    return f'{badge(run.get("status"))} <span class="diverge-reason">({esc_html(reason)}{at})</span>'
-
-
 def run_page(
     run: Mapping[str, Any],
     curves: pd.DataFrame | None,
@@ -302,10 +335,29 @@ def run_page(
     rid = run.get("run_id")
     body = [sweep_header(meta, f"run {rid}", None, active="table")]
     shown = [(k, v) for k, v in run.items() if k not in HIDDEN_COLUMNS]
-    cells = "".join(
-        f'<tr><th class="l">{esc_html(k)}</th><td class="l">'
-        f'{_status(run) if k == "status" else esc_html(fmt_lr(v) if k in (ETA, BETA) else _value(v))}</td></tr>'
-        for k, v in shown)
+    bad = str(run.get("status", "ok")).lower() in BAD_STATUSES
+
+    def value(k: str, v: Any) -> str:
+        if k == "status":
+            return badge(v)
+        if k in (ETA, BETA):
+            return esc_html(fmt_lr(v))
+        if bad and k in METRICS:  # as the report counts it (+inf for a loss), the recorded value aside
+            return f'<span class="diverged-note">{esc_html(shown_value(run, k))}</span>'
+        return esc_html(_value(v))
+    cells = "".join(f'<tr><th class="l">{esc_html(k)}</th><td class="l">{value(k, v)}</td></tr>' for k, v in shown)
+    d = divergence(run)
+    if d is not None:
+        at, reason = d
+        where = f" at step {at:g}" if np.isfinite(at) else ""
+        why = {"loss": " (its training loss became non-finite or exploded)",
+               "inference": " (its inference — the energy minimisation — blew up)"}.get(reason, "")
+        body.append(f'<div class="card warn-box" id="diverged"><b class="bad">This run diverged{esc_html(where)}'
+                    f"{esc_html(why)}.</b> The report counts its metrics as the worst value (+∞ for a loss); "
+                    "the dashed red line marks the step on the curves below.</div>")
+    elif bad:
+        body.append(f'<div class="card warn-box" id="diverged"><b class="bad">This run {esc_html(run.get("status"))}'
+                    f"{': ' + esc_html(run.get('error')) if run.get('error') else ''}.</b></div>")
     nav = ""
     if isinstance(runs, pd.DataFrame) and len(runs):
         links = _neighbours(run, runs)

@@ -101,10 +101,11 @@ def lines(df: pd.DataFrame, x: str, value: str, *, log: bool, title: str, by: st
     return fig
 
 
-def coordinate_check_figure(df: pd.DataFrame, *, max_steps: int = 4, value: str = "mean_abs_dz") -> go.Figure:
+def coordinate_check_figure(df: pd.DataFrame, *, max_steps: int = 8, value: str = "mean_abs_dz") -> go.Figure:
     """The μP coordinate check: mean |Δz_l| (how far layer l's activities moved from
     initialisation, on a fixed probe batch) against width N on log-log axes, one panel per recorded
-    step t > 0 (columns, at most ``max_steps`` spread over the run), one row per setting
+    recorded step t > 0 (columns: every step, as mup draws it, or ``max_steps`` spread over a
+    longer run; a table that recorded only its last step says so under the title), one row per setting
     (parameterisation, and depth when several), one line per layer (hidden layers by colour, the
     output dashed black). All panels share both axes. Under a width-stable parameterisation every
     line is flat in N; a line rising with N is an update that blows up with width.
@@ -157,10 +158,13 @@ def coordinate_check_figure(df: pd.DataFrame, *, max_steps: int = 4, value: str 
     fig.update_yaxes(**log_axis(lo, hi))
     for r in range(1, len(rows) + 1):
         fig.update_yaxes(title_text="mean |Δz_l|", row=r, col=1)
+    all_steps = sorted(s for s in df["step"].unique() if s > 0)
+    gap = (" — only these steps were recorded (set record_every: 1 to see every step)"
+           if len(all_steps) < max(all_steps) and len(all_steps) < max_steps else "")
     fig.update_layout(
         template=TEMPLATE, height=120 + 300 * len(rows),
         title=dict(text=f"<b>{title}</b><br><sup>log-log; flat in N = width-stable updates; "
-                        "one line per layer</sup>", x=0.01),
+                        f"one line per layer; one panel per step{esc(gap)}</sup>", x=0.01),
         margin=dict(t=100, l=80, r=30, b=60), legend=dict(font=dict(size=11)),
         meta={"kind": "coordinate_check", "steps": [int(s) for s in steps], "rows": [lab for lab, _ in rows]},
     )
@@ -206,9 +210,11 @@ def diagnostics_page(analyses: Mapping[str, pd.DataFrame], sweep_meta: Mapping[s
     body = [sweep_header(meta, "diagnostics", refresh_s, active="diagnostics")]
     if not analyses:
         body.append('<div class="card"><p>No diagnostics for this sweep (add <code>analyses:</code> to its '
-                    "spec, or run <code>mutransfer diagnose</code>).</p></div>")
+                    f"spec, or run <code>mutransfer diagnose KIND --sweep {esc_html(sid)}</code>: its table then "
+                    "appears here).</p></div>")
     for name, df in analyses.items():
-        body.append(f"<h2>{esc_html(name)}</h2>")
+        src = " <span class=\"muted\">(from <code>mutransfer diagnose</code>)</span>" if name.startswith("cli") else ""
+        body.append(f"<h2>{esc_html(name)}{src}</h2>")
         for k, fig in enumerate(diagnostic_figures(df, kind_of(name))):
             body.append(figure_html(fig, f"{sid}-{name}-{k}"))
     title = f"{meta.get('name') or sid or 'sweep'} — diagnostics"

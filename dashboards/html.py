@@ -19,11 +19,13 @@ optional) are ``sweep_id`` (or ``id``), ``name``, ``description``, ``status``, `
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import json
 import math
 import re
 import time
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote, urlencode
 
@@ -43,6 +45,7 @@ DEFAULT_METRIC = "min_train_loss"
 
 # The tabs of a sweep: key -> (label, path under /sweeps/{id}, whether the metric applies).
 SWEEP_TABS: dict[str, tuple[str, str, bool]] = {
+    "overview": ("Overview", "", False),
     "contours": ("Contours", "/contours", True),
     "shift": ("Optimum shift", "/shift", True),
     "diagnostics": ("Diagnostics", "/diagnostics", False),
@@ -50,66 +53,21 @@ SWEEP_TABS: dict[str, tuple[str, str, bool]] = {
     "report": ("Report", "/report?format=html", True),
 }
 
-CSS = """
-:root { --fg:#1d2330; --muted:#667085; --line:#e4e7ec; --bg:#f8f9fb; --accent:#1f5fbf;
-        --ok:#1a7f37; --bad:#c0262d; --warn:#b25e09; --prov:#5b4bb7; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
-       background: var(--bg); margin: 0; }
-header.top { background: #fff; border-bottom: 1px solid var(--line); padding: 10px 24px;
-             display: flex; gap: 18px; align-items: baseline; }
-header.top a.brand { font-weight: 700; color: var(--fg); text-decoration: none; }
-header.top a { text-decoration: none; }
-main { max-width: 1500px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-a { color: var(--accent); } .muted { color: var(--muted); }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px;
-        margin: 12px 0; }
-.fig { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 4px; margin: 12px 0;
-       position: relative; }
-.fig .export { position: absolute; left: 10px; bottom: 6px; z-index: 5; font-size: 12px; }
-.fig .export button { padding: 1px 8px; font-size: 12px; margin-right: 4px; }
-table { border-collapse: collapse; width: 100%; background: #fff; }
-th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: right; white-space: nowrap; }
-th { background: #f2f4f7; font-weight: 600; position: sticky; top: 0; }
-td.l, th.l { text-align: left; white-space: normal; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
-         background: #eef0f3; color: var(--muted); border: 1px solid transparent; }
-.badge.finished, .badge.transfers, .badge.done, .badge.ok { background: #dcfae6; color: var(--ok); }
-.badge.running, .badge.queued, .badge.pending, .badge.cancelling { background: #e0eaff; color: var(--accent); }
-.badge.inconclusive { background: #fef0c7; color: var(--warn); }
-.badge.failed, .badge.cancelled, .badge.does-not-transfer, .badge.diverged { background: #fee4e2; color: var(--bad); }
-.badge.provisional { background: repeating-linear-gradient(135deg, #ece9fb, #ece9fb 5px, #f7f5ff 5px, #f7f5ff 10px);
-                     color: var(--prov); border-color: #c9c1f2; }
-.badge.tentative { opacity: .75; border-style: dashed; border-color: currentColor; }
-.reason { display: inline-block; margin: 2px 4px 2px 0; padding: 0 6px; border-radius: 4px; font-size: 12px;
-          background: #f2f4f7; color: var(--fg); border: 1px solid var(--line); }
-.bad { color: var(--bad); font-weight: 600; } .good { color: var(--ok); } .unsure { color: var(--warn); }
-progress { width: 140px; height: 12px; vertical-align: middle; }
-ul.warn li { color: var(--warn); }
-pre { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px; overflow-x: auto;
-      font-size: 12.5px; }
-pre.ok { border-color: var(--ok); } pre.err { border-color: var(--bad); white-space: pre-wrap;
-      word-break: break-word; max-height: 30em; overflow-y: auto; }
-textarea { width: 100%; min-height: 220px; font: 12.5px/1.4 ui-monospace, Menlo, Consolas, monospace; }
-input[type=password], input[type=text] { width: 340px; padding: 4px 6px; }
-button { padding: 5px 14px; border: 1px solid var(--accent); background: var(--accent); color: #fff;
-         border-radius: 5px; cursor: pointer; } button.secondary { background: #fff; color: var(--accent); }
-button:disabled { opacity: .5; cursor: default; }
-select { padding: 3px 4px; }
-.cols { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
-nav.links a { margin-right: 12px; font-size: 13px; white-space: nowrap; display: inline-block; }
-nav.tabs { display: flex; gap: 4px; flex-wrap: wrap; align-items: center; margin-top: 10px;
-           border-bottom: 1px solid var(--line); }
-nav.tabs a { padding: 6px 12px; border: 1px solid transparent; border-bottom: none; border-radius: 6px 6px 0 0;
-             text-decoration: none; margin-bottom: -1px; }
-nav.tabs a.active { border-color: var(--line); background: #fff; color: var(--fg); font-weight: 600; }
-nav.tabs form.metric { margin-left: auto; padding-bottom: 4px; }
-.toc a { margin-right: 14px; }
-.field-error { color: var(--bad); font-size: 13px; margin: 4px 0; }
-.field-error code { color: var(--bad); }
-"""
+STATIC_DIR = Path(__file__).with_name("static")  # the pages' CSS and JavaScript, served by the app
+STATIC_URL = "/static/dashboards/"
+
+
+@functools.lru_cache(maxsize=None)
+def static_file(name: str) -> bytes:
+    """The bytes of ``dashboards/static/<name>`` (KeyError for anything else: no path games)."""
+    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+    return files[name].read_bytes()
+
+
+def static_url(name: str) -> str:
+    """URL of a static file, versioned by its content so a browser never keeps a stale copy."""
+    return f"{STATIC_URL}{name}?v={hashlib.sha256(static_file(name)).hexdigest()[:10]}"
+
 
 
 # --------------------------------------------------------------------------- escaping / values
@@ -174,6 +132,11 @@ def sweep_url(sid: str, tab: str, metric: str | None = None) -> str:
     return url
 
 
+def overview_url(sid: str) -> str:
+    """The sweep's overview page (``/sweeps/{id}`` asked for by a browser)."""
+    return f"/sweeps/{quote(sid, safe='')}"
+
+
 def run_url(sid: str, run_id: Any) -> str:
     return f"/sweeps/{quote(sid, safe='')}/runs/{quote(str(run_id), safe='')}"
 
@@ -188,8 +151,8 @@ def sweep_links(meta: Mapping[str, Any] | None) -> dict[str, str]:
         return {}
     q = quote(sid, safe="")
     return {
-        "status (JSON)": f"/sweeps/{q}",
-        "report (JSON)": f"/sweeps/{q}/report",
+        "status (JSON)": f"/sweeps/{q}?format=json",
+        "report (JSON)": f"/sweeps/{q}/report?format=json",
         "runs (CSV)": f"/sweeps/{q}/runs?format=csv",
         "runs (Parquet)": f"/sweeps/{q}/runs?format=parquet",
         "curves (CSV)": f"/sweeps/{q}/curves?format=csv",
@@ -287,35 +250,30 @@ def figure_html(fig: go.Figure, name: str = "figure") -> str:
         '<button type="button" class="secondary" data-export="svg">SVG</button></div></div>')
 
 
-EXPORT_SCRIPT = """
-document.addEventListener('click', function (ev) {
-  const b = ev.target.closest('[data-export]');
-  if (!b) return;
-  const box = b.closest('.fig'), gd = box && box.querySelector('.plotly-graph-div');
-  if (!gd || !window.Plotly) return;
-  const fmt = b.dataset.export, L = gd._fullLayout || {};
-  Plotly.downloadImage(gd, {format: fmt, filename: box.dataset.name || 'figure',
-                            width: L.width || 1200, height: L.height || 600, scale: fmt === 'png' ? 2 : 1});
-});
-"""
+
 
 
 # --------------------------------------------------------------------------- the document
 
 
 def document(title: str, body: str, *, plotly_url: str | None = None, refresh_s: float | None = None,
-             script: str = "") -> str:
+             data: Any = None, scripts: tuple[str, ...] = (), styles: tuple[str, ...] = ()) -> str:
+    """A page: the shared stylesheet (``static/pages.css``) plus ``styles``; ``data`` as JSON in
+    ``<script id="page-data" type="application/json">`` for the page's ``scripts`` (static files);
+    with ``plotly_url``, plotly.js and ``static/figures.js`` (export buttons, click-to-open-runs)."""
     head = ['<meta charset="utf-8">', '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{esc_html(title)}</title>", f"<style>{CSS}</style>"]
+            f"<title>{esc_html(title)}</title>"]
+    head += [f'<link rel="stylesheet" href="{esc_html(static_url(n))}">' for n in ("pages.css", *styles)]
     if refresh_s:
         head.append(f'<meta http-equiv="refresh" content="{max(1, int(refresh_s))}">')
     if plotly_url:
         head.append(f'<script src="{safe_href(plotly_url)}"></script>')
-        script = EXPORT_SCRIPT + script
+        scripts = ("figures.js", *scripts)
     nav = ('<header class="top"><a class="brand" href="/">mutransfer</a>'
            '<span class="muted">hyperparameter-transfer sweeps</span>'
-           '<a href="/">sweeps</a><a href="/#compare">compare</a><a href="/docs">API</a></header>')
-    tail = f"<script>{script}</script>" if script else ""
+           '<a href="/">sweeps</a><a href="/compare">compare</a><a href="/docs">API</a></header>')
+    tail = f'<script id="page-data" type="application/json">{js(data)}</script>' if data is not None else ""
+    tail += "".join(f'<script src="{esc_html(static_url(n))}"></script>' for n in scripts)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head>" + "".join(head) + "</head><body>" + nav
             + f"<main>{body}</main>{tail}</body></html>\n")
 
@@ -344,6 +302,11 @@ def sweep_header(meta: Mapping[str, Any] | None, what: str, refresh_s: float | N
         info.append(f"id <code>{esc_html(sid)}</code>")
     if m.get("status"):
         info.append(badge(m.get("status")))
+    restarts = int(num(m.get("restarts")) if np.isfinite(num(m.get("restarts"))) else 0)
+    if restarts:
+        info.append(badge(f"restarted {restarts}×", "restarted",
+                          f"the sweep's driver (and its embedded Ray) stopped and was relaunched {restarts} "
+                          "time(s); finished cells were kept"))
     prog = progress(m)
     if prog != "-":
         info.append(prog)
@@ -353,6 +316,8 @@ def sweep_header(meta: Mapping[str, Any] | None, what: str, refresh_s: float | N
         parts.append("<div>" + " &nbsp; ".join(info) + "</div>")
     if m.get("description"):
         parts.append(f'<p class="muted">{esc_html(m.get("description"))}</p>')
+    if m.get("note"):
+        parts.append(f'<p class="note unsure">{esc_html(m.get("note"))}</p>')
     if m.get("error"):
         parts.append(f'<pre class="err">{esc_html(m.get("error"))}</pre>')
     parts.append(_cell_errors(m))

@@ -1,7 +1,7 @@
 """The index page (``/``): every sweep with its status, progress, verdicts and links to its views,
 a picker to compare two sweeps, and a form that submits a spec.
 
-The form POSTs the textarea to the API (``application/json`` when it parses as JSON, else
+The page's script is the static file ``dashboards/static/index.js``. The form POSTs the textarea to the API (``application/json`` when it parses as JSON, else
 ``application/yaml``), with ``Authorization: Bearer <token>`` when a token is given. On success it
 goes to the new sweep's page; on a refusal it lists each error next to the field it names (the spec
 textarea, with the line of the offending key, or the token field for a 401). While any sweep is
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from .compare import compare_picker
 from .html import (
-    RUNNING_STATUSES, SWEEP_TABS, age, badge, document, esc_html, is_running, js, links_html, progress,
+    RUNNING_STATUSES, SWEEP_TABS, age, badge, document, esc_html, is_running, links_html, overview_url, progress,
     sid_of, status_of, sweep_links, sweep_url, when,
 )
 from .verdicts import verdict_summary
@@ -45,12 +45,15 @@ def _views(sid: str) -> str:
 def _row(s: Mapping[str, Any], report: Mapping[str, Any] | None, submit_url: str) -> str:
     sid = sid_of(s)
     name = s.get("name") or sid
-    name_html = (f'<a href="{esc_html(sweep_url(sid, "contours"))}">{esc_html(name)}</a>' if sid
+    name_html = (f'<a class="overview" href="{esc_html(overview_url(sid))}">{esc_html(name)}</a>' if sid
                  else esc_html(name))
     cancel = ""
     if is_running(s) and sid:
         cancel = (f' <button class="secondary" data-cancel="{esc_html(submit_url.rstrip("/") + "/" + quote(sid, safe=""))}"'
                   f' onclick="cancelSweep(this)">cancel</button>')
+    n = s.get("restarts") or 0
+    restarts = (f' <span class="badge restarted" title="its driver (and embedded Ray) stopped and was relaunched">'
+                f"restarted {int(n)}×</span>") if isinstance(n, (int, float)) and n > 0 else ""
     desc = f'<div class="muted">{esc_html(s.get("description"))}</div>' if s.get("description") else ""
     err = ""
     if s.get("error"):
@@ -61,7 +64,7 @@ def _row(s: Mapping[str, Any], report: Mapping[str, Any] | None, submit_url: str
     data = links_html(sweep_links(s)) if s.get("links") else ""
     return (f'<tr data-status="{esc_html(status_of(s))}" data-id="{esc_html(sid)}">'
             f'<td class="l">{name_html}{desc}{err}</td>'
-            f'<td class="l"><code>{esc_html(sid)}</code></td><td class="l">{badge(s.get("status"))}{cancel}</td>'
+            f'<td class="l"><code>{esc_html(sid)}</code></td><td class="l">{badge(s.get("status"))}{restarts}{cancel}</td>'
             f'<td class="l">{progress(s)}</td><td class="l verdicts">{verdict_summary(report, s)}</td>'
             f'<td title="{when(s.get("created_at"))}">{esc_html(age(s.get("created_at")))}</td>'
             f'<td class="l">{views}{data}</td></tr>')
@@ -99,115 +102,7 @@ def index_page(
   <div id="token-errors" class="field-errors" role="alert"></div>
   <pre id="response" class="muted">no request sent yet</pre>
 </form>"""
-    script = f"""
-const SUBMIT_URL = {js(submit_url)};
-const REFRESH_MS = {js(int((refresh_s or 0) * 1000))};
-const RUNNING = {js(sorted(RUNNING_STATUSES))};
-function authHeaders(h) {{
-  const tok = document.getElementById('token').value.trim();
-  if (tok) h['Authorization'] = 'Bearer ' + tok;
-  return h;
-}}
-function esc(s) {{
-  return String(s).replace(/[&<>"']/g, c => ({{'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}}[c]));
-}}
-// The line of the textarea holding a spec field such as 'training.epochs' or 'widths[0]' (1-based), or 0.
-function lineOf(text, field) {{
-  const keys = String(field || '').replace(/\\[\\d+\\]/g, '').split('.').filter(k => k && k !== 'body');
-  const lines = text.split('\\n');
-  let from = 0, found = 0;
-  for (const k of keys) {{
-    const re = new RegExp('(^|[\\\\s{{,])' + k.replace(/[^\\w-]/g, '') + '\\\\s*:');
-    let hit = -1;
-    for (let i = from; i < lines.length; i++) {{ if (re.test(lines[i])) {{ hit = i; break; }} }}
-    if (hit < 0) break;
-    found = hit + 1; from = hit;
-  }}
-  return found;
-}}
-function selectLine(n) {{
-  const ta = document.getElementById('spec'), lines = ta.value.split('\\n');
-  let start = 0;
-  for (let i = 0; i < n - 1; i++) start += lines[i].length + 1;
-  ta.focus(); ta.setSelectionRange(start, start + (lines[n - 1] || '').length);
-}}
-// Errors of a refused request as (field, message) pairs, whatever the shape of its JSON body.
-function errorsOf(status, body) {{
-  let d = body && body.detail !== undefined ? body.detail : body;
-  if (!Array.isArray(d)) d = [{{msg: (d && (d.message || d.msg)) || (typeof d === 'string' ? d : JSON.stringify(d))}}];
-  return d.map(e => {{
-    if (typeof e !== 'object' || e === null) return {{field: '', msg: String(e)}};
-    const loc = (e.loc || []).filter(p => p !== 'body');
-    let field = e.field || loc.map((p, i) => typeof p === 'number' ? '[' + p + ']' : (i ? '.' : '') + p).join('');
-    return {{field: field, msg: e.msg || e.message || JSON.stringify(e)}};
-  }});
-}}
-function showErrors(status, body) {{
-  const spec = document.getElementById('spec-errors'), tok = document.getElementById('token-errors');
-  spec.innerHTML = ''; tok.innerHTML = '';
-  const text = document.getElementById('spec').value;
-  for (const e of errorsOf(status, body)) {{
-    const auth = status === 401 || status === 403;
-    const box = auth ? tok : spec;
-    const line = auth ? 0 : lineOf(text, e.field);
-    const where = line ? ' <a href="#spec" class="line" data-line="' + line + '">line ' + line + '</a>' : '';
-    box.insertAdjacentHTML('beforeend', '<div class="field-error" data-field="' + esc(e.field) + '">' +
-      (e.field ? '<code>' + esc(e.field) + '</code>: ' : '') + esc(e.msg) + where + '</div>');
-  }}
-}}
-document.addEventListener('click', ev => {{
-  const a = ev.target.closest('a.line');
-  if (a) {{ ev.preventDefault(); selectLine(+a.dataset.line); }}
-}});
-async function submitSpec(ev) {{
-  ev.preventDefault();
-  const text = document.getElementById('spec').value;
-  let ct = 'application/yaml';
-  try {{ JSON.parse(text); ct = 'application/json'; }} catch (e) {{}}
-  const out = document.getElementById('response');
-  document.getElementById('spec-errors').innerHTML = ''; document.getElementById('token-errors').innerHTML = '';
-  out.className = 'muted'; out.textContent = 'submitting…';
-  try {{
-    const r = await fetch(SUBMIT_URL, {{method: 'POST', headers: authHeaders({{'Content-Type': ct, 'Accept': 'application/json'}}), body: text}});
-    const raw = await r.text();
-    let body = null;
-    try {{ body = JSON.parse(raw); }} catch (e) {{}}
-    if (r.ok && body && body.id) {{
-      out.className = 'ok'; out.textContent = r.status + ' ' + (body.status || '') + ': opening ' + body.id + '…';
-      window.location.assign('/sweeps/' + encodeURIComponent(body.id) + '/contours');
-      return false;
-    }}
-    out.textContent = r.status + ' ' + r.statusText + (body && body.message ? ': ' + body.message : '');
-    out.className = r.ok ? 'ok' : 'err';
-    if (!r.ok) showErrors(r.status, body !== null ? body : raw);
-  }} catch (e) {{
-    out.className = 'err'; out.textContent = 'request failed: ' + e;
-  }}
-  return false;
-}}
-async function cancelSweep(btn) {{
-  if (!confirm('Cancel this sweep?')) return;
-  const out = document.getElementById('response');
-  try {{
-    const r = await fetch(btn.dataset.cancel, {{method: 'DELETE', headers: authHeaders({{'Accept': 'application/json'}})}});
-    out.textContent = 'cancel: ' + r.status + ' ' + r.statusText + '\\n' + await r.text();
-    out.className = r.ok ? 'ok' : 'err';
-  }} catch (e) {{ out.className = 'err'; out.textContent = 'cancel failed: ' + e; }}
-  setTimeout(refreshTable, 500);
-}}
-function anyRunning() {{
-  return Array.from(document.querySelectorAll('#sweeps-body tr')).some(tr => RUNNING.includes(tr.dataset.status));
-}}
-async function refreshTable() {{
-  try {{
-    const r = await fetch(window.location.href, {{headers: {{'Accept': 'text/html'}}, cache: 'no-store'}});
-    if (!r.ok) return;
-    const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
-    const fresh = doc.getElementById('sweeps-body');
-    if (fresh) document.getElementById('sweeps-body').replaceWith(fresh);
-  }} catch (e) {{}}
-}}
-if (REFRESH_MS > 0) setInterval(() => {{ if (anyRunning()) refreshTable(); }}, REFRESH_MS);
-"""
+    data = {"submit_url": submit_url, "refresh_ms": int((refresh_s or 0) * 1000),
+            "running": sorted(RUNNING_STATUSES)}
     body = "<h1>Sweeps</h1>" + table + picker + form
-    return document("mutransfer — sweeps", body, script=script)
+    return document("mutransfer — sweeps", body, data=data, scripts=("index.js",))

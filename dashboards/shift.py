@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -18,6 +19,7 @@ from .common import (
     log2, lr_ticks, no_analysis_text, num, panel_note, pct, select_analysis, size_ticks, size_title, verdict_color,
     wrap,
 )
+from .runlinks import runs_at, seeds_url
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
 from .verdicts import (analysis_table, ci_text, provisional_banner, provisional_of, reasons_html, regret_ci_text,
                        regret_text, tolerances, verdict_badge, views_html, warnings_html)
@@ -120,9 +122,10 @@ def draw_shift(
     finite = reg[np.isfinite(reg)]
     cap = max(float(finite.max()) * 100 * 1.3 if finite.size else 0.0, regret_tol * 100 * 3, 1.0)
     y = np.where(np.isinf(reg), cap, np.where(np.isnan(reg), 0.0, reg * 100))
-    colors = ["#999999" if np.isnan(v) else ("#d62728" if (np.isinf(v) or v > regret_tol) else "#2ca02c") for v in reg]
-    if label:
-        colors = [color if k == "#2ca02c" else k for k in colors]
+    over = [bool(np.isinf(v) or v > regret_tol) for v in reg]
+    colors = ["#999999" if np.isnan(v) else ("#d62728" if o else "#2ca02c") for v, o in zip(reg, over)]
+    if label:  # two sides: each side's bars in its own colour (as its legend entry); over tolerance: red edge
+        colors = [color] * len(reg)
     txt = [regret_text(v, unit) if not np.isinf(v) else "∞ (base optimum diverged)" for v in reg]
     ci = [e.get("regret_ci") for e in entries]
     plus = [max(0.0, num(c[1]) * 100 - yy) if c and np.isfinite(num(c[1])) else 0.0 for c, yy in zip(ci, y)]
@@ -131,7 +134,8 @@ def draw_shift(
         x=x + offset, y=y, width=bar_width, name=f"{pre}regret",
         error_y=dict(type="data", array=plus, arrayminus=minus, visible=any(ci), color="#333", thickness=1),
         marker=dict(
-            color=colors, line=dict(color=color if label else "#333", width=1.5),
+            color=colors, line=dict(color=["#d62728" if o and label else (color if label else "#333") for o in over],
+                                    width=[3 if o and label else 1.5 for o in over]),
             pattern=dict(shape=["/" if np.isinf(v) else "" for v in reg])),
         text=txt, textposition="outside", cliponaxis=False, showlegend=bool(label) and legend(f"{label}regret"),
         legendgroup=f"{label}regret",
@@ -140,6 +144,14 @@ def draw_shift(
                    f" vs own optimum {fmt(e.get('metric_at_opt'))}" for s, t, e in zip(sizes, txt, entries)],
         hovertemplate="%{hovertext}<extra></extra>", meta={"role": "regret"},
     ), row=r, col=c)
+    # A level mark on every measured bar, so a regret of 0 % is drawn (a zero-height bar is invisible).
+    ok = ~np.isnan(reg)
+    if ok.any():
+        fig.add_trace(go.Scatter(
+            x=(x + offset)[ok], y=y[ok], mode="markers", showlegend=False, legendgroup=f"{label}regret",
+            marker=dict(symbol="line-ew", size=max(14, int(120 * bar_width)),
+                        line=dict(width=3, color=color if label else "#333")),
+            hoverinfo="skip", meta={"role": "regret_level"}), row=r, col=c)
     pp = unit != "relative"
     fig.add_hline(y=regret_tol * 100, line=dict(dash="dot", color="#d62728", width=1), row=r, col=c,
                   annotation_text=f"tolerance {regret_tol * 100:g}{' pp' if pp else '%'}",
@@ -160,7 +172,8 @@ def _step_band(analysis: Mapping[str, Any], lrname: str, base_value: Any, steps_
 
 
 
-def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0) -> go.Figure:
+def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0, *, verdict_in_title: bool = True
+                  ) -> go.Figure:
     """Optimum vs size for both lrs, and the regret of transferring the base optimum.
 
     Top row: log2 η* and log2 β* vs log2 size, grid argmin (squares) and sub-grid fit (dashed),
@@ -186,12 +199,33 @@ def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0) -> 
     verdict = a.get("verdict", "?")
     slopes = (f"fitted drift η* {fmt(a.get('drift_slope_eta'), '+.2f')}{ci_text(a.get('drift_slope_eta_ci'))}, "
               f"β* {fmt(a.get('drift_slope_beta'), '+.2f')}{ci_text(a.get('drift_slope_beta_ci'))} octave/doubling")
-    title = (f"<b>{esc(group_title(a.get('group')))}</b> — {axis}: "
-             f"<span style='color:{verdict_color(verdict)}'><b>{esc(verdict)}</b></span>"
-             f"<br><sup>{wrap(a.get('verdict_text', ''))}<br>{slopes}</sup>")
+    if verdict_in_title:
+        title = (f"<b>{esc(group_title(a.get('group')))}</b> — {axis}: "
+                 f"<span style='color:{verdict_color(verdict)}'><b>{esc(verdict)}</b></span>"
+                 f"<br><sup>{wrap(a.get('verdict_text', ''))}<br>{slopes}</sup>")
+    else:  # the page states the verdict once, above the figure
+        title = f"<b>{esc(group_title(a.get('group')))}</b> — {axis}<br><sup>{slopes}</sup>"
     fig.update_layout(template=TEMPLATE, meta={"kind": "optimum_shift", "analysis": idx, "verdict": verdict})
     head_layout(fig, title, 720)
     return fig
+
+
+def size_links(a: Mapping[str, Any], runs: pd.DataFrame | None, sid: str) -> dict[Any, tuple[str | None, str | None]]:
+    """size -> (run page of the seeds at its own optimum, at the base optimum)."""
+    if runs is None or not sid:
+        return {}
+    sizes = a.get("sizes") or []
+    base = sizes[0] if sizes else {}
+    out = {}
+    for e in sizes:
+        urls = []
+        for src in (e, base):
+            eta, beta = num(src.get("eta_star")), num(src.get("beta_star"))
+            seeds = runs_at(runs, a.get("group") or {}, a.get("axis"), e.get("size"), eta,
+                            beta if np.isfinite(beta) else None) if eta > 0 else None
+            urls.append(seeds_url(sid, list(seeds["run_id"])) if seeds is not None and len(seeds) else None)
+        out[e.get("size")] = (urls[0], urls[1])
+    return out
 
 
 def shift_page(
@@ -200,8 +234,11 @@ def shift_page(
     *,
     plotly_url: str = DEFAULT_PLOTLY_URL,
     refresh_s: float | None = 5,
+    runs: pd.DataFrame | None = None,
 ) -> str:
-    """Optimum vs size and regret per analysis, each with its verdict, reasons, numbers and warnings."""
+    """Optimum vs size and regret per analysis, each with its verdict (once), reasons, numbers and
+    warnings; with ``runs`` each row of the numbers opens the seeds at that size's optimum and at the
+    base optimum."""
     meta = sweep_meta or {}
     sid = sid_of(meta)
     metric = metric_of(report)
@@ -217,8 +254,9 @@ def shift_page(
         title = f"{group_title(a.get('group'))} — {a.get('axis')}"
         body.append(f'<h2 id="a-{i}">{esc_html(title)} {verdict_badge(a.get("verdict"), prov)}</h2>'
                     f'<p>{reasons_html(a)} <span class="muted">{esc_html(a.get("verdict_text"))}</span></p>')
-        body.append(figure_html(optimum_shift(report, analysis_index=i), f"{sid}-shift-{title}"))
-        body.append(analysis_table(a, tol))
+        body.append(figure_html(optimum_shift(report, analysis_index=i, verdict_in_title=False),
+                                f"{sid}-shift-{title}"))
+        body.append(analysis_table(a, tol, links=size_links(a, runs, sid)))
         body.append(views_html(a, tol))
         body.append(warnings_html(a))
     name = meta.get("name") or sid or "sweep"

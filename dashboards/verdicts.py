@@ -195,10 +195,13 @@ def _steps_text(v: Any, ci: Any) -> str:
     return f"{int(v):+d}" + (f" [{int(ci[0]):+d}, {int(ci[1]):+d}]" if ci and len(ci) == 2 else "")
 
 
-def analysis_table(a: Mapping[str, Any], tol: float | Mapping[str, Any] = 0.05) -> str:
+def analysis_table(a: Mapping[str, Any], tol: float | Mapping[str, Any] = 0.05,
+                   links: Mapping[Any, tuple[str | None, str | None]] | None = None) -> str:
     """Per size: optima (grid and fit), metric at the own and the base optimum, regret with its
     bootstrap CI, argmin moves in grid steps (with CI), shifts and drifts in octaves, the seeds'
-    modal optimum, counts and edge flags. ``tol``: the regret tolerance, or :func:`tolerances`."""
+    modal optimum, counts and edge flags. ``tol``: the regret tolerance, or :func:`tolerances`.
+    ``links``: size -> (URL of the seeds at its optimum, at the base optimum): the size, metric and
+    "at base opt" cells then open those runs."""
     th = tol if isinstance(tol, Mapping) else {"regret_tol": tol}
     unit = th.get("regret_unit", "relative")
     tol = num(th.get("regret_tol", 0.05))
@@ -221,7 +224,11 @@ def analysis_table(a: Mapping[str, Any], tol: float | Mapping[str, Any] = 0.05) 
         cells = [e.get("size"), fmt_lr(e.get("eta_star")), fmt_lr(e.get("beta_star")), fmt_lr(e.get("eta_star_fit")),
                  fmt_lr(e.get("beta_star_fit")), e.get("fit", "-"), fmt(e.get("metric_at_opt")),
                  fmt(e.get("metric_at_base_opt"))]
-        html_cells = "".join(f"<td>{esc_html(c)}</td>" for c in cells) + _regret_cell(
+        own, base = (links or {}).get(e.get("size"), (None, None))
+        linked = {0: own, 6: own, 7: base}
+        html_cells = "".join(
+            f'<td><a href="{esc_html(linked[k])}" class="runs">{esc_html(c)}</a></td>' if linked.get(k)
+            else f"<td>{esc_html(c)}</td>" for k, c in enumerate(cells)) + _regret_cell(
             e.get("regret"), tol, unit, e.get("regret_ci"))
         html_cells += "".join(f"<td>{esc_html(c)}</td>" for c in [
             _steps_text(e.get("grid_steps_eta"), e.get("grid_steps_eta_ci")),
@@ -234,7 +241,10 @@ def analysis_table(a: Mapping[str, Any], tol: float | Mapping[str, Any] = 0.05) 
               f'η* {esc_html(fmt(a.get("drift_slope_eta"), "+.2f") + ci_text(a.get("drift_slope_eta_ci")))}, '
               f'β* {esc_html(fmt(a.get("drift_slope_beta"), "+.2f") + ci_text(a.get("drift_slope_beta_ci")))}'
               "</p>")
-    return '<div class="card" style="overflow-x:auto"><table>' + "".join(rows) + "</table>" + slopes + "</div>"
+    note = ('<p class="muted">click a size or a metric to open its seeds at that optimum (“at base opt”: at '
+            "the base size's optimum)</p>") if links else ""
+    return ('<div class="card sizes-card"><table class="sizes">' + "".join(rows) + "</table>" + note + slopes
+            + "</div>")
 
 
 def views_html(a: Mapping[str, Any], tol: Mapping[str, Any] | None = None) -> str:

@@ -43,10 +43,12 @@ COORD_SPEC = {
     "training": {"epochs": 1, "batch_size": 64},
     "analyses": [{"kind": "coordinate_check", "settings": {
         "parametrizations": ["mupc", "sp"], "widths": [64, 128, 256, 512, 1024], "depths": [4], "steps": 3,
+        "record_every": 1,
         "lr": 0.01, "activity_lr": 1.0, "dataset": "fashion_mnist"}}],
 }
 
-RENDERED = ("Array.from(document.querySelectorAll('.plotly-graph-div')).every(d => d.querySelector('.main-svg'))")
+RENDERED = ("Array.from(document.querySelectorAll('.plotly-graph-div')).every(d => d.querySelector('.main-svg'))"
+            " && document.readyState === 'complete'")
 
 
 def ensure_sweeps(results: Path) -> tuple[str, str]:
@@ -90,31 +92,47 @@ def main() -> int:
     args = ap.parse_args()
     results, out = Path(args.results), Path(args.out)
     qid, cid = ensure_sweeps(results)
-    rid = ResultsStore(results).load_runs(qid).sort_values("min_train_loss").run_id.iloc[0]
+    runs = ResultsStore(results).load_runs(qid)
+    rid = runs.sort_values("min_train_loss").run_id.iloc[0]
+    bad = runs.loc[runs.status == "diverged"]
     proc, url = serve(results)
-    # (file, path, viewport height, what to capture: None = viewport, or a CSS selector)
+    figs = RENDERED
+    # (file, path, viewport height, what to capture: None = viewport, or a CSS selector, wait for)
     shots = [
-        ("index.png", "/", 760, None),
-        ("contours.png", f"/sweeps/{qid}/contours", 1220, None),
-        ("lr_transfer.png", f"/sweeps/{qid}/contours", 1000, "#lr ~ .fig"),
-        ("shift.png", f"/sweeps/{qid}/shift", 1000, ".fig"),
-        ("table.png", f"/sweeps/{qid}/table#sort=min_train_loss&f.width=%3E%3D64", 900, None),
-        ("run.png", f"/sweeps/{qid}/runs/{rid}", 1500, None),
-        ("compare.png", f"/compare?a={qid}&b={qid}", 1000, ".fig"),
-        ("coord_check.png", f"/sweeps/{cid}/diagnostics", 1000, ".fig"),
+        ("index.png", "/", 760, None, figs),
+        ("overview.png", f"/sweeps/{qid}", 1300, None, "document.getElementById('verdicts')"),
+        ("contours.png", f"/sweeps/{qid}/contours", 1220, None, figs),
+        ("lr_transfer.png", f"/sweeps/{qid}/contours", 1000, "#lr ~ .fig", figs),
+        ("curves.png", f"/sweeps/{qid}/contours", 1000, "#curves ~ .fig", figs),
+        ("shift.png", f"/sweeps/{qid}/shift", 1400, None, figs),
+        ("table.png", f"/sweeps/{qid}/table#sort=min_train_loss&f.width=%3E%3D64", 900, None, figs),
+        ("run.png", f"/sweeps/{qid}/runs/{rid}", 1500, None, figs),
+        ("compare.png", f"/compare?a={qid}&b={qid}", 1000, ".fig", figs),
+        ("coord_check.png", f"/sweeps/{cid}/diagnostics", 1000, ".fig", figs),
+        ("api_docs.png", "/docs", 900, None, "document.querySelectorAll('.opblock').length > 3"),
     ]
+    if len(bad):
+        shots.insert(8, ("run_diverged.png", f"/sweeps/{qid}/runs/{bad.run_id.iloc[0]}", 1300, None, figs))
+        shots.insert(8, ("table_diverged.png", f"/sweeps/{qid}/table#sort=-min_train_loss", 700, None, figs))
+    failed: list[str] = []
     try:
         with Chromium(tempfile.mkdtemp(prefix="mutransfer-shots-")) as browser:
-            for name, path, height, selector in shots:
+            for name, path, height, selector, ready in shots:
                 page = browser.open(url + path, width=1400, height=height)
-                page.wait_for(RENDERED, timeout=60)
+                try:
+                    page.wait_for(ready, timeout=90)
+                except TimeoutError:
+                    print(f"{name}: not ready after 90 s ({path}); page text: "
+                          f"{page.eval('document.body.innerText.slice(0, 300)')!r}", file=sys.stderr)
+                    failed.append(name)
+                    continue
                 time.sleep(0.5)
                 shot = page.screenshot(out / name, selector=selector)
                 print(f"{shot}: {shot.stat().st_size / 1e3:.0f} kB ({path})")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

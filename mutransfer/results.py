@@ -69,6 +69,7 @@ __all__ = [
     "ResultsRootError",
     "load",
     "default_results_root",
+    "with_settings",
     "empty_frame",
     "part_name",
     "validate_name",
@@ -773,20 +774,67 @@ class ResultsStore:
 # --------------------------------------------------------------------------
 
 
+RESULTS_ENV = "MUTRANSFER_RESULTS"
+RESULTS_DEFAULT = "results"  # relative to the working directory, as the README's commands assume
+
+
 def default_results_root() -> Path:
-    """``$MUTRANSFER_RESULTS`` or ``platformdirs.user_data_dir("mutransfer")/results``.
+    """The one results-root rule (CLI, service, :func:`load`): ``$MUTRANSFER_RESULTS`` when set,
+    else ``./results`` in the working directory (absolute).
 
     A URI value of ``$MUTRANSFER_RESULTS`` (containing ``://``) is returned
     unchanged as a string, since ``Path`` would mangle it.
     """
-    env = os.environ.get("MUTRANSFER_RESULTS")
+    env = os.environ.get(RESULTS_ENV)
     if env:
         if "://" in env:
             return env  # type: ignore[return-value]
-        return Path(env).expanduser()
-    import platformdirs
+        return Path(env).expanduser().absolute()
+    return Path.cwd() / RESULTS_DEFAULT
 
-    return Path(platformdirs.user_data_dir("mutransfer")) / "results"
+
+# The settings of a run that the curves table carries too (so a user groups curves without a join).
+CURVE_SETTINGS: tuple[str, ...] = ("algorithm", "parametrization", "activation", "dataset", "width", "depth",
+                                   "weight_lr", "activity_lr", "seed", "status")
+
+
+def with_settings(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` with each run's settings (:data:`CURVE_SETTINGS`) from ``runs``, joined on
+    ``run_id``, placed after ``run_id``; columns the curves already have are kept as they are."""
+    if "run_id" not in curves.columns or "run_id" not in runs.columns:
+        return curves
+    cols = [c for c in CURVE_SETTINGS if c in runs.columns and c not in curves.columns]
+    if not cols:
+        return curves
+    settings = runs[["run_id", *cols]].drop_duplicates("run_id")
+    out = curves.merge(settings, on="run_id", how="left", sort=False)
+    head = [c for c in curves.columns if c in ("sweep_id", "run_id")]
+    return out[head + cols + [c for c in curves.columns if c not in head]]
+
+
+def _load_http(url: str) -> pd.DataFrame:
+    """A table from this project's HTTP API (``http://HOST/sweeps/ID/runs`` or ``.../curves``,
+    filters as query parameters): Parquet, or a ``ValueError`` carrying the server's one-line
+    message for a refused request (e.g. 422 naming the bad parameter)."""
+    import io
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"Accept": "application/vnd.apache.parquet, application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            msg = _json.loads(raw).get("message") or raw.decode(errors="replace")[:300]
+        except (ValueError, AttributeError):
+            msg = raw.decode(errors="replace")[:300]
+        raise ValueError(f"{url}: HTTP {e.code}: {msg}") from None
+    except urllib.error.URLError as e:
+        raise ConnectionError(f"{url}: cannot reach the server ({e.reason}); is `mutransfer serve` running?") from None
+    return pd.read_parquet(io.BytesIO(body))
 
 
 def _read_raw_files(fs: pafs.FileSystem, paths: list[str], table: str, sweep_id: str | None) -> pd.DataFrame:
@@ -835,6 +883,10 @@ def load(
 ) -> pd.DataFrame:
     """Load a results table.
 
+    An ``http(s)://`` URL of the service's tables (``.../sweeps/ID/runs``, ``.../curves``, with
+    filters) is fetched; a refused request raises ``ValueError`` with the server's one-line message
+    (pandas' own ``read_parquet(url)`` only says "HTTP Error 422").
+
     If ``sweep_id_or_path`` is an existing path or a filesystem URI (a results
     root, a table dir, a ``sweep_id=...`` partition dir or a single parquet
     file) it is read directly (the table is inferred from the layout where
@@ -844,6 +896,8 @@ def load(
     """
     _table_name(table)
     target = sweep_id_or_path
+    if isinstance(target, str) and target.startswith(("http://", "https://")):
+        return _load_http(target)
     if isinstance(target, str) and "://" in target:
         fs, path, _ = _resolve(target)
         info = fs.get_file_info(path)
@@ -862,4 +916,7 @@ def load(
     if target not in known:
         listing = ", ".join(known) if known else "(none)"
         raise UnknownSweepError(f"unknown sweep {target!r} in results root {store.root!s}; known sweeps: {listing}")
-    return store.load_table(table, target)
+    df = store.load_table(table, target)
+    if table == "curves":  # with each run's settings, as the HTTP API serves it
+        df = with_settings(df, store.load_table("runs", target))
+    return df

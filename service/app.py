@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from contextlib import asynccontextmanager
 
@@ -18,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 
 from service import errors, supervisor
 from service.body import Parsers
-from service.guard import BodyTimeout
+from service.guard import SWITCH_INTERVAL_S, BodyTimeout, PageGate
 from service.data import SweepData
 from service.deps import strict_query
 from service.models import Health
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
             await app.state.parsers.close()
 
-    app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="mutransfer", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: pages.py, offline
                   description="Hyperparameter-transfer sweeps for local learning algorithms. Statuses of sweeps "
                               "and of their cells share one vocabulary: queued, running, finished, failed, "
                               "cancelled. Unknown query parameters are refused (422).")
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.parsers = Parsers()  # worker processes for request bodies (service/body.py)
     errors.install(app)
     app.add_middleware(BodyTimeout, timeout_s=settings.limits.body_timeout_s)
+    app.add_middleware(PageGate)
 
     probe = _HealthProbe(app.state.data)
 
@@ -113,6 +115,9 @@ class _LazyApp:
 
     async def __call__(self, scope, receive, send):
         if self._app is None:
+            # A served process: the event loop (/health) gets the GIL back sooner from page-rendering
+            # threads (service/guard.py). Not done by create_app: tests build apps in their own process.
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             self._app = create_app()
         await self._app(scope, receive, send)
 

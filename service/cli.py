@@ -39,7 +39,8 @@ def cmd_serve(args) -> int:
         settings = from_env()  # a bad MUTRANSFER_* value fails here, as one line
     except ValueError as e:
         raise sweeps_cli.UserError(str(e)) from None
-    print(f"mutransfer: serving http://{args.host}:{args.port}/ (results: {args.results}; sweeps run on "
+    _check_port_free(args.host, args.port)  # a busy port: one error line, before "serving"
+    print(f"mutransfer: serving http://{args.host}:{args.port}/ (results: {root}; sweeps run on "
           f"{args.address or 'an embedded local Ray per sweep'})", file=sys.stderr)
     if not settings.api_token:
         print(write_warning(settings, args.host, args.port), file=sys.stderr)
@@ -55,6 +56,37 @@ def cmd_serve(args) -> int:
     config = uvicorn.Config("service.app:app", host=args.host, port=args.port, log_level=args.log_level, **guards)
     _server(config).run()
     return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port number (argparse type): 1..65535, else one usage-error line."""
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind HOST:PORT once (as uvicorn will, with SO_REUSEADDR) so a busy port fails as one line."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise sweeps_cli.UserError(f"--host {host}: cannot resolve it ({e.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise sweeps_cli.UserError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); another "
+                                       "server may hold it — stop it or pick another --port") from None
 
 
 def write_warning(settings, host: str, port: int) -> str:
@@ -90,12 +122,11 @@ def build_parser():
                        description="Serve the sweeps API (OpenAPI at /docs) and the dashboards (/) for the "
                                    "results under --results; sweeps submitted over HTTP run in detached drivers. "
                                    "Settings and limits: MUTRANSFER_* environment variables (README).")
-    s.add_argument("--results", default=str(sweeps_cli.default_results_root()),
-                   help="results root: a directory or a pyarrow filesystem URI")
+    s.add_argument("--results", **sweeps_cli.RESULTS_ARG)
     s.add_argument("--address", default=None, help="Ray cluster for sweeps (default: an embedded local Ray per sweep)")
     s.add_argument("--registry", default=None, help="sweep registry SQLite file (default: RESULTS/registry.sqlite)")
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0: every interface)")
-    s.add_argument("--port", type=int, default=sweeps_cli.DEFAULT_PORT, help="TCP port")
+    s.add_argument("--port", type=_port, default=sweeps_cli.DEFAULT_PORT, help="TCP port (1-65535)")
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a Host name (NAME or NAME:PORT) token-less writes are also taken for, besides "

@@ -4,6 +4,8 @@ recompute the report on every request."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import re
 import threading
@@ -26,9 +28,6 @@ log = logging.getLogger("service")
 # Server-generated ids look like <spec name>-<8 hex>; anything else is not a sweep (never a path).
 # Always used with fullmatch: `$` would also match before a trailing newline ("...%0A").
 SWEEP_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}-[0-9a-f]{8}")
-
-
-PAGE_RENDERS = 2  # dashboard pages rendered at once (SweepData.page)
 
 
 class _LRU:
@@ -96,7 +95,6 @@ class SweepData:
         self._runs, self._reports, self.pages = _LRU(), _LRU(), _LRU()
         self._parts, self._status, self._exists = _Ttl(), _Ttl(), _Ttl(2.0)
         self._specs: dict[str, dict] = {}  # sweep -> its spec's JSON, for the report's expected sizes
-        self._renders = threading.BoundedSemaphore(PAGE_RENDERS)
 
     # -- registry reads: RegistryUnavailable when it cannot be read ---------------------------
     def _read(self, fn: Callable[[], Any]) -> Any:
@@ -167,7 +165,8 @@ class SweepData:
 
             record = load_record(self.store, sweep_id)  # a refined grid: its rounds and why it stopped
             return state.sweep_report(self.runs(sweep_id), sweep_id=sweep_id, plan=plan, metric=metric,
-                                      diverged=diverged, refinement=None if record is None else record.to_json())
+                                      diverged=diverged, refinement=None if record is None else record.to_json(),
+                                      decide=self._decide_record(sweep_id))  # the decide loop: rounds, why it stopped
         return self._reports.get(key, make)
 
     def _plan(self, sweep_id: str) -> state.Plan:
@@ -179,7 +178,47 @@ class SweepData:
             spec = row.get("spec") or {}
             if row:
                 self._specs[sweep_id] = spec
+        if not spec:  # no registry row (an in-process run): the spec saved beside its results, for its design
+            saved = self.spec_of(sweep_id)
+            plan = state.registry_plan(self.status(sweep_id)["cells"], spec)
+            return plan if saved is None else replace(plan, design=state.spec_design(saved))
         return state.registry_plan(self.status(sweep_id)["cells"], spec)
+
+    def _spec(self, sweep_id: str):
+        from sweeps.spec import parse_spec
+
+        row = self.row(sweep_id)
+        try:
+            return parse_spec(row["spec"]) if row and row.get("spec") else None
+        except ValueError:
+            return None
+
+    def spec_of(self, sweep_id: str):
+        """The sweep's spec: the registry's, else the one saved beside its results (None if neither)."""
+        from sweeps.bookkeeping import load_saved_spec
+
+        return self._spec(sweep_id) or load_saved_spec(self.store, sweep_id)
+
+    def decide_offer(self, sweep_id: str) -> dict | None:
+        """What the pages' decide button would spend (dashboards/decide_panel.py): the decide limits
+        (the spec's, else the defaults), the runs the sweep has, and the time the most runs would
+        take at this sweep's own measured pace (its runs' mean ``wall_s``)."""
+        from sweeps.decide import limits
+
+        spec = self.spec_of(sweep_id)
+        if spec is None:
+            return None
+        lim = limits(spec)
+        runs = self.runs(sweep_id)
+        pace = float(runs["wall_s"].mean()) if "wall_s" in runs.columns and len(runs) else None
+        return {"max_runs": lim.max_runs, "max_seeds": lim.max_seeds, "max_rounds": lim.max_rounds,
+                "runs_now": len(runs), "seconds": None if pace is None or pace != pace else pace * lim.max_runs}
+
+    def _decide_record(self, sweep_id: str) -> dict | None:
+        from sweeps.decide import matching_record
+
+        rec = matching_record(self.store, sweep_id, self.spec_of(sweep_id))
+        return None if rec is None else rec.to_json()
 
     def status(self, sweep_id: str) -> dict:
         """Status, progress per cell and ETA; recomputed at most every 0.5 s per sweep."""
@@ -191,16 +230,11 @@ class SweepData:
             ttl.items.pop(sweep_id, None)
 
     def page(self, sweep_id: str, kind: str, render: Callable[[], str]) -> str:
-        """A rendered dashboard page, cached until the sweep's finished parts or progress change.
-        At most ``PAGE_RENDERS`` pages render at once (rendering is CPU-bound Python: more threads
-        would only share the GIL, and delay every other answer); the others wait without it."""
+        """A rendered dashboard page, cached until the sweep's finished parts or progress change
+        (how many render at once: ``service/guard.py:PageGate``)."""
         st = self.status(sweep_id)
         key = (sweep_id, kind, self.parts(sweep_id), st["status"], round(st["progress"], 2))
-
-        def bounded() -> str:
-            with self._renders:
-                return render()
-        return self.pages.get(key, bounded)
+        return self.pages.get(key, render)
 
     def _unregistered(self, sweep_id: str, done: frozenset) -> tuple[str, str | None]:
         """Status of results with no registry row (:func:`sweeps.state.unregistered_status`)."""

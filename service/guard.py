@@ -12,11 +12,17 @@ the number of open connections is capped. Values from ``sweeps/limits.py``
   408 (``service/errors.py``). Once the body is complete, waits on the connection (e.g. an event
   stream listening for the client to leave) are not timed.
 * **Connections**: uvicorn's ``limit_concurrency`` (503 for requests beyond it).
+* **Dashboard pages**: :class:`PageGate` (ASGI middleware) lets at most ``PAGE_RENDERS`` page
+  requests run at once; the others wait on the event loop, holding no worker thread. Rendering is
+  CPU-bound Python: more threads at it would only share the GIL with the event loop, and delay
+  ``/health`` and every API answer. `serve` also shortens the interpreter's switch interval
+  (:data:`SWITCH_INTERVAL_S`) so the event loop gets the GIL back sooner from a rendering thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -104,3 +110,24 @@ class BodyTimeout:
             return message
 
         await self.app(scope, timed_receive, send)
+
+
+PAGE_RENDERS = 2  # dashboard page requests handled at once
+SWITCH_INTERVAL_S = 0.001  # sys.setswitchinterval for `serve` (CPython's default is 0.005)
+PAGE_PATH = re.compile(r"/|/compare|/sweeps/[^/]+/(contours|shift|diagnostics|table|runs/[^/]+)")
+
+
+class PageGate:
+    """ASGI middleware: at most ``limit`` dashboard-page requests in the app at once."""
+
+    def __init__(self, app, limit: int = PAGE_RENDERS):
+        self.app, self.limit = app, limit
+        self._gate: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not PAGE_PATH.fullmatch(scope.get("path", "")):
+            return await self.app(scope, receive, send)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.limit)
+        async with self._gate:
+            await self.app(scope, receive, send)

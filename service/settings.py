@@ -1,7 +1,7 @@
 """Service settings, from environment variables. The limits on what requests may ask for are one
 table in ``sweeps/limits.py`` (``MUTRANSFER_MAX_RUNS``, ``MUTRANSFER_MAX_BODY_BYTES``, ...).
 
-    MUTRANSFER_RESULTS           results root (default: the user data dir)
+    MUTRANSFER_RESULTS           results root (default: ./results in the working directory)
     MUTRANSFER_REGISTRY          sweep registry SQLite file (default: RESULTS/registry.sqlite)
     MUTRANSFER_API_TOKEN         when set, POST/DELETE need `Authorization: Bearer <token>`; when not,
                                  they are taken only for a loopback Host and a same-origin Origin

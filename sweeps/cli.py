@@ -1,7 +1,9 @@
 """The ``mutransfer`` command line: run a sweep, list sweeps, report on one, serve the dashboards.
 
-    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine] [--json]
+    mutransfer run SPEC.yaml [--results DIR] [--address ADDR] [--resume SWEEP_ID] [--refine | --decide]
+                             [--dry-run] [--json]
     mutransfer list [--results DIR] [--json]
+    (--results default: $MUTRANSFER_RESULTS, else ./results; every command prints the root it reads)
     mutransfer report SWEEP_ID [--results DIR] [--json] [--metric M] [--diverged inf|best_before]
     mutransfer serve [--results DIR] [--address ADDR] [--host H] [--port P]
     mutransfer diagnose KIND [--set KEY=VALUE ...] [--out FILE.parquet]
@@ -64,16 +66,18 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
     spec = _store_spec(store, sweep_id)
     runs = store.load_runs(sweep_id)
     metric = metric or (spec.metric if spec else state.DEFAULT_METRIC)
-    plan, record = state.Plan(), None
+    plan, record, decided = state.Plan(), None, None
     if spec is not None:
-        from sweeps import refine
+        from sweeps import decide, refine
 
         record = refine.load_record(store, sweep_id)
         if record is not None and record.spec_hash != spec.spec_hash():
             record = None
-        plan = state.spec_plan(store, sweep_id, spec, record)  # the spec's parts and its refinement's
+        decided = decide.matching_record(store, sweep_id, spec)
+        plan = state.spec_plan(store, sweep_id, spec, record, decided)  # the spec's parts, its refinement's, its decide loop's
     report = state.sweep_report(runs, sweep_id=sweep_id, plan=plan, metric=metric, diverged=diverged,
-                                refinement=None if record is None else record.to_json())
+                                refinement=None if record is None else record.to_json(),
+                                decide=None if decided is None else decided.to_json())
     if as_json:
         return json.dumps(report.to_json(), indent=2, allow_nan=False)
     text = format_report(report)
@@ -81,6 +85,10 @@ def _report(store: ResultsStore, sweep_id: str, metric: str | None, as_json: boo
         from sweeps.refine import summary
 
         text += "\n\n" + "\n".join(summary(record))
+    if decided is not None:
+        from sweeps.decide import summary as decide_summary
+
+        text += "\n\n" + "\n".join(decide_summary(decided))
     if plan.missing:
         text += f"\n\nCells not finished yet ({len(plan.missing)}): " + ", ".join(plan.missing)
     return text
@@ -104,6 +112,15 @@ def cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     _check_cost(spec)
+    if args.refine and (args.decide or spec.decide is not None):
+        raise UserError("--refine: the decide loop extends edges itself (and adds seeds); use --decide alone")
+    args.decide = args.decide or spec.decide is not None  # the spec's decide: field asks for it too
+    if args.decide and spec.decide is None:
+        from sweeps.spec import Decide
+
+        spec = spec.model_copy(update={"decide": Decide()})  # default limits; not in the hash: the same sweep
+    if args.dry_run:
+        return _dry_run(spec, args)
     store = ResultsStore(args.results)
     store.check_writable()  # a file, or a directory we cannot write: say so before anything starts
     if args.executor == "local" or not (args.address or os.environ.get("RAY_ADDRESS")):
@@ -134,6 +151,13 @@ def cmd_run(args) -> int:
             refine.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
         except refine.RefineError as e:
             raise UserError(f"--refine: {e}") from None
+    if args.decide:
+        from sweeps import decide
+
+        try:
+            decide.start_record(store, sweep_id, spec)  # a changed spec: refused before anything trains
+        except decide.DecideError as e:
+            raise UserError(f"--decide: {e}") from None
     cache = compile_cache.enable(args.jax_cache)
     lock = _lock_sweep(store, args.registry, sweep_id)
     try:
@@ -146,15 +170,28 @@ def cmd_run(args) -> int:
 
             steps = step_printer(lambda line: print(line, file=sys.stderr, flush=True), STEP_PROGRESS_EVERY_S)
 
-            def execute(rec):
+            def execute(rec, dec=None):
                 return run_sweep(spec, args.results, sweep_id=sweep_id, on_cell=progress, refine_record=rec,
-                                 on_steps=steps)
+                                 on_steps=steps, decide_record=dec)
         else:
-            def execute(rec):
-                out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec)
+            def execute(rec, dec=None):
+                out = _run_on_ray(spec, store, args, sweep_id, str(cache), rec, dec)
                 print(file=sys.stderr)
                 return out
-        if not args.refine:
+        if args.decide:  # the spec's runs (and rounds recorded earlier) first, then round after round
+            from sweeps.decide import run_decide
+
+            outcomes = []
+
+            def step_decide(rec) -> bool:
+                outcomes.append(execute(None, rec))
+                return not outcomes[-1].cells_failed
+
+            run_decide(spec, store, sweep_id, step_decide, say=lambda line: print(line, file=sys.stderr, flush=True))
+            outcome = outcomes[0]
+            for out in outcomes[1:]:
+                outcome.cells_failed.update(out.cells_failed)
+        elif not args.refine:
             outcome = execute(None)
         else:  # the grid (and rounds recorded earlier) first, then round after round; finished parts are skipped
             from sweeps.refine import run_refinement
@@ -180,6 +217,40 @@ def cmd_run(args) -> int:
     for cid, err in outcome.cells_failed.items():
         print(f"cell {cid} failed: {err}", file=sys.stderr)
     return 1 if outcome.cells_failed else 0
+
+
+def _dry_run(spec: SweepSpec, args) -> int:
+    """What ``run`` would do: sweep id, cells, runs (with the decide loop, the most its limits allow)
+    and a time estimate from this machine's measured pace. Starts no Ray, writes nothing."""
+    from sweeps.estimate import clock, estimate, planned_runs
+    from sweeps.plan import count_runs, plan
+
+    from mutransfer.data import locate
+
+    locate(spec.dataset.name, data_dir=spec.dataset.data_dir)  # the probe trains here
+    sweep_id = args.resume or spec.default_sweep_id()
+    cells = plan(spec)
+    n = count_runs(spec)
+    print(f"sweep id: {sweep_id}")
+    local = f"; a local grid (radius {spec.grid.radius}) at every size but the base" if spec.local_grid else ""
+    print(f"cells: {len(cells)} ({len(spec.algorithms)} algorithm(s) × {len(spec.parametrizations)} "
+          f"parametrisation(s) × {len(spec.widths)} width(s) × {len(spec.depths)} depth(s){local})")
+    print(f"runs: {n}")
+    est = estimate(spec)
+    t = est.seconds(planned_runs(spec))
+    extra = ""
+    if args.decide:
+        from sweeps.decide import limits
+
+        lim = limits(spec)
+        print(f"decide: at most {lim.max_runs} runs added (max_runs), {lim.max_rounds} rounds, {lim.max_seeds} seeds "
+              f"at a point: at most {n + lim.max_runs} runs in all")
+        worst = t + est.worst_per_run() * lim.max_runs + est.compile_s * len(cells) * lim.max_rounds
+        extra = f"; with the decide loop at most ≈ {clock(worst)}"
+    print(f"time: ≈ {clock(t)} for the spec's runs on this machine, one cell after another{extra} "
+          f"(measured: {est.probe_runs} runs of {est.probe_cell} for a few steps; compile ≈ {est.compile_s:.1f} s a cell)")
+    print("nothing was started or written (--dry-run)")
+    return 0
 
 
 STEP_PROGRESS_EVERY_S = 30.0  # in-process runs: a progress line within a trial at most this often
@@ -226,7 +297,8 @@ def _lock_sweep(store: ResultsStore, registry: str | None, sweep_id: str) -> int
     return fd
 
 
-def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str, refine_record=None):
+def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache: str, refine_record=None,
+                decide_record=None):
     """Run on Ray with a reaper (the embedded Ray's processes die with this one, however it dies)
     and a watch on the embedded cluster (if it dies, say so and stop instead of hanging)."""
     from sweeps import processes
@@ -247,7 +319,8 @@ def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache
             beat.watch_embedded_ray()
         out = run_sweep_ray(spec, args.results, sweep_id=sweep_id, address=args.address,
                             registry_path=args.registry, max_failures=args.max_failures, jax_cache=cache,
-                            on_progress=_progress_printer(), refine_record=refine_record)
+                            on_progress=_progress_printer(), refine_record=refine_record,
+                            decide_record=decide_record)
         beat.stop()
         if started:
             import ray
@@ -262,6 +335,39 @@ def _run_on_ray(spec: SweepSpec, store: ResultsStore, args, sweep_id: str, cache
 DEFAULT_PORT = 8000
 
 
+# --results of every command that reads results: unset means the one rule of
+# mutransfer.results.default_results_root ($MUTRANSFER_RESULTS, else ./results), resolved in main().
+RESULTS_ARG = dict(default=None, metavar="DIR",
+                   help="results root: a directory or a pyarrow filesystem URI (default: $MUTRANSFER_RESULTS, "
+                        "else ./results)")
+
+
+def resolve_results(args) -> None:
+    """Fill an unset --results by the one rule and say on stderr which root the command reads."""
+    if not hasattr(args, "results"):
+        return
+    if args.results is None:
+        args.results = str(default_results_root())
+        how = "$MUTRANSFER_RESULTS" if os.environ.get("MUTRANSFER_RESULTS") else "default ./results"
+    else:
+        how = "--results"
+    if "://" not in str(args.results):
+        args.results = str(Path(args.results).expanduser().absolute())
+    print(f"results: {args.results} ({how})", file=sys.stderr)
+
+
+def check_results_dir(path: str) -> None:
+    """A results root to read must be an existing directory: else one error line saying where."""
+    if "://" in str(path):
+        return
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"--results {path}: no such directory (the results root is --results, else "
+                        "$MUTRANSFER_RESULTS, else ./results)")
+    if not p.is_dir():
+        raise UserError(f"--results {path}: is a file, not a results directory")
+
+
 def browse_hint(results: str, sweep_id: str, port: int = DEFAULT_PORT) -> str:
     """How to open a sweep's dashboards: the serve command and the pages' URLs."""
     base = f"http://127.0.0.1:{port}/sweeps/{sweep_id}"
@@ -272,6 +378,7 @@ def browse_hint(results: str, sweep_id: str, port: int = DEFAULT_PORT) -> str:
 def cmd_list(args) -> int:
     from sweeps.listing import format_rows, sweep_rows
 
+    check_results_dir(args.results)
     rows = sweep_rows(args.results, verdicts=not args.no_verdicts)
     print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
     return 0
@@ -321,6 +428,7 @@ def _known_sweeps(store: ResultsStore) -> list[str]:
 
 
 def cmd_report(args) -> int:
+    check_results_dir(args.results)
     store = ResultsStore(args.results)
     store.check_readable()
     known = _known_sweeps(store)
@@ -374,6 +482,13 @@ def cmd_diagnose(args) -> int:
             fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(a.config))
             print(f"{name}: {a.description}\n    {fields}")
         return 0
+    store = None
+    if args.sweep:  # check the sweep before computing anything
+        check_results_dir(args.results)
+        store = ResultsStore(args.results)
+        if args.sweep not in _known_sweeps(store):
+            raise UserError(f"--sweep {args.sweep}: no such sweep under {args.results} "
+                            f"(known: {', '.join(_known_sweeps(store)) or 'none'})")
     try:
         df = run_analysis(args.kind, _parse_settings(args.set or []))
     except ValueError as e:
@@ -399,7 +514,21 @@ def cmd_diagnose(args) -> int:
     if args.out:
         df.to_parquet(args.out, index=False)
         print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
+    if args.sweep:
+        name = diagnose_name(args.kind, args.set or [])
+        store.write_analysis(args.sweep, name, df)
+        print(f"kept as {name!r} with sweep {args.sweep}: http://127.0.0.1:{DEFAULT_PORT}/sweeps/{args.sweep}/"
+              "diagnostics", file=sys.stderr)
     return 0
+
+
+def diagnose_name(kind: str, settings: list[str]) -> str:
+    """The analysis name of a CLI diagnosis: ``cli<hash of its settings>-<kind>`` (the page reads the
+    kind after the first dash), so reruns with the same settings replace it and others sit beside it."""
+    import hashlib
+
+    h = hashlib.sha256("\n".join([kind, *sorted(settings)]).encode()).hexdigest()[:6]
+    return f"cli{h}-{kind}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -422,8 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mutransfer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = HelpFormatter
-    results_kw = dict(default=str(default_results_root()),
-                      help="results root: a directory or a pyarrow filesystem URI")
+    results_kw = RESULTS_ARG
 
     r = sub.add_parser("run", help="run a sweep spec and print its optimum-shift report", formatter_class=fmt,
                        description="Train every run of a sweep spec (YAML or JSON), write the runs and curves "
@@ -439,6 +567,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "grid's own step, and repeat until the optima are interior or the spec's refine: "
                         "{max_rounds, max_runs} limits (default 3 rounds, the spec's run count) are hit; the "
                         "extension is part of the same sweep")
+    r.add_argument("--decide", action="store_true",
+                   help="after the spec's runs, act on every undecided verdict's reasons (extend an edge, add "
+                        "seeds where the optimum is still open, ...) and repeat until every verdict is decided or "
+                        "the spec's decide: {max_runs, max_seeds, max_rounds} limits are hit (default: as many "
+                        "runs as the spec's, 8 seeds, 6 rounds); part of the same sweep (docs/guide/decide.md)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the sweep id, cells, runs (with --decide the most the limits allow) and a time "
+                        "estimate from this machine's pace; start nothing, write nothing")
     r.add_argument("--address", default=None,
                    help="Ray cluster HOST:PORT (default: $RAY_ADDRESS, else an embedded local Ray)")
     r.add_argument("--executor", choices=("ray", "local"), default="ray",
@@ -484,6 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--set", action="append", metavar="KEY=VALUE", default=None,
                     help="a setting of the kind (repeat; lists comma-separated)")
     dg.add_argument("--out", default=None, help="also write the table to this Parquet file")
+    dg.add_argument("--sweep", default=None, metavar="SWEEP_ID",
+                    help="also keep the table with this sweep's results, so it appears on the sweep's "
+                         "diagnostics page (/sweeps/SWEEP_ID/diagnostics)")
+    dg.add_argument("--results", **results_kw)
     dg.set_defaults(func=cmd_diagnose)
 
     d = sub.add_parser("data", help="datasets: 'data fetch NAME' downloads and verifies one")
@@ -521,6 +661,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
 
     args = (parser or build_parser()).parse_args(argv)
     try:
+        resolve_results(args)
         return args.func(args)
     except (SpecError, UserError, ClusterError, ResultsRootError, FileNotFoundError, PermissionError) as e:
         # FileNotFoundError: e.g. a missing dataset (its message says how to get it)

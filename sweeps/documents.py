@@ -253,6 +253,11 @@ def load_yaml(text: str | bytes, limits: DocumentLimits = DEFAULT_LIMITS, where:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = (e.problem or e.context or "syntax error").strip()
+        ctx = e.context_mark
+        if ctx is not None and mark is not None and ctx.line < mark.line and e.context:
+            # An unclosed bracket or quote is found lines later: name the line where it opened.
+            raise DocumentError(f"{where} is not valid YAML/JSON: {_where(ctx)}: {problem} "
+                                f"({e.context.strip()} opened here; noticed at {_where(mark)})") from None
         raise DocumentError(f"{where} is not valid YAML/JSON: {_where(mark)}: {problem}") from None
     except yaml.YAMLError as e:
         raise DocumentError(f"{where} is not valid YAML/JSON: {str(e).splitlines()[0]}") from None

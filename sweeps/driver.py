@@ -128,11 +128,14 @@ def main(argv: list[str] | None = None) -> int:
             beat.watch_embedded_ray()
         spec = parse_spec(row["spec"])
 
-        def execute(record=None):
+        def execute(record=None, decided=None):
             return run_sweep_ray(spec, args.results, sweep_id=sid, address=args.address,
                                  registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache),
-                                 owner="service", fresh=False, refine_record=record)
+                                 owner="service", fresh=False, refine_record=record, decide_record=decided)
 
+        if spec.decide is not None:
+            _decide(spec, store, sid, registry, execute)
+            return 0
         out = execute(_refine_record(store, sid, spec))
         if spec.refine is not None and not out.cells_failed and not (registry.sweep(sid) or {}).get("cancel"):
             _refine(spec, store, sid, registry, execute)
@@ -177,6 +180,27 @@ def _refine(spec, store: ResultsStore, sid: str, registry: Registry, execute) ->
         record = run_refinement(spec, store, sid, step, say=log.info)
     except RefineError as e:
         registry.set_note(sid, f"refinement refused: {e}")
+        return
+    registry.set_note(sid, " | ".join(summary(record)))
+
+
+def _decide(spec, store: ResultsStore, sid: str, registry: Registry, execute) -> None:
+    """The spec's ``decide:`` (sweeps/decide.py): its own runs, then round after round through the
+    same Ray path (each round's parts join the sweep's cells in the registry); the rounds are the
+    sweep's note while it runs, the outcome when it ends."""
+    from sweeps.decide import DecideError, run_decide, summary
+
+    def step(record) -> bool:
+        if record.rounds:
+            registry.set_note(sid, f"decide: round {len(record.rounds)} training (+{record.rounds[-1].runs} runs; "
+                                   f"{record.runs_added} added in all)")
+        out = execute(None, record)
+        return not out.cells_failed and not (registry.sweep(sid) or {}).get("cancel")
+
+    try:
+        record = run_decide(spec, store, sid, step, say=log.info)
+    except DecideError as e:
+        registry.set_note(sid, f"decide refused: {e}")
         return
     registry.set_note(sid, " | ".join(summary(record)))
 

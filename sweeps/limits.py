@@ -28,7 +28,8 @@ class Limits:
     """Operator limits (defaults suit one lab server; raise them per deployment)."""
 
     # -- what one sweep may ask for ---------------------------------------------------------
-    max_runs: int = _limit(20000, "runs per sweep (cells × lr pairs × seeds), counted from the spec")
+    max_runs: int = _limit(20000, "runs per sweep (cells × lr pairs × seeds), counted from the spec; with "
+                                  "decide: its own runs plus decide.max_runs")
     max_width: int = _limit(8192, "network width N (units or channels)")
     max_depth: int = _limit(256, "hidden layers H")
     max_epochs: int = _limit(100, "training epochs")

@@ -43,12 +43,12 @@ def _spec_of(store: ResultsStore, sweep_id: str, row: dict | None):
         return None
 
 
-def _verdicts(runs, metric: str) -> list[dict[str, Any]]:
-    from sweeps.state import verdicts
+def _verdicts(runs, metric: str, spec=None) -> list[dict[str, Any]]:
+    from sweeps.state import spec_design, verdicts
 
     if runs is None or len(runs) == 0:
         return []
-    return verdicts(build_report(runs, metric=metric))
+    return verdicts(build_report(runs, metric=metric, **spec_design(spec)))
 
 
 def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ def sweep_rows(results: str, *, verdicts: bool = True) -> list[dict[str, Any]]:
         rows.append({
             "id": sid, "name": (row or {}).get("name") or (spec.name if spec else sid.rsplit("-", 1)[0]),
             "status": p.status, "runs_done": int(p.runs_done), "runs_total": int(total), "metric": metric,
-            "verdicts": _verdicts(runs, metric) if verdicts else None,
+            "verdicts": _verdicts(runs, metric, spec) if verdicts else None,
             "provisional": p.status in ACTIVE or p.runs_done < total,
             "created_at": (row or {}).get("created_at"),
         })

@@ -14,7 +14,7 @@ from typing import Callable
 
 from mutransfer.results import ResultsStore
 from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec
-from sweeps.refine import all_trials
+from sweeps.decide import all_trials
 from sweeps.spec import SweepSpec
 from sweeps.worker import device_data, execute_trial, run_analyses
 
@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
               on_cell: Callable[[str, str, int, int], None] | None = None,
               refine_record=None,
-              on_steps: Callable[[str, int, int], None] | None = None) -> SweepOutcome:
+              on_steps: Callable[[str, int, int], None] | None = None,
+              decide_record=None) -> SweepOutcome:
     """Train every unfinished trial of ``spec`` (and of ``refine_record``'s rounds,
-    sweeps/refine.py) in-process and write its results.
+    sweeps/refine.py, and ``decide_record``'s, sweeps/decide.py) in-process and write its results.
 
     ``on_cell(part, status, done, total)`` is called as trials finish (status: done, skipped,
     failed); ``on_steps(part, done, total)`` within a trial, after every block of training steps
@@ -35,7 +36,7 @@ def run_sweep(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
     store = ResultsStore(results_root)
-    planned = all_trials(spec, refine_record)
+    planned = all_trials(spec, refine_record, decide_record)
     out = SweepOutcome(sweep_id, len(planned))
     complete, _ = check_parts(store, sweep_id, planned)
     todo = [t for t in planned if t.part not in complete]

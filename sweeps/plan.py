@@ -38,10 +38,13 @@ def run_id(spec_hash: str, cid: str, weight_lr: float, activity_lr: float, seed:
 
 
 def plan(spec: SweepSpec) -> list[Cell]:
-    """Expand a spec into its cells, each with its runs (lr pairs × seeds), in a stable order."""
+    """Expand a spec into its cells, each with its runs (lr pairs × seeds), in a stable order. Under
+    a local grid (``grid: {larger_sizes: local}``) only the base cell has runs here; the others are
+    empty until the decide loop places their neighbourhoods (sweeps/decide.py)."""
     info = DATASETS[spec.dataset.name]
     h = spec.spec_hash()
     t = spec.training
+    base = spec.grid_base if spec.local_grid else None
     cells = []
     for algo in spec.algorithms:
         betas = spec.activity_lrs if ALGORITHMS[algo].uses_activity_lr else [math.nan]
@@ -62,6 +65,9 @@ def plan(spec: SweepSpec) -> list[Cell]:
                                              ("feedback_steps", t.feedback_steps),
                                              ("feedback_lr_ratio", t.feedback_lr_ratio)) if v is not None})
                     cid = cell_id(algo, param, width, depth)
+                    if base is not None and (width, depth) != base:  # a local grid: placed by sweeps/decide.py
+                        cells.append(Cell(cid, cs, ()))
+                        continue
                     runs = tuple(Run(run_id(h, cid, eta, beta, seed), eta, beta, seed)
                                  for eta in spec.weight_lrs for beta in betas for seed in spec.seeds)
                     cells.append(Cell(cid, cs, runs))
@@ -91,6 +97,8 @@ def trials(spec: SweepSpec) -> list[Trial]:
     cap = spec.resources.max_runs_per_trial
     out = []
     for cell in plan(spec):
+        if not cell.runs:
+            continue
         if cap is None or len(cell.runs) <= cap:
             out.append(Trial(part_name(cell.cell_id), cell, cell.runs))
             continue

@@ -29,7 +29,7 @@ from mutransfer.results import ResultsStore
 from sweeps import progress as eta
 from sweeps.bookkeeping import SweepOutcome, check_parts, save_spec, verified_parts
 from sweeps.plan import Trial
-from sweeps.refine import all_trials
+from sweeps.decide import all_trials
 from sweeps.recovery import open_registry
 from sweeps.registry import Registry, default_path, one_line_error
 from sweeps.spec import SweepSpec
@@ -183,7 +183,8 @@ def _trainable(config: dict) -> None:
     from ray import tune
 
     from sweeps import compile_cache
-    from sweeps.refine import RefineRecord, all_trials
+    from sweeps.decide import DecideRecord, all_trials
+    from sweeps.refine import RefineRecord
     from sweeps.spec import parse_spec
     from sweeps.worker import execute_trial
 
@@ -194,7 +195,8 @@ def _trainable(config: dict) -> None:
         Path(pid_dir, f"{config['part']}.{os.getpid()}").touch()
     spec = parse_spec(config["spec"])
     record = RefineRecord.from_json(config["refine"]) if config.get("refine") else None
-    trial = {t.part: t for t in all_trials(spec, record)}[config["part"]]
+    decided = DecideRecord.from_json(config["decide"]) if config.get("decide") else None
+    trial = {t.part: t for t in all_trials(spec, record, decided)}[config["part"]]
     store = ResultsStore(config["results_root"])
     t0 = time.perf_counter()
     try:
@@ -304,7 +306,7 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
                   registry_path: str | os.PathLike | None = None, max_failures: int = 2,
                   jax_cache: str | None = None, extra_env: dict[str, str] | None = None,
                   on_progress: Callable[[Progress], None] | None = None, owner: str = "cli",
-                  fresh: bool = True, refine_record=None) -> SweepOutcome:
+                  fresh: bool = True, refine_record=None, decide_record=None) -> SweepOutcome:
     """Run every unfinished trial of ``spec`` through Ray Tune and write its results.
 
     A part counts as finished only once verified (readable, expected row count); a bad one is
@@ -321,7 +323,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     results_root = absolute_root(results_root)
     jax_cache = str(Path(jax_cache).resolve()) if jax_cache else None
     store = ResultsStore(results_root)
-    planned = all_trials(spec, refine_record)  # the spec's trials and its refinement's (sweeps/refine.py)
+    # the spec's trials, its refinement's (sweeps/refine.py) and its decide loop's (sweeps/decide.py)
+    planned = all_trials(spec, refine_record, decide_record)
     by_part = {t.part: t for t in planned}
     complete, notes = check_parts(store, sweep_id, planned)
     todo = [t for t in planned if t.part not in complete]
@@ -358,7 +361,7 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
         prog.runs_done = sum(len(t.runs) for t in planned if t.part in complete)  # the verified truth
         prog.trials_done = sum(t.part in complete for t in planned)
         failed = _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failures, jax_cache,
-                      extra_env, on_progress, refine_record)
+                      extra_env, on_progress, refine_record, decide_record)
         out.cells_failed.update(failed)
         complete = verified_parts(store, sweep_id, planned, registry)
         todo = [t for t in todo if t.part not in complete and t.part not in out.cells_failed]
@@ -376,7 +379,7 @@ def _cancelled(registry: Registry | None, sweep_id: str) -> bool:
 
 
 def _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failures, jax_cache, extra_env,
-         on_progress, refine_record=None) -> dict[str, str]:
+         on_progress, refine_record=None, decide_record=None) -> dict[str, str]:
     """One Tune run over ``todo``; returns part -> error for trials that failed for good."""
     from ray import tune
 
@@ -387,7 +390,8 @@ def _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failur
         param_space={"part": tune.grid_search([t.part for t in todo]), "spec": spec.canonical(),
                      "sweep_id": sweep_id, "results_root": str(results_root), "env": env,
                      "jax_cache": jax_cache,
-                     "refine": refine_record.to_json() if refine_record is not None else None},
+                     "refine": refine_record.to_json() if refine_record is not None else None,
+                     "decide": decide_record.to_json() if decide_record is not None else None},
         tune_config=tune.TuneConfig(max_concurrent_trials=r.max_concurrent_trials, reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["part"],
                                     trial_dirname_creator=lambda t: t.config["part"]),

@@ -221,8 +221,11 @@ class Registry:
         (``fresh=False``) never clears a cancel sent before it started.
         """
         now = time.time()
+        # A fresh submission of the same sweep keeps its latest spec: its refine:/decide: limits (not part of
+        # the hash, so the same sweep id) are what its driver reads.
         on_conflict = ("status='queued', address=excluded.address, error=NULL, cancel=0, restarts=0, note=NULL, "
-                       "heartbeat_at=NULL, launched_at=NULL, owner=excluded.owner, updated_at=excluded.updated_at") \
+                       "heartbeat_at=NULL, launched_at=NULL, owner=excluded.owner, updated_at=excluded.updated_at, "
+                       "spec_json=excluded.spec_json") \
             if fresh else "address=excluded.address"
         # A refined sweep registers again with more cells (sweeps/refine.py): its totals grow.
         on_conflict += ", runs_total=excluded.runs_total, trials_total=excluded.trials_total"

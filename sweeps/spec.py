@@ -16,6 +16,8 @@ the activity grid and record activity_lr as NaN.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 import json
 import math
@@ -165,6 +167,32 @@ class Refine(_Strict):
     max_runs: Int(1, MAX_RUNS) | None = Field(None, description="runs added in all at most (default: the spec's own run count)")
 
 
+DEFAULT_DECIDE_ROUNDS, DEFAULT_DECIDE_SEEDS = 6, 8
+
+
+class Decide(_Strict):
+    """``decide:``: limits of the loop ``mutransfer run SPEC --decide`` (or the service, when the
+    field is present) runs after the spec's own runs: report, act on every undecided analysis's
+    reason codes (sweeps/decide.py), train what they ask for, report again — until every verdict is
+    decided or a limit is hit. Not part of the spec hash: deciding grows the same sweep."""
+
+    max_runs: Int(1, MAX_RUNS) | None = Field(
+        None, description="runs the loop may add in all (default: as many as the spec's own)")
+    max_seeds: Int(2, MAX_SEEDS) | None = Field(
+        None, description=f"seeds at any one grid point at most (default {DEFAULT_DECIDE_SEEDS})")
+    max_rounds: Int(1, 100) | None = Field(None, description=f"rounds at most (default {DEFAULT_DECIDE_ROUNDS})")
+
+
+class GridSpec(_Strict):
+    """``grid:``: where the lr grid is run. ``larger_sizes: full`` (default): the whole grid at
+    every size. ``local``: the whole grid only at the base cell (base_width, base_depth); every
+    other cell runs a (2·radius+1)-point neighbourhood per lr axis around the base cell's optimum,
+    extended while its optimum sits on the neighbourhood's edge (sweeps/decide.py; needs ``decide``)."""
+
+    larger_sizes: Literal["full", "local"] = "full"
+    radius: Int(1, 16) = Field(1, description="neighbourhood half-width in grid steps (local only)")
+
+
 class Logging(_Strict):
     every: PosInt = Field(10, description="log training metrics every k steps")
     eval_every: PosInt | None = Field(None, description="test metrics every m steps (default: each epoch)")
@@ -239,6 +267,8 @@ class SweepSpec(_Strict):
     analyses: Annotated[list[AnalysisSpec], Field(max_length=32)] = []
     resources: Resources = Resources()
     refine: Refine | None = None
+    decide: Decide | None = None
+    grid: GridSpec | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -282,7 +312,19 @@ class SweepSpec(_Strict):
                 raise ValueError("training.inference_steps: PC inference steps mean nothing for tp/dtp")
             if t.output_precision != 1.0 or t.output_precision_exponent != 0.0:
                 raise ValueError("training.output_precision: PC's output precision means nothing for tp/dtp")
+        if self.refine is not None and self.decide is not None:
+            raise ValueError("refine: the decide loop extends edges itself (and adds seeds); remove refine")
+        if self.local_grid:
+            if self.decide is None:
+                raise ValueError("grid.larger_sizes: local places its neighbourhoods once the base size is trained, "
+                                 "which the decide loop does; add `decide: {}` to the spec (or use larger_sizes: full)")
+            if self.refine is not None:
+                raise ValueError("refine: a local grid extends its neighbourhoods through decide; remove refine")
         return self
+
+    @property
+    def local_grid(self) -> bool:
+        return self.grid is not None and self.grid.larger_sizes == "local"
 
     # -- derived ---------------------------------------------------------------------------
     @property
@@ -292,6 +334,13 @@ class SweepSpec(_Strict):
     @property
     def resolved_base_depth(self) -> int:
         return self.base_depth or min(self.depths)
+
+    @property
+    def grid_base(self) -> tuple[int, int]:
+        """(width, depth) of the cell that runs the whole lr grid under a local grid: the base width
+        and depth when the spec runs them, else its smallest."""
+        w, d = self.resolved_base_width, self.resolved_base_depth
+        return (w if w in self.widths else min(self.widths), d if d in self.depths else min(self.depths))
 
     def canonical(self) -> dict:
         """The spec with every default filled in, as plain JSON-able data."""
@@ -303,6 +352,9 @@ class SweepSpec(_Strict):
         data.pop("description", None)
         data.pop("resources", None)  # where it runs does not change what it computes
         data.pop("refine", None)  # how far the grid may extend itself: the same sweep, grown
+        data.pop("decide", None)  # how far the decide loop may grow it: the same sweep, too
+        if data.get("grid") is None or data["grid"] == {"larger_sizes": "full", "radius": 1}:
+            data.pop("grid", None)  # a full grid: the sweep ids of specs written before grid: existed
         # Fields added later are left out while unset, so older specs keep their sweep ids.
         if not data.get("analyses"):
             data.pop("analyses", None)
@@ -328,11 +380,19 @@ class SweepSpec(_Strict):
 
 
 def count_runs(spec: SweepSpec) -> int:
-    """Runs a spec asks for, from the lengths of its axes (never by building them)."""
-    per_cell = len(spec.weight_lrs) * len(spec.seeds)
+    """Runs a spec asks for, from the lengths of its axes (never by building them). With a local
+    grid: the whole grid at the base cell, a (2r+1)-point neighbourhood per lr axis elsewhere (the
+    first placement; extensions are counted by the decide loop)."""
     cells = len(spec.parametrizations) * len(spec.widths) * len(spec.depths)
-    return sum(cells * per_cell * (len(spec.activity_lrs or [None]) if ALGORITHMS[a].uses_activity_lr else 1)
-               for a in spec.algorithms)
+    local = cells - len(spec.parametrizations) if spec.local_grid and spec.grid else 0
+    side = 2 * spec.grid.radius + 1 if spec.grid else 1
+    total = 0
+    for a in spec.algorithms:
+        beta = ALGORITHMS[a].uses_activity_lr
+        full = len(spec.weight_lrs) * (len(spec.activity_lrs or [None]) if beta else 1)
+        near = min(side, len(spec.weight_lrs)) * (min(side, len(spec.activity_lrs or [None])) if beta else 1)
+        total += ((cells - local) * full + local * near) * len(spec.seeds)
+    return total
 
 
 def _or_count(schema: dict, most: int) -> None:
@@ -359,10 +419,28 @@ def _field_path(loc: tuple) -> str:
     return out or "spec"
 
 
+@functools.lru_cache(maxsize=1)
+def _known_keys() -> tuple[str, ...]:
+    """Every key a spec may hold, at any depth (for "did you mean")."""
+    keys: set[str] = set()
+    stack: list[Any] = [SweepSpec.model_json_schema()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys.update(k for k in (node.get("properties") or {}) if isinstance(k, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return tuple(sorted(keys))
+
+
 def _fix_hint(err: dict) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see sweeps/specs/*.yaml for the accepted keys)"
+        key = str(err["loc"][-1]) if err.get("loc") else ""
+        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key ({hint}check the spelling; see sweeps/specs/*.yaml for the accepted keys)"
     if err["type"] == "missing":
         return "required field is missing"
     return msg

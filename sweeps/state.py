@@ -31,10 +31,11 @@ class Plan:
     cells_done: int | None = None
     expected_sizes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     missing: tuple[str, ...] | None = None
+    design: Mapping[str, Any] = field(default_factory=dict)  # seeds per point, local-grid cells (sweeps/decide.py)
 
     def report_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`mutransfer.report.build_report` this plan fixes."""
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = dict(self.design)
         if self.expected_sizes:
             out["expected_sizes"] = {k: list(v) for k, v in self.expected_sizes.items()}
         if self.cells_total is not None:
@@ -64,29 +65,50 @@ def plan_of(cells: Iterable[tuple[str, str, bool]], sizes: Mapping[str, Sequence
     return Plan(len(finished), sum(finished.values()), dict(sizes or {}), tuple(missing))
 
 
-def spec_plan(store: Any, sweep_id: str, spec: Any, record: Any = None) -> Plan:
-    """The plan of a sweep run from ``spec`` (and its refinement ``record``, :mod:`sweeps.refine`),
-    against the parts verified finished in ``store``."""
-    from sweeps import refine
+def spec_plan(store: Any, sweep_id: str, spec: Any, record: Any = None, decided: Any = None) -> Plan:
+    """The plan of a sweep run from ``spec`` (its refinement ``record``, :mod:`sweeps.refine`, and its
+    decide loop's record ``decided``, :mod:`sweeps.decide`), against the parts verified finished in
+    ``store``."""
+    from dataclasses import replace
 
-    planned = refine.all_trials(spec, record)
+    from sweeps import decide
+
+    planned = decide.all_trials(spec, record, decided)
     done = store.verify_parts(sweep_id, {t.part: len(t.runs) for t in planned}).done
-    return plan_of(((t.part, t.cell.cell_id, t.part in done) for t in planned), expected_sizes(spec))
+    plan = plan_of(((t.part, t.cell.cell_id, t.part in done) for t in planned), expected_sizes(spec))
+    return replace(plan, design=decide.design(spec, decided))
 
 
 def registry_plan(cells: Iterable[Mapping[str, Any]], spec: Mapping[str, Any] | None) -> Plan:
     """The plan from the registry's cells (``part``, ``cell_id``, ``status``) and the spec's JSON."""
-    return plan_of(((c["part"], c.get("cell_id") or c["part"], c["status"] == "finished") for c in cells),
+    from dataclasses import replace
+
+    plan = plan_of(((c["part"], c.get("cell_id") or c["part"], c["status"] == "finished") for c in cells),
                    expected_sizes(spec or {}))
+    return replace(plan, design=spec_design(spec))
+
+
+def spec_design(spec: Any) -> dict[str, Any]:
+    """The report's design options of a spec (a SweepSpec or its JSON; {} when unreadable)."""
+    from sweeps.decide import design
+    from sweeps.spec import parse_spec
+
+    if spec is None or (isinstance(spec, Mapping) and not spec):
+        return {}
+    try:
+        return design(spec if not isinstance(spec, Mapping) else parse_spec(dict(spec)))
+    except ValueError:
+        return {}
 
 
 def sweep_report(runs: pd.DataFrame, *, sweep_id: str, plan: Plan | None = None, metric: str = DEFAULT_METRIC,
-                 diverged: str = "inf", refinement: Mapping[str, Any] | None = None) -> Report:
+                 diverged: str = "inf", refinement: Mapping[str, Any] | None = None,
+                 decide: Mapping[str, Any] | None = None) -> Report:
     """The sweep's typed report: provisional per ``plan``, with its ``sweep_id``, the parts not
-    finished (``cells_missing``, when the plan knows them) and the refinement record."""
+    finished (``cells_missing``, when the plan knows them), the refinement and decide records."""
     plan = plan or Plan()
     report = build_report(runs, metric=metric, diverged=diverged, **plan.report_options())
-    return report.with_(sweep_id=sweep_id, cells_missing=plan.missing, refinement=refinement)
+    return report.with_(sweep_id=sweep_id, cells_missing=plan.missing, refinement=refinement, decide=decide)
 
 
 def verdicts(report: Report | None) -> list[dict[str, Any]]:

@@ -88,7 +88,9 @@ def test_report_by_id_text_and_json(swept, capsys):
     assert main(["report", sweep_id, "--results", str(root), "--json", "--diverged", "best_before"]) == 0
     assert json.loads(capsys.readouterr().out)["diverged"] == "best_before"
     assert main(["report", sweep_id, "--results", str(root), "--diverged", "nan"]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert err.startswith(f"results: {root} (--results)\n")  # every command says which root it reads
+    err = err.split("\n", 1)[1]
     assert err.count("\n") == 1 and "--diverged" in err and "'nan'" in err and "best_before" in err
 
 
@@ -210,8 +212,15 @@ def test_list_shows_id_status_runs_verdicts_and_age(swept, tmp_path, capsys):
     (item,) = json.loads(capsys.readouterr().out)
     assert item["id"] == sweep_id and item["runs_done"] == item["runs_total"] == 24 and not item["provisional"]
     assert {v["verdict"] for v in item["verdicts"]} <= {"transfers", "does not transfer", "inconclusive"}
+    (tmp_path / "empty").mkdir()
     assert main(["list", "--results", str(tmp_path / "empty")]) == 0
     assert capsys.readouterr().out.strip() == "no sweeps"
+    # A missing root or a file is an error naming it (not "no sweeps"), exit status 2.
+    assert main(["list", "--results", str(tmp_path / "missing")]) == 2
+    assert "missing: no such directory" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["list", "--results", str(tmp_path / "afile")]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 def _subparsers(parser):

@@ -115,3 +115,31 @@ def test_report_json_into_a_closed_pipe_is_quiet(tmp_path):
     shell = subprocess.run(f"{EXE} report {sid} --results {root} --json | head -c 20", shell=True,
                            capture_output=True, text=True, timeout=120)
     assert shell.stdout.startswith("{") and "Traceback" not in shell.stderr, shell.stderr
+
+
+def test_serve_refuses_a_bad_or_busy_port_in_one_line_before_serving(tmp_path, capsys):
+    """`serve --port 99999` is a usage error line; a port another process holds fails before
+    "serving" is printed (nothing is served)."""
+    p = main(capsys, "serve", "--results", str(tmp_path), "--port", "99999")
+    one_error_line(p, "--port", "99999", "1-65535")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        p = main(capsys, "serve", "--results", str(tmp_path), "--port", str(port))
+        one_error_line(p, f"--port {port}", "another --port")
+        assert "serving" not in p.stderr
+
+
+def test_every_command_says_which_results_root_it_reads(tmp_path, capsys, monkeypatch):
+    """One rule: --results, else $MUTRANSFER_RESULTS, else ./results — printed by the command."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MUTRANSFER_RESULTS", raising=False)
+    p = main(capsys, "list")  # ./results does not exist yet: an error naming it, not "no sweeps"
+    assert f"results: {tmp_path / 'results'} (default ./results)" in p.stderr
+    one_error_line(p, str(tmp_path / "results"), "no such directory")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setenv("MUTRANSFER_RESULTS", str(tmp_path / "elsewhere"))
+    p = main(capsys, "list")
+    assert p.returncode == 0 and p.stdout.strip() == "no sweeps"
+    assert f"results: {tmp_path / 'elsewhere'} ($MUTRANSFER_RESULTS)" in p.stderr

@@ -309,3 +309,36 @@ def test_eta_is_never_zero_while_runs_are_left():
                 "    raise ValueError('batch_size 512 exceeds the 320 training examples')\n"
                 "ValueError: batch_size 512 exceeds the 320 training examples")
     assert one_line_error(ray_text) == "ValueError: batch_size 512 exceeds the 320 training examples"
+
+
+def test_page_gate_lets_two_pages_in_and_never_holds_health():
+    """The gate in front of the app (service/guard.py): page requests beyond two wait on the event
+    loop; /health and API routes pass at once (an inner app that blocks until released)."""
+    import asyncio
+
+    from service.guard import PageGate
+
+    inside, most, release = [0], [0], None
+
+    async def app(scope, receive, send):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        await release.wait()
+        inside[0] -= 1
+
+    async def main():
+        nonlocal release
+        release = asyncio.Event()
+        gate = PageGate(app, limit=2)
+        pages = [asyncio.create_task(gate({"type": "http", "path": p}, None, None))
+                 for p in ("/", "/compare", "/sweeps/x-01234567/contours", "/sweeps/x-01234567/runs/r1")]
+        others = [asyncio.create_task(gate({"type": "http", "path": p}, None, None))
+                  for p in ("/health", "/sweeps/x-01234567", "/sweeps/x-01234567/runs")]
+        for _ in range(1000):  # let every task run to where it waits
+            await asyncio.sleep(0)
+        assert inside[0] == 5 and not any(t.done() for t in pages)  # two pages and the three others
+        release.set()
+        await asyncio.gather(*pages, *others)
+        assert most[0] == 5
+
+    asyncio.run(main())

@@ -101,6 +101,6 @@ def test_run_page_shows_why_and_from_which_step(cliff_runs):
     r = cliff_runs.runs
     row = {k: (v[1].item() if hasattr(v[1], "item") else v[1]) for k, v in r.items()}
     html = run_page({"run_id": "c-1", **row}, None, {"sweep_id": "s", "name": "s"})
-    assert "(inference, from step 0)" in html
+    assert "This run diverged at step 0 (its inference" in html
     ok = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in r.items()}
-    assert "from step" not in run_page({"run_id": "c-0", **ok}, None, {"sweep_id": "s", "name": "s"})
+    assert "This run diverged" not in run_page({"run_id": "c-0", **ok}, None, {"sweep_id": "s", "name": "s"})

@@ -181,7 +181,7 @@ SHARED_NAMES = {"activity_lr", "weight_lr", "axis", "cells_done", "cells_total",
                 "detail", "direction", "diverged", "encoding", "fit", "fraction", "freq", "group", "kind", "lr",
                 "metric", "missing", "n_runs", "n_seeds", "notes", "refinement", "size", "sizes", "state",
                 "sweep_id", "unit", "units", "value", "values", "warnings", "ci", "side", "extend", "criterion",
-                "expected_seeds", "row", "surface"}
+                "expected_seeds", "row", "surface", "decide"}  # decide: also the spec's field and the executors' record
 # Lines whose key belongs to another dict that happens to share a report name.
 NOT_THE_REPORT = {
     ("sweeps/spec.py", 'data.get("analyses")'): "the spec's diagnostics `analyses:` field",

@@ -400,10 +400,13 @@ def test_load_by_path_and_id(tmp_path, monkeypatch):
         load("no/such/dir/anywhere")
 
 
-def test_default_results_root(monkeypatch):
+def test_default_results_root(monkeypatch, tmp_path):
+    """One rule for CLI, service and loader: $MUTRANSFER_RESULTS, else ./results (absolute)."""
     monkeypatch.delenv("MUTRANSFER_RESULTS", raising=False)
-    r = results.default_results_root()
-    assert isinstance(r, Path) and r.name == "results" and "mutransfer" in str(r)
+    monkeypatch.chdir(tmp_path)
+    assert results.default_results_root() == tmp_path / "results"
+    monkeypatch.setenv("MUTRANSFER_RESULTS", "elsewhere")
+    assert results.default_results_root() == tmp_path / "elsewhere"
 
 
 def test_numeric_like_sweep_id_stays_string(tmp_path):

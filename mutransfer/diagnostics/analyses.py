@@ -114,7 +114,7 @@ class CoordinateCheckConfig:
     num_examples: int = 2048
     batch_size: int = 64
     steps: int = 3
-    record_every: int | None = None
+    record_every: int | None = 1  # every step, as mup's coordinate check draws one panel per step
     lr: float = 1e-2
     activity_lr: float = 0.1
     inference_steps: int | None = None

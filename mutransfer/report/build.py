@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import dataclasses
+from typing import Any, Collection, Mapping, Sequence
 
 import pandas as pd
 
@@ -35,6 +36,8 @@ def build_report(
     cells_total: int | None = None,
     cells_done: int | None = None,
     expected_sizes: Mapping[str, Sequence[int]] | None = None,
+    expected_seeds: int | None = None,
+    local_cells: Collection[tuple[int, int]] | None = None,
 ) -> Report:
     """Does the optimal (weight_lr, activity_lr) stay put as width / depth grow? (docs/reference/transfer-analysis.md)
 
@@ -52,6 +55,10 @@ def build_report(
     ``cells_total`` (and optionally ``cells_done``, else counted from the finished rows): the sweep's
     planned cells, which makes the report ``provisional`` while some are unfinished;
     ``expected_sizes`` ({"width": [...], "depth": [...]}, e.g. from the spec) names sizes not run yet.
+    The sweep's design when it is not a full grid with the same seeds everywhere (sweeps/decide.py):
+    ``expected_seeds`` — the seeds every run grid point is planned with (points with more had seeds
+    added); ``local_cells`` — (width, depth) cells that ran a local neighbourhood of the lr grid
+    (their sizes are marked ``local`` and their regret is against the neighbourhood's best point).
 
     Returns the typed :class:`~mutransfer.report.model.Report` (its JSON: :meth:`Report.to_json`,
     +inf -> "inf", NaN -> None): ``provisional`` (None or
@@ -78,7 +85,9 @@ def build_report(
         if not ok:
             raise ValueError(f"{name}={value!r} must be {want}")
     opts = Options(regret_tol=tol, steps_tol=int(steps_tol), drift_tol=float(drift_tol),
-                   n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged)
+                   n_bootstrap=int(n_bootstrap), rng_seed=int(rng_seed), ci_level=float(ci_level), diverged=diverged,
+                   expected_seeds=None if expected_seeds is None else int(expected_seeds))
+    local = {(int(w), int(d)) for w, d in (local_cells or ())}
     report: dict[str, Any] = {
         "metric": metric, "column": info.column, "direction": info.direction,
         "units": "lrs in log2 (octave = factor 2); drift in octaves per doubling of size; "
@@ -134,7 +143,7 @@ def build_report(
                         f"{_title(group)}: only {axis}={only} has results so far (of "
                         f"{', '.join(map(str, exp))}): nothing to compare along {axis} yet")
                 continue
-            a = analyse(g, axis, group, exp, info, opts)
+            a = analyse(g, axis, group, exp, info, _local_sizes(opts, local, axis, group, g[axis].unique()))
             a["sweep_ids"] = sorted(str(x) for x in g["sweep_id"].dropna().unique()) if "sweep_id" in g else []
             if a["by_budget_note"]:
                 budget_notes.add(a["by_budget_note"])
@@ -146,6 +155,17 @@ def build_report(
             "no group has a size axis (width or depth) with >= 2 values while the other settings are fixed: "
             "nothing to compare")
     return Report.from_json(to_json(report))
+
+
+def _local_sizes(opts: Options, local: set, axis: str, group: Mapping[str, Any], sizes) -> Options:
+    """``opts`` with the sizes of this analysis whose cell ran a local grid."""
+    if not local:
+        return opts
+    other = group.get("depth" if axis == "width" else "width")
+    if other is None:
+        return opts
+    cells = {int(s): ((int(s), int(other)) if axis == "width" else (int(other), int(s))) for s in sizes}
+    return dataclasses.replace(opts, local_sizes=frozenset(s for s, c in cells.items() if c in local))
 
 
 def _single(g: pd.DataFrame, axis: str, group: dict, info, opts: Options) -> dict[str, Any]:

@@ -65,13 +65,16 @@ def format_report(report: Report | Mapping[str, Any]) -> str:
             mode = "n/a (1 seed)" if e.seed_mode is None else (
                 f"{fmt_lr(e.seed_mode.weight_lr)},{fmt_lr(e.seed_mode.activity_lr)} {fmt_pct(e.seed_mode_freq)}")
             rows.append([
-                str(e.size), fmt_lr(e.eta_star), fmt_lr(e.beta_star), fmt_lr(e.eta_star_fit),
+                str(e.size) + (" (local)" if e.local else ""), fmt_lr(e.eta_star), fmt_lr(e.beta_star), fmt_lr(e.eta_star_fit),
                 fmt_lr(e.beta_star_fit), e.fit, fmt_num(e.metric_at_opt), fmt_regret(e.regret, unit),
                 fmt_regret_ci(e.regret_ci, unit) or "-",
                 _steps(e.grid_steps_eta, e.grid_steps_eta_ci), _steps(e.grid_steps_beta, e.grid_steps_beta_ci),
                 fmt_num(e.dlog2_eta, "+.2f"), fmt_num(e.dlog2_beta, "+.2f"), mode,
             ])
         lines += _table(rows)
+        if any(e.local for e in a.sizes):
+            lines.append(f"(local): a local lr grid around the base optimum; regret there is against the best point "
+                         "of the neighbourhood")
         slope = []
         for lr, sym in (("eta", "η*"), ("beta", "β*")):
             d = a.drift_slope(lr)

@@ -356,6 +356,7 @@ class SizeRow(_Json):
     n_runs: int
     n_diverged: int
     n_diverged_inference: int = 0  # of n_diverged: runs whose inference diverged (mutransfer.inference_health)
+    local: bool = False  # ran a local lr grid (sweeps/decide.py): optimum and regret against its neighbourhood
 
     def star(self, lr: str) -> float | None:
         """The grid optimum of ``lr`` ("eta"/"weight_lr" or "beta"/"activity_lr")."""
@@ -618,7 +619,8 @@ class Report(_Json):
     with one size so far along the first size axis (``single_size``, no verdict). ``units`` and
     ``encoding`` restate the conventions in words. Set by the callers that know the sweep:
     ``sweep_id``, ``cells_missing`` (parts not finished), ``refinement`` (the refined grid's record,
-    :mod:`sweeps.refine`)."""
+    :mod:`sweeps.refine`), ``decide`` (the decide loop's record: rounds, stop reason, open analyses,
+    :mod:`sweeps.decide`)."""
 
     metric: str
     column: str
@@ -643,6 +645,7 @@ class Report(_Json):
     sweep_id: str | None = _optional()
     cells_missing: tuple[str, ...] | None = _optional()
     refinement: Mapping[str, Any] | None = _optional()
+    decide: Mapping[str, Any] | None = _optional()
 
     @classmethod
     def coerce(cls, report: "Report | Mapping[str, Any] | None") -> "Report | None":

@@ -31,6 +31,14 @@ class Options:
     rng_seed: int = 0
     ci_level: float = 0.95
     diverged: str = "inf"
+    # The sweep's design (sweeps/decide.py), when it is not a full grid × the same seeds everywhere:
+    # ``expected_seeds`` — seeds every run grid point is planned with (a point with more has seeds
+    # added where the optimum is still open; one with fewer is missing seeds; default: every seed
+    # seen at that size); ``local_sizes`` — sizes that run a local neighbourhood of the grid, not
+    # all of it (points outside it are not missing; an optimum on the neighbourhood's edge is on
+    # the edge; regret there is against the best point of the neighbourhood).
+    expected_seeds: int | None = None
+    local_sizes: frozenset = frozenset()
 
 
 @dataclass
@@ -49,23 +57,41 @@ class SizeData:
     boot_class: np.ndarray | None
     n_missing_points: int
     n_missing_seeds: int
+    local: bool = False
 
     @property
     def complete(self) -> bool:
         return self.n_missing_points == 0 and self.n_missing_seeds == 0
 
 
+def _full_grid(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> np.ndarray:
+    """(η, β) mask of the points a full-grid size is planned with: every grid point, or, when some
+    sizes run local grids, the points whose values some full-grid size ran (a local neighbourhood
+    grown past the base's grid adds values the full-grid sizes never planned)."""
+    mask = np.ones(grid.shape, bool)
+    if not opts.local_sizes:
+        return mask
+    full = df.loc[~df[axis].isin(list(opts.local_sizes))]
+    etas = np.isin(grid.eta, full[ETA_COL].unique())
+    betas = np.ones(grid.shape[1], bool) if grid.beta is None else np.isin(grid.beta, full[BETA_COL].unique())
+    return etas[:, None] & betas[None, :]
+
+
 def size_data(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> list[SizeData]:
     out = []
+    planned = _full_grid(df, axis, grid, opts)
     for k, s in enumerate(sorted(int(v) for v in df[axis].unique())):
         rows = df.loc[df[axis] == s]
         seeds, cube = seed_cube(rows, grid)
         surf = seed_mean(cube)
         boot, cls = resample_means(cube, opts.n_bootstrap, np.random.default_rng((opts.rng_seed, k)))
         n_pt = (~np.isnan(cube)).sum(axis=0)
+        local = s in opts.local_sizes
+        want = len(seeds) if opts.expected_seeds is None else min(opts.expected_seeds, len(seeds))
         out.append(SizeData(s, rows, seeds, cube, surf, argmin(surf), boot,
                             None if boot is None else argmins(boot), cls,
-                            int((n_pt == 0).sum()), int(((n_pt > 0) & (n_pt < len(seeds))).sum())))
+                            0 if local else int(((n_pt == 0) & planned).sum()), int(((n_pt > 0) & (n_pt < want)).sum()),
+                            local))
     return out
 
 
@@ -77,15 +103,24 @@ def _tiled(p: SizeData, b: int) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(p.surf, (b,) + p.surf.shape), np.tile(np.array(opt), (b, 1))
 
 
-def edge_flags(grid: Grid, opt: tuple[int, int] | None) -> list[dict]:
-    """``[{lr, side: low|high, value}]`` for each lr (with >= 2 grid values) whose argmin is on the edge."""
+def edge_flags(grid: Grid, opt: tuple[int, int] | None, present: np.ndarray | None = None) -> list[dict]:
+    """``[{lr, side: low|high, value}]`` for each lr (with >= 2 grid values) whose argmin is on the edge:
+    of the grid, or with ``present`` (a boolean (η, β) mask: a local neighbourhood) of the values run
+    in the argmin's row/column of the mask."""
     if opt is None:
         return []
     flags = []
-    for lr, values, k in ((ETA_COL, grid.eta, opt[0]), (BETA_COL, grid.beta, opt[1])):
+    for ax, (lr, values, k) in enumerate(((ETA_COL, grid.eta, opt[0]), (BETA_COL, grid.beta, opt[1]))):
         if values is None or len(values) < 2:
             continue
-        side = "low" if k == 0 else "high" if k == len(values) - 1 else None
+        lo, hi = 0, len(values) - 1
+        if present is not None:
+            line = present[:, opt[1]] if ax == 0 else present[opt[0], :]
+            run = np.flatnonzero(line)
+            if len(run) < 2:
+                continue
+            lo, hi = int(run[0]), int(run[-1])
+        side = "low" if k == lo else "high" if k == hi else None
         if side is not None:
             flags.append({"lr": lr, "side": side, "value": float(values[k])})
     return flags
@@ -106,8 +141,9 @@ def compare(per: list[SizeData], base_k: int, grid: Grid, info: MetricInfo, opts
     bo = base.opt
     entries = []
     for k, p in enumerate(per):
+        present = (~np.isnan(p.cube)).any(axis=0) if p.local else None
         e: dict[str, Any] = {"size": p.size, "has_opt": p.opt is not None, "complete": p.complete,
-                             "n_seeds": len(p.seeds), "edge": edge_flags(grid, p.opt)}
+                             "n_seeds": len(p.seeds), "edge": edge_flags(grid, p.opt, present), "local": p.local}
         ok = p.opt is not None and bo is not None
         c_base_pt = float(p.surf[bo]) if bo is not None else math.nan
         e["base_pt_run"] = not math.isnan(c_base_pt)

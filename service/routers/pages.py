@@ -14,16 +14,18 @@ from typing import Callable
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute
 
 import dashboards as D
+from dashboards.html import run_url
 from mutransfer.report import METRICS, format_report
 from service.data import SweepData
 from service.deps import get_data
 
 GZIP_MIN_BYTES = 32_000
-CURVES_ON_CONTOURS = 12  # best run of each cell, at most this many
+MAX_OVERLAY = 12  # runs overlaid on one run page
 
 
 class HTMLErrorRoute(APIRoute):
@@ -84,6 +86,20 @@ def plotly_js(request: Request) -> Response:
     return Response(raw, media_type="application/javascript", headers=headers)
 
 
+STATIC_TYPES = {".js": "application/javascript", ".css": "text/css; charset=utf-8"}
+
+
+@router.get("/static/dashboards/{name}", include_in_schema=False)
+def dashboard_static(name: str) -> Response:
+    """The pages' own CSS and JavaScript (``dashboards/static``), versioned by ``?v=`` in the pages."""
+    try:
+        body = D.static_file(name)
+    except KeyError:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"There is no static file {name!r}.") from None
+    kind = STATIC_TYPES.get(name[name.rfind("."):], "application/octet-stream")
+    return Response(body, media_type=kind, headers={"Cache-Control": "public, max-age=86400"})
+
+
 # --------------------------------------------------------------------------- dependencies
 
 
@@ -93,7 +109,7 @@ def page_sweep(sweep_id: str, data: SweepData = Depends(get_data)) -> str:
         known = _sweep_ids(data)[:10]
         raise PageError(status.HTTP_404_NOT_FOUND, f"There is no sweep {sweep_id!r}. Sweep ids look like "
                         "<name>-<8 hex digits>, e.g. quickstart-47e8de33; the index lists every sweep.",
-                        links={"all sweeps": "/", **{k: f"/sweeps/{k}/contours" for k in known}})
+                        links={"all sweeps": "/", **{k: f"/sweeps/{k}" for k in known}})
     return sweep_id
 
 
@@ -133,10 +149,8 @@ def contours(request: Request, sid: str = Depends(page_sweep), metric: str | Non
     metric = metric or meta["metric"]
 
     def render() -> str:
-        runs = data.runs(sid)
-        ids = D.default_selection(runs, CURVES_ON_CONTOURS, metric) if len(runs) else []
-        curves = data.curves(sid, run_ids=ids) if ids else None
-        return D.contour_page(data.report(sid, metric), runs, meta, curves=curves)
+        return D.contour_page(data.report(sid, metric), data.runs(sid), meta,
+                              curves_of=lambda ids: data.curves(sid, run_ids=ids))
     return html(request, data.page(sid, f"contours:{metric}", render))
 
 
@@ -145,7 +159,13 @@ def shift(request: Request, sid: str = Depends(page_sweep), metric: str | None =
           data: SweepData = Depends(get_data)) -> Response:
     meta = _meta(data, sid)
     metric = metric or meta["metric"]
-    return html(request, data.page(sid, f"shift:{metric}", lambda: D.shift_page(data.report(sid, metric), meta)))
+    def render() -> str:
+        from dashboards.decide_panel import decide_panel, inject
+
+        report = data.report(sid, metric)
+        return inject(D.shift_page(report, meta, runs=data.runs(sid)),
+                      decide_panel(report, sid, data.decide_offer(sid)))
+    return html(request, data.page(sid, f"shift:{metric}", render))
 
 
 @router.get("/sweeps/{sweep_id}/diagnostics", response_class=HTMLResponse,
@@ -176,22 +196,75 @@ def run(request: Request, run_id: str, sid: str = Depends(page_sweep), data: Swe
     if row.empty:
         raise PageError(status.HTTP_404_NOT_FOUND, f"Sweep {sid!r} has no finished run {run_id!r} (runs appear "
                         "when their cell finishes).", links={"runs table": f"/sweeps/{sid}/table", "all sweeps": "/"})
-    also = [a for a in dict.fromkeys(also) if a != run_id and a in set(runs["run_id"])][:12]
+    known = set(runs["run_id"])
+    unknown = [a for a in dict.fromkeys(also) if a not in known]
+    if unknown:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"Sweep {sid!r} has no finished run {unknown[0]!r} to overlay "
+                        f"(also=); drop it from the address.",
+                        links={"this run alone": run_url(sid, run_id), "runs table": f"/sweeps/{sid}/table"})
+    also = [a for a in dict.fromkeys(also) if a != run_id][:MAX_OVERLAY]
     curves = data.curves(sid, run_ids=[run_id, *also])
     rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.iloc[0].to_dict().items()}
     return html(request, D.run_page(rec, curves, _meta(data, sid), runs=runs, also=also))
 
 
 @router.get("/compare", response_class=HTMLResponse, summary="Two sweeps (or two settings of one) side by side")
-def compare(request: Request, a: str = Query(..., description="sweep id A"),
-            b: str = Query(..., description="sweep id B (may equal A: compares its settings)"),
+def compare(request: Request, a: str | None = Query(None, description="sweep id A (none: the picker)"),
+            b: str | None = Query(None, description="sweep id B (may equal A: compares its settings)"),
             metric: str | None = Depends(page_metric), data: SweepData = Depends(get_data)) -> Response:
+    choices = [data.status(s) for s in _sweep_ids(data)]
+    if not a or not b:
+        return html(request, D.compare_page(None, None, {}, {}, choices=choices, picked=(a, b)))
     for sid in (a, b):
         page_sweep(sid, data)
     ma, mb = _meta(data, a), _meta(data, b)
     metric = metric or ma["metric"]
-    choices = [data.status(s) for s in _sweep_ids(data)]
     return html(request, D.compare_page(data.report(a, metric), data.report(b, metric), ma, mb, choices=choices))
+
+
+def overview_html(request: Request, data: SweepData, sid: str) -> Response:
+    """The sweep's overview page (``GET /sweeps/{id}`` from a browser, or with ``?format=html``)."""
+    meta = _meta(data, sid)
+    report = data.report(sid, meta["metric"]) if meta.get("runs_done") else None
+    spec = data.row(sid).get("spec") or _saved_spec(data, sid)
+    base = str(request.base_url).rstrip("/")
+    return html(request, data.page(sid, f"overview:{base}", lambda: D.overview_page(report, meta, spec=spec,
+                                                                                     base_url=base)))
+
+
+def _saved_spec(data: SweepData, sid: str) -> dict | None:
+    from sweeps.bookkeeping import load_saved_spec
+
+    spec = load_saved_spec(data.store, sid)
+    return spec.canonical() if spec is not None else None
+
+
+@router.get("/docs", include_in_schema=False)
+def docs() -> Response:
+    """Swagger UI from this server (its assets ship with the ``fastapi-swagger`` package): no CDN."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="mutransfer — API",
+                               swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+                               swagger_css_url="/static/swagger/swagger-ui.css",
+                               swagger_favicon_url="/static/swagger/favicon-32x32.png")
+
+
+SWAGGER_FILES = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css",
+                 "favicon-32x32.png": "image/png"}
+
+
+@functools.lru_cache(maxsize=None)
+def _swagger_file(name: str) -> bytes:
+    from importlib.resources import files
+
+    return files("fastapi_swagger").joinpath("resources", name).read_bytes()
+
+
+@router.get("/static/swagger/{name}", include_in_schema=False)
+def swagger_static(name: str) -> Response:
+    if name not in SWAGGER_FILES:
+        raise PageError(status.HTTP_404_NOT_FOUND, f"There is no Swagger UI file {name!r}.")
+    return Response(_swagger_file(name), media_type=SWAGGER_FILES[name],
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 def report_html(data: SweepData, sid: str, report: dict) -> str:

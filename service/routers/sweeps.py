@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 from typing import Literal
 
@@ -19,7 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from mutransfer.algorithms import ALGORITHMS
 from mutransfer.parametrization import PARAMETRIZATIONS
 from mutransfer.report import DIVERGED_POLICIES, METRICS
-from mutransfer.results import RUN_STATUSES
+from mutransfer.results import RUN_STATUSES, with_settings
 from service import launcher
 from service.body import read_spec
 from service.data import RegistryUnavailable, SweepData
@@ -64,6 +65,11 @@ def _check_limits(spec: SweepSpec, settings: Settings) -> None:
     n = count_runs(spec)
     if n > lim.max_runs:
         raise _limit_error("runs", n, lim.max_runs, "MUTRANSFER_MAX_RUNS")
+    if spec.decide is not None:  # the decide loop's runs count too: the most its limits allow
+        from sweeps.decide import most_runs
+
+        if most_runs(spec) > lim.max_runs:
+            raise _limit_error("decide.max_runs", most_runs(spec), lim.max_runs, "MUTRANSFER_MAX_RUNS")
     from sweeps.cost import refusals  # the cost bound: one run's memory, the sweep's compute, runnable at all
 
     found = refusals(spec, lim)
@@ -133,6 +139,35 @@ async def submit(request: Request, data: SweepData = Depends(get_data),
     return await asyncio.to_thread(_submit, spec, data, settings)
 
 
+@router.post("/{sweep_id}/decide", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_writer)],
+             response_model=Submitted,
+             responses={422: {"description": "invalid limits, or over a limit; names the field"},
+                        429: {"description": "too many sweeps queued/running"}},
+             summary="Resubmit a sweep with decide: {max_runs, max_seeds, max_rounds} (the decide loop)")
+async def decide_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+                       settings: Settings = Depends(get_settings)) -> dict:
+    """The sweep's spec with the ``decide:`` field set to the JSON body's limits (an empty body: the
+    defaults), submitted like any spec: the same sweep id (decide is not part of the spec's hash), so
+    its finished runs are kept and the driver runs the decide loop (sweeps/decide.py)."""
+    from sweeps.spec import SpecError, parse_spec
+
+    raw = await request.body()
+    try:
+        limits = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("body", "expected a JSON object of decide limits "
+                                                                "{max_runs, max_seeds, max_rounds}", "json")]) from None
+    spec = data.spec_of(sid)
+    if spec is None:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [("sweep_id", f"sweep {sid!r} has no saved spec to "
+                                                                            "resubmit", "no_spec")])
+    try:
+        new = parse_spec({**spec.canonical(), "refine": None, "decide": limits})
+    except SpecError as e:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, [(f, m, "value_error") for f, m in e.errors]) from None
+    return await asyncio.to_thread(_submit, new, data, settings)
+
+
 @router.get("", response_model=SweepList, summary="List sweeps (newest first)")
 def list_sweeps(data: SweepData = Depends(get_data),
                 status_: Status | None = Query(None, alias="status", description="only sweeps with this status"),
@@ -148,8 +183,13 @@ def _summary(st: dict) -> dict:
                                "eta_s", "created_at")}
 
 
-@router.get("/{sweep_id}", response_model=SweepState, summary="Status, progress per cell, errors, ETA")
-def get_sweep(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data)) -> dict:
+@router.get("/{sweep_id}", response_model=SweepState,
+            summary="Status, progress per cell, errors, ETA (JSON; a browser gets the overview page)")
+def get_sweep(request: Request, sid: str = Depends(sweep_id), data: SweepData = Depends(get_data),
+              format: Literal["json", "html"] | None = None):
+    if format == "html" or (format is None and "text/html" in request.headers.get("accept", "")):
+        from service.routers.pages import overview_html
+        return overview_html(request, data, sid)
     return {**data.status(sid), "links": _links(sid)}
 
 
@@ -207,7 +247,8 @@ def runs(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), form
     return _table_response(df.reset_index(drop=True), format, f"{sid}-runs")
 
 
-@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step)")
+@router.get("/{sweep_id}/curves", summary="The curves table (one row per run per logged step, with the run's "
+                                          "settings: group by width, lrs, seed, ... without a join)")
 def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), format: Format = "parquet",
            run_id: list[str] = Query(None), width: list[int] = Query(None), depth: list[int] = Query(None),
            parametrization: list[Parametrization] = Query(None), weight_lr: list[float] = Query(None),
@@ -220,7 +261,7 @@ def curves(sid: str = Depends(sweep_id), data: SweepData = Depends(get_data), fo
             r = r[r[col].isin(vals)]
         ids = set(r["run_id"]) & ids if ids else set(r["run_id"])
     df = data.curves(sid, run_ids=sorted(ids)) if (ids or sel) else data.curves(sid)
-    return _table_response(df, format, f"{sid}-curves")
+    return _table_response(with_settings(df, data.runs(sid)), format, f"{sid}-curves")
 
 
 @router.get("/{sweep_id}/analyses", summary="Diagnostics tables of the sweep (names)")
