@@ -59,6 +59,13 @@ def dot_pieces() -> int:
     return max(1, min(cores, MAX_PIECES))
 
 
+def piece_bounds(size: int, pieces: int) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) ranges splitting ``size`` into ``min(pieces, size)`` near-equal pieces."""
+    n = max(1, min(pieces, size))
+    edges = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(size), n)])
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
 def split_einsum(spec: str, x: jax.Array, y: jax.Array, axis: str, pieces: int,
                  scale: float = 1.0) -> jax.Array:
     """``scale · jnp.einsum(spec, x, y)`` issued as ``pieces`` independent einsums over contiguous
@@ -76,9 +83,8 @@ def split_einsum(spec: str, x: jax.Array, y: jax.Array, axis: str, pieces: int,
     dims = {c: d for c, d in zip(a_in, x.shape)} | {c: d for c, d in zip(b_in, y.shape)}
     if n <= 1 or int(np.prod([dims[c] for c in dims])) < MIN_SPLIT_MACS:
         return scale * jnp.einsum(spec, x, y)
-    bounds = np.cumsum([0] + [len(c) for c in np.array_split(np.arange(size), n)])
     parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in piece_bounds(size, n):
         xs = jax.lax.slice_in_dim(x, int(lo), int(hi), axis=a_in.index(axis)) if axis in a_in else x
         ys = jax.lax.slice_in_dim(y, int(lo), int(hi), axis=b_in.index(axis)) if axis in b_in else y
         parts.append(scale * jnp.einsum(spec, xs, ys))

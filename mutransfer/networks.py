@@ -40,7 +40,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from mutransfer.matmul import dot_pieces, split_einsum
+from mutransfer.matmul import MIN_SPLIT_MACS, dot_pieces, piece_bounds, split_einsum
 from mutransfer.parametrization import LayerParams  # noqa: F401 (type only)
 
 Array = jax.Array
@@ -379,18 +379,50 @@ def hidden_multipliers(net: Net, dtype) -> Array | float:
     return jnp.asarray(a, dtype).reshape(-1, 1, 1)
 
 
-def hidden_predictions(net: Net, Wh: Array, Z_prev: Array) -> Array:
+def layer_pieces(net: Net, Wh: Array, batch: int) -> list[tuple[int, int]] | None:
+    """The layer ranges the stacked hidden products are issued in (mutransfer/matmul.py), or None
+    when they stay one product (one piece, fewer layers than pieces, or too small to pay)."""
+    L, N, M = Wh.shape
+    if net.dot_pieces <= 1 or L < net.dot_pieces or L * batch * N * M < MIN_SPLIT_MACS:
+        return None
+    return piece_bounds(L, net.dot_pieces)
+
+
+def split_hidden(net: Net, Wh: Array, batch: int) -> Array | tuple[Array, ...]:
+    """Stacked hidden weights (H − 1, N, N) as the tuple of their :func:`layer_pieces` (sliced
+    once per training step, outside the inference loop, which would otherwise copy every slice
+    every inference step), or unchanged when the products stay whole."""
+    bounds = layer_pieces(net, Wh, batch)
+    return Wh if bounds is None else tuple(Wh[lo:hi] for lo, hi in bounds)
+
+
+def join_hidden(Wh: Array | tuple[Array, ...]) -> Array:
+    """The inverse of :func:`split_hidden` (for gradients)."""
+    return jnp.concatenate(Wh, axis=0) if isinstance(Wh, tuple) else Wh
+
+
+def hidden_predictions(net: Net, Wh: Array | tuple[Array, ...], Z_prev: Array) -> Array:
     """μ_l(z_{l-1}) for l = 2..H at once from stacked lower activities ``Z_prev`` (H − 1, B, N):
     a_l φ(z_{l-1}) W_lᵀ (+ z_{l-1} with skips), as a batched product (the layers are independent
     given the activities — the energy and its gradients, not the forward pass)."""
     # Issued as independent pieces along the layer axis (the batch axis when there are fewer
     # layers than pieces) so that XLA:CPU runs them on all cores (mutransfer/matmul.py).
-    axis = "l" if Wh.shape[0] >= net.dot_pieces else "b"
     a = hidden_multipliers(net, Z_prev.dtype)
+    phi = net.phi(Z_prev)
+    if isinstance(Wh, tuple):  # pre-split weights (split_hidden): one product per piece
+        parts, lo = [], 0
+        for W in Wh:  # the multiplier per piece, as split_einsum applies it
+            p = jnp.einsum("lbi,loi->lbo", phi[lo:lo + W.shape[0]], W)
+            parts.append(a * p if isinstance(a, float) else p)
+            lo += W.shape[0]
+        out = jnp.concatenate(parts, axis=0)
+        out = out if isinstance(a, float) else a * out
+        return out + Z_prev if net.residual else out
+    axis = "l" if Wh.shape[0] >= net.dot_pieces else "b"
     if isinstance(a, float):
-        out = split_einsum("lbi,loi->lbo", net.phi(Z_prev), Wh, axis, net.dot_pieces, a)
+        out = split_einsum("lbi,loi->lbo", phi, Wh, axis, net.dot_pieces, a)
     else:
-        out = a * split_einsum("lbi,loi->lbo", net.phi(Z_prev), Wh, axis, net.dot_pieces)
+        out = a * split_einsum("lbi,loi->lbo", phi, Wh, axis, net.dot_pieces)
     return out + Z_prev if net.residual else out
 
 

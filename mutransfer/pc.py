@@ -29,7 +29,8 @@ import numpy as np
 
 from mutransfer import losses
 from mutransfer.networks import (Net, Stacked, Weights, as_stacked, first_layer, forward, forward_stacked,
-                                 hidden_predictions, join_weights, linear, linear_split, make_net, predict, split_weights)
+                                 hidden_predictions, join_hidden, join_weights, linear, linear_split, make_net,
+                                 predict, split_hidden, split_weights)
 from mutransfer.parametrization import resolve
 
 Array = jax.Array
@@ -133,8 +134,11 @@ def _gradients_stacked(net: Net, weights: Weights, x: Array, y: Array, beta: Arr
     Z, f = forward_stacked(net, stacked, x)
     train_loss = losses.batch_loss(cfg.loss, f, y)
     energy_start = cfg.output_precision * train_loss
-    Z = infer_stacked(net, stacked, x, y, cfg, beta, Z, Z[0])
-    energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(stacked)
+    # The hidden weights sliced into the product pieces once here, not in every inference step.
+    work = stacked._replace(hidden=split_hidden(net, stacked.hidden, x.shape[0]))
+    Z = infer_stacked(net, work, x, y, cfg, beta, Z, Z[0])
+    energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(work)
+    g = g._replace(hidden=join_hidden(g.hidden))
     return StepOut(g if isinstance(weights, Stacked) else join_weights(g), train_loss, energy_start, energy_end)
 
 
