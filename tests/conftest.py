@@ -43,6 +43,7 @@ SLOW_TESTS = {
     "test_import_graph.py": {'test_every_module_imports_at_top_level_in_a_fresh_interpreter'},
     "test_inference.py": {'test_inference_converges_to_analytical_solution'},
     "test_report_typed.py": {'test_a_real_sweeps_report_round_trips'},
+    "test_studies.py": {'test_pages_and_index_come_from_the_runs_on_disk'},  # trains two small sweeps
     "test_sweep_analyses.py": {'test_spec_analyses_run_store_and_serve'},
     "test_tp.py": {'test_dtp_training_reduces_the_loss', 'test_feedback_grads_only_touch_V_and_match_autodiff', 'test_forward_grads_are_local_and_match_the_hand_computed_local_gradient', 'test_output_layer_gradient_is_beta_times_backprop_for_mse', 'test_reconstruction_loss_decreases_under_feedback_training', 'test_step_vmaps_over_runs', 'test_train_step_runs_feedback_before_forward'},
     "test_tp_trainer.py": {'test_grid_trainer_runs_tp_and_flags_divergence', 'test_tp_mup_feature_updates_are_flat_in_width_and_sp_are_not', 'test_tp_runs_alone_equal_runs_in_a_grid'},
