@@ -1,4 +1,5 @@
-"""Inference divergence: when a PC run's inference stops being inference (SPEC §5).
+"""Inference divergence: when a PC run's inference stops being inference
+(docs/reference/training.md#inference-divergence).
 
 Predictive coding infers the hidden activities by T steps of gradient descent on the energy F with
 step β (the activity lr), starting from the feedforward pass, where F = F_start = γ·loss. Descent
