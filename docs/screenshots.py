@@ -114,18 +114,25 @@ def main() -> int:
     if len(bad):
         shots.insert(8, ("run_diverged.png", f"/sweeps/{qid}/runs/{bad.run_id.iloc[0]}", 1300, None, figs))
         shots.insert(8, ("table_diverged.png", f"/sweeps/{qid}/table#sort=-min_train_loss", 700, None, figs))
+    failed: list[str] = []
     try:
         with Chromium(tempfile.mkdtemp(prefix="mutransfer-shots-")) as browser:
             for name, path, height, selector, ready in shots:
                 page = browser.open(url + path, width=1400, height=height)
-                page.wait_for(ready, timeout=60)
+                try:
+                    page.wait_for(ready, timeout=90)
+                except TimeoutError:
+                    print(f"{name}: not ready after 90 s ({path}); page text: "
+                          f"{page.eval('document.body.innerText.slice(0, 300)')!r}", file=sys.stderr)
+                    failed.append(name)
+                    continue
                 time.sleep(0.5)
                 shot = page.screenshot(out / name, selector=selector)
                 print(f"{shot}: {shot.stat().st_size / 1e3:.0f} kB ({path})")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -216,7 +216,11 @@ def test_docs_render_offline(served, browser):
     html = httpx.get(f"{url}/docs").text
     assert "cdn" not in html.lower() and "/static/swagger/swagger-ui-bundle.js" in html
     page = browser.open(f"{url}/docs")
-    page.wait_for("document.querySelector('.swagger-ui .info .title')", timeout=60)
+    page.wait_for("document.querySelector('.swagger-ui .info .title, .swagger-ui .errors-wrapper, "
+                  ".swagger-ui .loading-container .loading')", timeout=60)
+    page.wait_for("!document.querySelector('.swagger-ui .loading-container .loading')", timeout=90)
+    assert page.eval("!!document.querySelector('.swagger-ui .info .title')"), page.eval(
+        "document.getElementById('swagger-ui').innerText.slice(0, 500)")
     assert "mutransfer" in page.eval("document.querySelector('.swagger-ui .info .title').textContent")
     page.wait_for("document.querySelectorAll('.opblock').length > 5", timeout=60)
     assert page.eval("Array.from(document.querySelectorAll('.opblock-summary-path')).some(p => "
