@@ -9,7 +9,7 @@ RESULTS ?= results
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps run serve test test-fast docs bench clean
+.PHONY: setup system-deps test-deps run serve test test-fast docs bench clean compose-check
 
 setup: system-deps $(VENV)/.installed
 
@@ -53,7 +53,12 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: setup
-	$(VENV)/bin/python benchmarks/grid_throughput.py
+	$(VENV)/bin/python benchmarks/grid_throughput.py --against benchmarks/baselines/grid.json
+
+# The docker-compose stack built and started for real (not part of `make test`: needs root, several
+# GB of disk under /var/lib/mutransfer-compose-check and minutes); docs/operations/compose.md.
+compose-check:
+	$(SUDO) python3 docker/compose_check.py
 
 clean:
 	rm -rf $(VENV) $(RESULTS) .pytest_cache site

@@ -1,142 +1,263 @@
-"""Grid trainer throughput vs the μPC paper's loop structure, and vs the machine's matmul limit.
+"""Grid trainer throughput vs the μPC paper's loop structure and the machine's matmul limit, with a
+regression guard.
 
-Trains μPC (tanh residual, H = 8, T = 8, batch 64) for a 4 × 11 lr grid × 3 seeds (132 runs) on
-Fashion-MNIST at N = 64 and N = 256 and prints, side by side in this process:
+Trains μPC (tanh residual, H = 8, T = 8, batch 64) for the μPC paper's 4 × 11 lr grid × 3 seeds
+(132 runs) on Fashion-MNIST rows, and prints per width N, side by side in this invocation:
 
-  (a) run-steps/s of the grid trainer (all 132 runs vmapped, steps scanned, one program);
-  (b) run-steps/s of the paper's loop structure: one run at a time, every inference iteration and
-      the weight update a separate jitted call driven from Python;
-  the achieved GFLOP/s of (a), counting 2·B·(Σ_l fan_in·fan_out)·(2T + 3) FLOP per run-step
-  (the nominal count, mutransfer/throughput.py), and a 2048² float32 matmul's GFLOP/s (the
-  practical limit).
+  grid   run-steps/s of the grid trainer's compiled block (all runs vmapped, steps scanned; the
+         trainer's own program, compile and test evaluation excluded);
+  loop   run-steps/s of the paper's loop structure: one run, every inference step and the weight
+         update a separate jitted call driven from Python, the loss read every step;
+  GFLOP/s of the grid in *executed* FLOP (:func:`executed_flop`) and as % of a 2048² float32
+  matmul measured in the same invocation (mutransfer/throughput.py);
+  the block's compile seconds at H = 8, and (``--compile-depths``) at other depths.
 
-Compilation is excluded from (a) and (b). Usage: python benchmarks/grid_throughput.py [--steps 40]
+``--before PATH`` runs the same measurements on another checkout (e.g. a ``git worktree`` of an
+older commit) in a subprocess of this invocation, interleaved width by width with this tree, and
+prints both tables and their ratios. ``--against benchmarks/baselines/grid.json`` compares each
+width's grid run-steps/s ÷ matmul GFLOP/s (machine-speed-free) with the stored baseline and
+marks a drop of more than 15 %; ``--record`` writes that baseline. Run it after touching the
+trainer (``make bench``).
+
+Usage: python benchmarks/grid_throughput.py [--widths 64 128 256 512] [--steps 3]
+       [--before ../speed-before] [--against benchmarks/baselines/grid.json | --record]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import optax
+import numpy as np
 
-from mutransfer import losses, optim
-from mutransfer.data import load_dataset
-from mutransfer.networks import forward, init_weights, layer_dims, make_net
-from mutransfer.parametrization import resolve
-from mutransfer.pc import PCConfig, energy
-from mutransfer.throughput import FIG5, matmul_gflops, pc_flop_per_run_step
-from mutransfer.trainer import CellSpec, TrainOptions, to_device, train_cell
-
-H, T, B = FIG5.hidden_layers, FIG5.inference_steps, FIG5.batch_size
+BASELINE = Path(__file__).resolve().parent / "baselines" / "grid.json"
+DROP = 0.15
 
 
-def small_matmul_gflops(width: int, reps: int = 400) -> float:
-    """One run's hidden-layer product, (B × N) @ (N × N): the per-run matrix size the trainer is
-    made of. On CPU this, not the 2048² figure, bounds what B = 64 per run can reach."""
-    k = jax.random.key(0)
-    a, w = jax.random.normal(k, (B, width)), jax.random.normal(k, (width, width))
-    f = jax.jit(lambda a, w: jnp.tanh(a @ w))
-    f(a, w).block_until_ready()
-    t = time.perf_counter()
-    for _ in range(reps):
-        out = f(a, w)
-    out.block_until_ready()
-    return 2 * B * width * width / ((time.perf_counter() - t) / reps) / 1e9
+def executed_flop(d: int, n: int, h: int, c: int, b: int, t: int) -> float:
+    """FLOP one PC run-step of the trainer executes: hidden and output maps 2T + 3 times (forward,
+    T predictions + T vector-Jacobian products, prediction and ∇W at equilibrium); the input map
+    3 times (forward, energy at equilibrium, ∇W_1: x is clamped, so inference reuses a_1 W_1 x)."""
+    rest = (h - 1) * n * n + c * n
+    return 2.0 * b * (rest * (2 * t + 3) + d * n * 3)
 
 
-def flop_per_run_step(width: int, d: int, c: int) -> float:
-    return pc_flop_per_run_step(d, width, H, c, B, T)
+# ----------------------------------------------------------------------------------------------
+# Measurements (this function body runs in whichever tree is first on sys.path)
+
+def measure(widths: list[int], steps: int, runs: int, compile_depths: list[int], loop_steps: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from mutransfer import losses, optim, trainer
+    from mutransfer.data import load_dataset
+    from mutransfer.networks import forward, init_weights, layer_dims, make_net
+    from mutransfer.parametrization import resolve
+    from mutransfer.pc import PCConfig, energy
+    from mutransfer.throughput import FIG5, matmul_gflops
+
+    H, T, B = FIG5.hidden_layers, FIG5.inference_steps, FIG5.batch_size
+    ds = load_dataset("fashion_mnist", train_examples=max(loop_steps, 8) * B * 4, test_examples=100)
+    etas, betas, seeds = (v[:runs] for v in FIG5.runs())
+
+    def block_program(width: int, depth: int):
+        """The trainer's (init, compiled block, args) for a cell at ``width``, ``depth``."""
+        cell = trainer.CellSpec("pc", "mupc", width, depth, "tanh", True, ds.input_dim, ds.num_classes,
+                                batch_size=B, inference_steps=T)
+        init, block, _ = trainer._programs(cell, 1e3, "vmap")
+        state = init(jnp.asarray(seeds, jnp.uint32))
+        distinct = sorted(set(seeds))
+        rng = np.random.default_rng(0)
+        args = [jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
+                jnp.asarray(rng.integers(0, ds.x_train.shape[0], (steps, len(distinct), B)), jnp.int32),
+                jnp.ones(steps, bool), jnp.asarray([distinct.index(s) for s in seeds], jnp.int32),
+                jnp.asarray(etas, jnp.float32) * 0.01, jnp.asarray(betas, jnp.float32) * 0.01]
+        if hasattr(trainer, "BUDGET_FRACTIONS"):
+            args.append(jnp.asarray([1] * len(trainer.BUDGET_FRACTIONS), jnp.int32))
+        t0 = time.perf_counter()
+        compiled = block(state, *args)
+        return compiled, state, args, time.perf_counter() - t0
+
+    def grid(width: int) -> tuple[float, float]:
+        compiled, state, args, compile_s = block_program(width, H)
+        state, m = compiled(state, *args)  # warm
+        m.block_until_ready()
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            state, m = compiled(state, *args)
+            m.block_until_ready()
+            best = min(best, time.perf_counter() - t0)
+        return len(seeds) * steps / best, compile_s
+
+    def loop(width: int) -> float:
+        layers = resolve("mupc", input_dim=ds.input_dim, width=width, hidden_layers=H,
+                         output_dim=ds.num_classes, residual=True)
+        net = make_net("tanh", True, layers)
+        cfg = PCConfig(inference_steps=T)
+        lr_mults = [p.lr_mult for p in layers]
+        tx = optax.scale_by_adam()
+        init_acts = jax.jit(lambda w, x: forward(net, w, x)[:-1])
+        train_loss = jax.jit(lambda w, x, y: losses.batch_loss("mse", forward(net, w, x)[-1], y))
+
+        @jax.jit
+        def inference_step(w, zs, x, y, beta):
+            g = jax.grad(lambda z: energy(net, w, z, x, y, cfg))(zs)
+            return [z - beta * gz for z, gz in zip(zs, g)]
+
+        @jax.jit
+        def weight_update(w, opt, zs, x, y, eta):
+            loss, grads = jax.value_and_grad(lambda ww: energy(net, ww, zs, x, y, cfg))(w)
+            upd, opt = tx.update(grads, opt, w)
+            return optim.apply(w, upd, eta, lr_mults), opt, loss
+
+        x_all = jnp.asarray(ds.x_train)
+        y_all = jax.nn.one_hot(jnp.asarray(ds.y_train), ds.num_classes)
+
+        def one_run(seed: int, n_steps: int) -> None:
+            w = init_weights(jax.random.key(seed), layer_dims(ds.input_dim, width, H, ds.num_classes),
+                             [p.init_std for p in layers])
+            opt = tx.init(w)
+            for s in range(n_steps):
+                x, y = x_all[s * B:(s + 1) * B], y_all[s * B:(s + 1) * B]
+                loss = train_loss(w, x, y)
+                zs = init_acts(w, x)
+                for _ in range(T):
+                    zs = inference_step(w, zs, x, y, 0.5)
+                w, opt, _ = weight_update(w, opt, zs, x, y, 0.01)
+                float(loss)  # the paper's loop logs the loss every step
+            jax.block_until_ready(w)
+
+        one_run(0, 2)  # compile
+        best = float("inf")
+        for r in range(2):
+            t0 = time.perf_counter()
+            one_run(r, loop_steps)
+            best = min(best, time.perf_counter() - t0)
+        return loop_steps / best
+
+    out = {"jax": jax.__version__, "device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
+           "runs": len(seeds), "steps": steps, "widths": {}, "compile_s": {}}
+    mm = [matmul_gflops()]
+    for width in widths:
+        g, c = grid(width)
+        out["widths"][str(width)] = {"grid": g, "loop": loop(width), "compile_s": c,
+                                     "flop": executed_flop(ds.input_dim, width, H, ds.num_classes, B, T)}
+        mm.append(matmul_gflops())
+    for depth in compile_depths:
+        trainer._programs.cache_clear()  # a fresh trace and compile
+        out["compile_s"][str(depth)] = block_program(widths[0], depth)[3]
+    out["matmul_gflops"] = float(np.median(mm))
+    return out
 
 
-def grid_rate(width: int, data, steps: int) -> tuple[float, float]:
-    """Run-steps/s of the grid trainer (compile excluded), and its compile time."""
-    cell = CellSpec("pc", "mupc", width, H, "tanh", True, data.input_dim, data.num_classes,
-                    batch_size=B, inference_steps=T)
-    etas, betas, seeds = FIG5.runs()
-    opts = TrainOptions(epochs=1, max_steps=steps, log_every=10, eval_every=steps)
-    train_cell(cell, data, etas, betas, seeds, opts._replace(max_steps=2, eval_every=2))  # warm
-    res = train_cell(cell, data, etas, betas, seeds, opts)
-    return len(etas) * steps / res.train_s, res.compile_s
+# ----------------------------------------------------------------------------------------------
+# Driver
+
+def _in_tree(tree: str, argv: list[str], timeout: float) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
+    proc = subprocess.run([sys.executable, __file__, "--emit-json", *argv], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=str(Path(tree).resolve()))
+    if proc.returncode != 0:
+        raise SystemExit(f"--before {tree}: the measurement failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def paper_loop_rate(width: int, ds, steps: int, runs: int = 2) -> float:
-    """One run at a time; each inference step and the weight update are separate jitted calls."""
-    layers = resolve("mupc", input_dim=ds.input_dim, width=width, hidden_layers=H,
-                     output_dim=ds.num_classes, residual=True)
-    net = make_net("tanh", True, layers)
-    cfg = PCConfig(inference_steps=T)
-    lr_mults = [p.lr_mult for p in layers]
-    tx = optax.scale_by_adam()
+def _table(name: str, res: dict) -> list[str]:
+    mm = res["matmul_gflops"]
+    lines = [f"{name}: {res['device']}, jax {res['jax']}, {res['runs']} runs, 2048² float32 matmul "
+             f"{mm:.1f} GFLOP/s",
+             f"{'N':>5} {'grid run-steps/s':>17} {'loop run-steps/s':>17} {'grid/loop':>10} "
+             f"{'grid GFLOP/s':>13} {'% of 2048²':>11} {'compile s':>10}"]
+    for n, r in res["widths"].items():
+        gf = r["grid"] * r["flop"] / 1e9
+        lines.append(f"{n:>5} {r['grid']:>17.1f} {r['loop']:>17.1f} {r['grid'] / r['loop']:>9.2f}x "
+                     f"{gf:>13.1f} {100 * gf / mm:>10.1f}% {r['compile_s']:>10.1f}")
+    if res["compile_s"]:
+        lines.append("block compile s by depth (N = " + next(iter(res["widths"])) + "): "
+                     + ", ".join(f"H = {h}: {s:.1f}" for h, s in res["compile_s"].items()))
+    return lines
 
-    @jax.jit
-    def init_acts(w, x):
-        return forward(net, w, x)[:-1]
 
-    @jax.jit
-    def inference_step(w, zs, x, y, beta):
-        g = jax.grad(lambda z: energy(net, w, z, x, y, cfg))(zs)
-        return [z - beta * gz for z, gz in zip(zs, g)]
-
-    @jax.jit
-    def weight_update(w, opt, zs, x, y, eta):
-        loss, grads = jax.value_and_grad(lambda ww: energy(net, ww, zs, x, y, cfg))(w)
-        upd, opt = tx.update(grads, opt, w)
-        return optim.apply(w, upd, eta, lr_mults), opt, loss
-
-    @jax.jit
-    def train_loss(w, x, y):
-        return losses.batch_loss("mse", forward(net, w, x)[-1], y)
-
-    x_all = jnp.asarray(ds.x_train)
-    y_all = jax.nn.one_hot(jnp.asarray(ds.y_train), ds.num_classes)
-
-    def one_run(seed: int, n_steps: int) -> None:
-        w = init_weights(jax.random.key(seed), layer_dims(ds.input_dim, width, H, ds.num_classes),
-                         [p.init_std for p in layers])
-        opt = tx.init(w)
-        for s in range(n_steps):
-            x, y = x_all[s * B:(s + 1) * B], y_all[s * B:(s + 1) * B]
-            loss = train_loss(w, x, y)
-            zs = init_acts(w, x)
-            for _ in range(T):
-                zs = inference_step(w, zs, x, y, 0.5)
-            w, opt, _ = weight_update(w, opt, zs, x, y, 0.1)
-            float(loss)  # the paper's loop logs the loss every step
-        jax.block_until_ready(w)
-
-    one_run(0, 2)  # compile
-    t = time.perf_counter()
-    for r in range(runs):
-        one_run(r, steps)
-    return runs * steps / (time.perf_counter() - t)
+def _ratios(res: dict) -> dict[str, float]:
+    """Grid run-steps/s per matmul GFLOP/s: the guard's machine-speed-free figure."""
+    return {n: r["grid"] / res["matmul_gflops"] for n, r in res["widths"].items()}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=40, help="training steps per measurement")
-    ap.add_argument("--widths", type=int, nargs="+", default=[64, 256])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
+    ap.add_argument("--steps", type=int, default=3, help="training steps per timed grid block")
+    ap.add_argument("--runs", type=int, default=132, help="runs of the grid (the first of the 132)")
+    ap.add_argument("--loop-steps", type=int, default=5, help="steps per timed one-run loop")
+    ap.add_argument("--compile-depths", type=int, nargs="*", default=[8, 128])
+    ap.add_argument("--before", help="another checkout to measure side by side (subprocess)")
+    ap.add_argument("--against", help="baseline JSON to compare with (drop > 15 %% is marked)")
+    ap.add_argument("--record", action="store_true", help=f"write the baseline ({BASELINE})")
+    ap.add_argument("--emit-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    ds = load_dataset("fashion_mnist", train_examples=max(args.steps, 2) * B, test_examples=1000)
-    data = to_device(ds)
-    peak = matmul_gflops()
-    print(f"device: {jax.devices()[0].platform} ({jax.devices()[0].device_kind}); jax {jax.__version__}")
-    print(f"2048² float32 matmul: {peak:.1f} GFLOP/s")
-    print(f"{'N':>5} {'grid run-steps/s':>17} {'loop run-steps/s':>17} {'(a)/(b)':>8} "
-          f"{'grid GFLOP/s':>13} {'% of 2048²':>11} {'64×N×N GFLOP/s':>15} {'compile s':>10}")
-    for width in args.widths:
-        rate_a, compile_s = grid_rate(width, data, args.steps)
-        rate_b = paper_loop_rate(width, ds, min(args.steps, 10))
-        gflops = rate_a * flop_per_run_step(width, ds.input_dim, ds.num_classes) / 1e9
-        peak = max(peak, 1e-9)
-        small = small_matmul_gflops(width)
-        print(f"{width:>5} {rate_a:>17.1f} {rate_b:>17.1f} {rate_a / rate_b:>7.1f}x "
-              f"{gflops:>13.1f} {100 * gflops / peak:>10.1f}% {small:>15.1f} {compile_s:>10.1f}")
-    print(f"2048² float32 matmul (again, after): {matmul_gflops():.1f} GFLOP/s")
-    print("GFLOP/s use the nominal count 2·B·ΣW·(2T+3); the trainer computes the input layer's "
-          "prediction once per step\n(x is clamped), so it executes fewer FLOP than counted.")
+    if any(w < 1 for w in args.widths) or args.steps < 1 or not 1 <= args.runs <= 132:
+        raise SystemExit("--widths and --steps must be positive, --runs in 1..132")
+    if args.emit_json:
+        print(json.dumps(measure(args.widths, args.steps, args.runs, args.compile_depths, args.loop_steps)))
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.before:
+        # Interleaved width by width (before, after), each in its own process, so load drifts hit both.
+        now = {"widths": {}, "compile_s": {}}
+        old = {"widths": {}, "compile_s": {}}
+        mms_now, mms_old = [], []
+        for i, w in enumerate(args.widths):
+            depths = args.compile_depths if i == 0 else []
+            sub = ["--widths", str(w), "--steps", str(args.steps), "--runs", str(args.runs),
+                   "--loop-steps", str(args.loop_steps), "--compile-depths", *map(str, depths)]
+            for res, mms, tree in ((old, mms_old, args.before), (now, mms_now, ".")):
+                r = _in_tree(tree if tree != "." else str(Path(__file__).resolve().parents[1]), sub, 1800)
+                res["widths"].update(r["widths"])
+                res["compile_s"].update(r["compile_s"])
+                res.update({k: r[k] for k in ("jax", "device", "runs", "steps")})
+                mms.append(r["matmul_gflops"])
+        old["matmul_gflops"], now["matmul_gflops"] = float(np.median(mms_old)), float(np.median(mms_now))
+        print("\n".join(_table(f"before ({args.before})", old)))
+        print("\n".join(_table("after (this tree)", now)))
+        print(f"{'N':>5} {'grid after/before':>18} {'loop after/before':>18}")
+        for n in now["widths"]:
+            a, b = now["widths"][n], old["widths"][n]
+            print(f"{n:>5} {a['grid'] / b['grid']:>17.2f}x {a['loop'] / b['loop']:>17.2f}x")
+        res = now
+    else:
+        res = measure(args.widths, args.steps, args.runs, args.compile_depths, args.loop_steps)
+        print("\n".join(_table("this tree", res)))
+    print("GFLOP/s count executed FLOP: hidden and output maps 2T + 3 times per run-step, the input map 3 times.")
+    ratios = _ratios(res)
+    if args.record:
+        BASELINE.parent.mkdir(parents=True, exist_ok=True)
+        kept = json.loads(BASELINE.read_text())["ratio"] if BASELINE.exists() else {}
+        BASELINE.write_text(json.dumps({"what": "grid run-steps/s per 2048² matmul GFLOP/s (μPC tanh residual, "
+                                                "H = 8, T = 8, batch 64; widths recorded separately keep "
+                                                "their figure)", "runs": res["runs"],
+                                        "jax": res["jax"], "device": res["device"],
+                                        "ratio": {**kept, **ratios}}, indent=1) + "\n")
+        print(f"recorded {BASELINE}")
+    if args.against:
+        try:
+            base = json.loads(Path(args.against).read_text())["ratio"]
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"--against {args.against}: not a baseline written by --record ({e})")
+        print(f"{'N':>5} {'grid/matmul now':>16} {'baseline':>10} {'change':>8}")
+        for n, r in ratios.items():
+            if n not in base:
+                print(f"{n:>5} {r:>16.4f} {'—':>10}   (no baseline for this width)")
+                continue
+            ch = r / base[n] - 1
+            mark = "  DROP > 15 %" if ch < -DROP else ""
+            print(f"{n:>5} {r:>16.4f} {base[n]:>10.4f} {100 * ch:>+7.1f}%{mark}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from mutransfer.matmul import MIN_SPLIT_MACS, dot_pieces, piece_bounds, split_einsum
 from mutransfer.parametrization import LayerParams  # noqa: F401 (type only)
 
 Array = jax.Array
@@ -120,6 +121,8 @@ class Net(NamedTuple):
     multipliers: tuple[float, ...]
     layers: tuple[Layer, ...] = ()
     scan: bool = True  # run an MLP's hidden-to-hidden layers as a lax.scan (see the module docstring)
+    # a scanned MLP's products as this many independent dots (multi-core CPU; mutransfer/matmul.py)
+    dot_pieces: int = 1
 
     @property
     def depth(self) -> int:
@@ -160,14 +163,16 @@ def layer_scan_default() -> bool:
 
 
 def make_net(activation: str, residual: bool, layers: Sequence[LayerParams],
-             geometry: Sequence[Layer] = (), scan: bool | None = None) -> Net:
-    """``scan`` None → :func:`layer_scan_default`."""
+             geometry: Sequence[Layer] = (), scan: bool | None = None, pieces: int | None = None) -> Net:
+    """``scan`` None → :func:`layer_scan_default`; ``pieces`` None → :func:`mutransfer.matmul.dot_pieces`
+    (the cores of a CPU, 1 on accelerators)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: unknown {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     if geometry and len(geometry) != len(layers):
         raise ValueError(f"geometry: {len(geometry)} layers for {len(layers)} parameter triples")
     return Net(activation, bool(residual), tuple(float(p.multiplier) for p in layers), tuple(geometry),
-               layer_scan_default() if scan is None else bool(scan))
+               layer_scan_default() if scan is None else bool(scan),
+               dot_pieces() if pieces is None else max(1, int(pieces)))
 
 
 def layer_dims(input_dim: int, width: int, hidden_layers: int, output_dim: int) -> list[tuple[int, int]]:
@@ -374,12 +379,59 @@ def hidden_multipliers(net: Net, dtype) -> Array | float:
     return jnp.asarray(a, dtype).reshape(-1, 1, 1)
 
 
-def hidden_predictions(net: Net, Wh: Array, Z_prev: Array) -> Array:
+def layer_pieces(net: Net, Wh: Array, batch: int) -> list[tuple[int, int]] | None:
+    """The layer ranges the stacked hidden products are issued in (mutransfer/matmul.py), or None
+    when they stay one product (one piece, fewer layers than pieces, or too small to pay)."""
+    L, N, M = Wh.shape
+    if net.dot_pieces <= 1 or L < net.dot_pieces or L * batch * N * M < MIN_SPLIT_MACS:
+        return None
+    return piece_bounds(L, net.dot_pieces)
+
+
+def split_hidden(net: Net, Wh: Array, batch: int) -> Array | tuple[Array, ...]:
+    """Stacked hidden weights (H − 1, N, N) as the tuple of their :func:`layer_pieces` (sliced
+    once per training step, outside the inference loop, which would otherwise copy every slice
+    every inference step), or unchanged when the products stay whole."""
+    bounds = layer_pieces(net, Wh, batch)
+    return Wh if bounds is None else tuple(Wh[lo:hi] for lo, hi in bounds)
+
+
+def join_hidden(Wh: Array | tuple[Array, ...]) -> Array:
+    """The inverse of :func:`split_hidden` (for gradients)."""
+    return jnp.concatenate(Wh, axis=0) if isinstance(Wh, tuple) else Wh
+
+
+def hidden_predictions(net: Net, Wh: Array | tuple[Array, ...], Z_prev: Array) -> Array:
     """μ_l(z_{l-1}) for l = 2..H at once from stacked lower activities ``Z_prev`` (H − 1, B, N):
     a_l φ(z_{l-1}) W_lᵀ (+ z_{l-1} with skips), as a batched product (the layers are independent
     given the activities — the energy and its gradients, not the forward pass)."""
-    out = hidden_multipliers(net, Z_prev.dtype) * jnp.einsum("lbi,loi->lbo", net.phi(Z_prev), Wh)
+    # Issued as independent pieces along the layer axis (the batch axis when there are fewer
+    # layers than pieces) so that XLA:CPU runs them on all cores (mutransfer/matmul.py).
+    a = hidden_multipliers(net, Z_prev.dtype)
+    phi = net.phi(Z_prev)
+    if isinstance(Wh, tuple):  # pre-split weights (split_hidden): one product per piece
+        parts, lo = [], 0
+        for W in Wh:  # the multiplier per piece, as split_einsum applies it
+            p = jnp.einsum("lbi,loi->lbo", phi[lo:lo + W.shape[0]], W)
+            parts.append(a * p if isinstance(a, float) else p)
+            lo += W.shape[0]
+        out = jnp.concatenate(parts, axis=0)
+        out = out if isinstance(a, float) else a * out
+        return out + Z_prev if net.residual else out
+    axis = "l" if Wh.shape[0] >= net.dot_pieces else "b"
+    if isinstance(a, float):
+        out = split_einsum("lbi,loi->lbo", phi, Wh, axis, net.dot_pieces, a)
+    else:
+        out = a * split_einsum("lbi,loi->lbo", phi, Wh, axis, net.dot_pieces)
     return out + Z_prev if net.residual else out
+
+
+def linear_split(W: Array, a: float, h: Array, pieces: int) -> Array:
+    """:func:`linear` issued as ``pieces`` independent dots over the output units (rows of W;
+    mutransfer/matmul.py): the stacked forward pass's products, which depend on each other layer
+    to layer, and the input layer's. Split over outputs, the weight gradient of each piece is its
+    own rows of ∇W (no partial sums), so PC's ∇W_1 keeps its summation order."""
+    return split_einsum("bi,oi->bo", h, W, "o", pieces, a)
 
 
 def forward_stacked(net: Net, stacked: Stacked, x: Array) -> tuple[Array, Array]:
@@ -390,11 +442,11 @@ def forward_stacked(net: Net, stacked: Stacked, x: Array) -> tuple[Array, Array]
 
     def layer(z, inp):
         W, a_l = (inp, a[0]) if uniform else inp
-        out = linear(W, a_l, net.phi(z))
+        out = linear_split(W, a_l, net.phi(z), net.dot_pieces)
         z = out + z if net.residual else out
         return z, z
 
-    z1 = linear(stacked.first, net.multipliers[0], x)
+    z1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces)
     _, rest = jax.lax.scan(layer, z1, stacked.hidden if uniform else (stacked.hidden, jnp.asarray(a, x.dtype)))
     Z = jnp.concatenate([z1[None], rest], axis=0)
     f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))

@@ -29,7 +29,8 @@ import numpy as np
 
 from mutransfer import losses
 from mutransfer.networks import (Net, Stacked, Weights, as_stacked, first_layer, forward, forward_stacked,
-                                 hidden_predictions, join_weights, linear, make_net, predict, split_weights)
+                                 hidden_predictions, join_hidden, join_weights, linear, linear_split, make_net,
+                                 predict, split_hidden, split_weights)
 from mutransfer.parametrization import resolve
 
 Array = jax.Array
@@ -73,7 +74,7 @@ def energy_stacked(net: Net, stacked: Stacked, Z: Array, x: Array, y: Array, cfg
     """:func:`energy` of an MLP with stacked weights and activities Z (H, B, N): the H − 1 hidden
     errors z_l − μ_l(z_{l-1}) as one batched product over the layer axis."""
     if mu1 is None:
-        mu1 = linear(stacked.first, net.multipliers[0], x)
+        mu1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces)
     sq = 0.5 * jnp.sum((Z[0] - mu1) ** 2)
     sq = sq + 0.5 * jnp.sum((Z[1:] - hidden_predictions(net, stacked.hidden, Z[:-1])) ** 2)
     f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))
@@ -133,8 +134,11 @@ def _gradients_stacked(net: Net, weights: Weights, x: Array, y: Array, beta: Arr
     Z, f = forward_stacked(net, stacked, x)
     train_loss = losses.batch_loss(cfg.loss, f, y)
     energy_start = cfg.output_precision * train_loss
-    Z = infer_stacked(net, stacked, x, y, cfg, beta, Z, Z[0])
-    energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(stacked)
+    # The hidden weights sliced into the product pieces once here, not in every inference step.
+    work = stacked._replace(hidden=split_hidden(net, stacked.hidden, x.shape[0]))
+    Z = infer_stacked(net, work, x, y, cfg, beta, Z, Z[0])
+    energy_end, g = jax.value_and_grad(lambda s: energy_stacked(net, s, Z, x, y, cfg))(work)
+    g = g._replace(hidden=join_hidden(g.hidden))
     return StepOut(g if isinstance(weights, Stacked) else join_weights(g), train_loss, energy_start, energy_end)
 
 

@@ -83,12 +83,18 @@ def estimate(spec: SweepSpec, limits: Limits) -> Cost:
 
     steps = steps_per_run(spec)
     worst, worst_cell, flop, run_steps = 0, "", 0.0, 0
-    for cell in plan(spec):
+    # The cells of a one-point grid are the spec's cells (they do not depend on the lr/seed axes):
+    # planned without building every run (20,000 run ids would cost a noticeable part of a second).
+    one_point = spec.model_copy(update={"weight_lrs": spec.weight_lrs[:1], "seeds": spec.seeds[:1],
+                                        "activity_lrs": spec.activity_lrs[:1] if spec.activity_lrs else spec.activity_lrs})
+    for cell in plan(one_point):
+        runs = len(spec.weight_lrs) * len(spec.seeds) * (
+            len(spec.activity_lrs or [None]) if ALGORITHMS[cell.spec.algorithm].uses_activity_lr else 1)
         b = bytes_per_run(cell.spec, spec.logging.test_chunk)
         if b > worst:
             worst, worst_cell = b, cell.cell_id
-        flop += len(cell.runs) * steps * flop_per_run_step(cell.spec)
-        run_steps += len(cell.runs) * steps
+        flop += runs * steps * flop_per_run_step(cell.spec)
+        run_steps += runs * steps
     budget = limits.max_run_memory_gb * GIB
     if spec.resources.memory_budget_gb:
         budget = min(budget, spec.resources.memory_budget_gb * GIB)

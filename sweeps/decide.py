@@ -21,6 +21,9 @@ too_few_seeds       that can still be the optimum there (their seed-mean CI over
 partial             finish the planned parts (every round starts by doing so); nothing to add
 no_optimum          no finite optimum at the base size: say so and stop that analysis
 regret, drift       failures: decided by the data once complete (else ``partial`` blocks)
+(decided)           ``confirm``: a verdict decided with fewer than 4 seeds at some size gets seeds
+                    at that size's candidate points first (a 2-seed bootstrap CI is the range
+                    of two values); if the limits leave no room, it stops ``decided`` and says so
 ==================  ==========================================================================
 
 An analysis with a structural action (edge, not_run) gets only those in a round: seeds are added
@@ -75,6 +78,10 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "drift": ("none", "a failure: decided by the data once complete"),
 }
 STRUCTURAL = ("extend", "recentre")
+# A verdict decided on fewer seeds than this at some size is confirmed first (seeds at that size's
+# candidate points): with 2 seeds the report's bootstrap has 3 resample classes, so its "95 %" CI is
+# the range of two values and can exclude the tolerance by luck.
+CONFIRM_SEEDS = 4
 STOPS = {"decided": "every analysis is decided", "max_rounds": "LIMIT HIT (max_rounds)",
          "max_runs": "LIMIT HIT (max_runs)", "max_seeds": "LIMIT HIT (max_seeds)",
          "lr_bound": "LIMIT HIT (lr bound)", "stuck": "open reasons with no action left",
@@ -303,6 +310,7 @@ class Analysis:
     base_size: int
     base_opt: Point | None
     local: frozenset
+    seeds: dict  # size -> seeds run there
     verdict: str
     reasons: list  # mutransfer.report.Reason
     text: str
@@ -329,7 +337,8 @@ def analyses(report) -> list[Analysis]:
         out.append(Analysis(title, g.get("algorithm"), g.get("parametrization"), axis,
                             None if other is None else int(other), [int(e.size) for e in a.sizes],
                             int(a.base_size), opt, frozenset(int(e.size) for e in a.sizes if e.local),
-                            str(a.verdict), list(a.reasons), a.verdict_text))
+                            {int(e.size): int(e.n_seeds) for e in a.sizes}, str(a.verdict), list(a.reasons),
+                            a.verdict_text))
     return out
 
 
@@ -519,6 +528,9 @@ def plan_round(spec: SweepSpec, runs: pd.DataFrame, record: DecideRecord, lim: L
     found = analyses(report if report is not None else report_of(spec, runs, record))
     for a in found:
         if a.verdict != "inconclusive":
+            few = {s for s, n in a.seeds.items() if n < CONFIRM_SEEDS}
+            if few:
+                _add_seeds(spec, a, few, runs, points, lim, plan_, "confirm")
             continue
         kinds = {str(r.code): ACTIONS.get(str(r.code), ("none", ""))[0] for r in a.reasons}
         if "stop" in kinds.values():
@@ -583,15 +595,23 @@ def run_decide(spec: SweepSpec, store: ResultsStore, sweep_id: str,
                     "nothing to act on"
             break
         n = _count(spec, record, additions)
+        confirming = found and not record.open and all(a.code == "confirm" for a in additions)
         if n == 0:  # every point asked for is planned already: nothing new would train
-            record.stopped, record.detail = "stuck", "the actions ask only for runs already planned"
+            record.stopped, record.detail = ("decided", STOPS["decided"]) if confirming else (
+                "stuck", "the actions ask only for runs already planned")
             break
+        limit = None
         if len(record.rounds) >= lim.max_rounds:
-            record.stopped, record.detail = "max_rounds", f"{lim.max_rounds} round(s) done; the next would add {n} runs"
-            break
-        if record.runs_added + n > lim.max_runs:
-            record.stopped, record.detail = "max_runs", (
-                f"the next round needs {n} runs and max_runs={lim.max_runs} leaves {lim.max_runs - record.runs_added}")
+            limit = "max_rounds", f"{lim.max_rounds} round(s) done; the next would add {n} runs"
+        elif record.runs_added + n > lim.max_runs:
+            limit = "max_runs", (f"the next round needs {n} runs and max_runs={lim.max_runs} leaves "
+                                 f"{lim.max_runs - record.runs_added}")
+        if limit is not None:
+            record.stopped, record.detail = limit
+            if confirming:  # decided, but on fewer than CONFIRM_SEEDS seeds somewhere: say so
+                record.stopped, record.detail = "decided", (
+                    f"decided with fewer than {CONFIRM_SEEDS} seeds at some size; confirming it was cut by "
+                    f"{limit[0]} ({limit[1]})")
             break
         rnd = Round(len(record.rounds) + 1, [a for a in additions if a.runs], n)
         record.rounds.append(rnd)

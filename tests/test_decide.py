@@ -206,3 +206,17 @@ def test_record_round_trips_as_strict_json(tmp_path):
     record = decide.run_decide(spec, store, sid, fake)
     text = open(decide.record_path(store, sid)).read()
     assert decide.DecideRecord.from_json(json.loads(text)) == record
+
+
+def test_a_local_grid_grown_past_the_base_grid_leaves_the_base_complete(tmp_path):
+    # Width 16's optimum (2^-1.6) lies above the base grid's top (2^-2): its neighbourhood walks to
+    # 2^-1, a value the full-grid base never planned. The base is still complete (no `partial`), so
+    # the verdict can be decided.
+    spec, store, sid, fake = setup(tmp_path, make_loss({8: -3.0, 16: -1.6}, curve=0.01, sd=0.02),
+                                   grid={"larger_sizes": "local", "radius": 1}, seeds=3)
+    record = decide.run_decide(spec, store, sid, fake)
+    runs = store.load_runs(sid)
+    assert 2.0**-1 in set(runs[runs.width == 16].weight_lr) and 2.0**-1 not in set(runs[runs.width == 8].weight_lr)
+    a = decide.report_of(spec, runs).analyses[0]
+    assert "partial" not in [str(r.code) for r in a.reasons] and a.size_row(8).complete
+    assert str(a.verdict) == "transfers" and record.stopped == "decided", decide.summary(record)

@@ -20,7 +20,7 @@ from . import verdict as V
 from .encoding import fmt_lr, signed
 from .metrics import BETA_COL, ETA_COL, MetricInfo
 from .surfaces import Grid, make_grid, subgrid_optimum
-from .transfer import Options, SizeData, compare, judge_entries, size_data
+from .transfer import Options, SizeData, _full_grid, compare, judge_entries, size_data
 from .uncertainty import argmin_counts, percentile_ci
 from .views import by_base, by_budget
 
@@ -98,6 +98,7 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
     if missing_sizes:
         warnings.append(f"no runs for {axis}={', '.join(map(str, missing_sizes))} "
                         "(expected from the sweep's plan or its other groups): analysed the sizes that exist")
+    planned = _full_grid(df, axis, grid, opts)
     for p in per:
         n_pt = (~np.isnan(p.cube)).sum(axis=0)
         want = len(p.seeds) if opts.expected_seeds is None else min(opts.expected_seeds, len(p.seeds))
@@ -105,7 +106,7 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
             for b in range(grid.shape[1]):
                 point = {"size": p.size, ETA_COL: float(grid.eta[a]), BETA_COL: grid.beta_at(b)}
                 if n_pt[a, b] == 0:
-                    if not p.local:  # outside a local neighbourhood: not planned, not missing
+                    if not p.local and planned[a, b]:  # outside a local neighbourhood: not planned, not missing
                         missing.append({"kind": "point", **point})
                 elif n_pt[a, b] < want:
                     missing.append({"kind": "seeds", **point, "n_seeds": int(n_pt[a, b]),

@@ -88,7 +88,7 @@ def report_schema() -> dict[str, Any]:
     root = _type(M.Report, defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://mutransfer/report.schema.json",
+        "$id": "urn:mutransfer:report",
         "title": "mutransfer optimum-shift report",
         **root,
         "$defs": dict(sorted(defs.items())),

@@ -64,8 +64,22 @@ class SizeData:
         return self.n_missing_points == 0 and self.n_missing_seeds == 0
 
 
+def _full_grid(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> np.ndarray:
+    """(η, β) mask of the points a full-grid size is planned with: every grid point, or, when some
+    sizes run local grids, the points whose values some full-grid size ran (a local neighbourhood
+    grown past the base's grid adds values the full-grid sizes never planned)."""
+    mask = np.ones(grid.shape, bool)
+    if not opts.local_sizes:
+        return mask
+    full = df.loc[~df[axis].isin(list(opts.local_sizes))]
+    etas = np.isin(grid.eta, full[ETA_COL].unique())
+    betas = np.ones(grid.shape[1], bool) if grid.beta is None else np.isin(grid.beta, full[BETA_COL].unique())
+    return etas[:, None] & betas[None, :]
+
+
 def size_data(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> list[SizeData]:
     out = []
+    planned = _full_grid(df, axis, grid, opts)
     for k, s in enumerate(sorted(int(v) for v in df[axis].unique())):
         rows = df.loc[df[axis] == s]
         seeds, cube = seed_cube(rows, grid)
@@ -76,7 +90,7 @@ def size_data(df: pd.DataFrame, axis: str, grid: Grid, opts: Options) -> list[Si
         want = len(seeds) if opts.expected_seeds is None else min(opts.expected_seeds, len(seeds))
         out.append(SizeData(s, rows, seeds, cube, surf, argmin(surf), boot,
                             None if boot is None else argmins(boot), cls,
-                            0 if local else int((n_pt == 0).sum()), int(((n_pt > 0) & (n_pt < want)).sum()),
+                            0 if local else int(((n_pt == 0) & planned).sum()), int(((n_pt > 0) & (n_pt < want)).sum()),
                             local))
     return out
 
