@@ -53,7 +53,7 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: setup
-	$(VENV)/bin/python benchmarks/grid_throughput.py --against benchmarks/baselines/grid.json
+	$(VENV)/bin/python benchmarks/grid_throughput.py
 
 # The docker-compose stack built and started for real (not part of `make test`: needs root, several
 # GB of disk under /var/lib/mutransfer-compose-check and minutes); docs/operations/compose.md.

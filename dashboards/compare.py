@@ -238,7 +238,7 @@ def compare_page(
                     refresh_s=refresh_s if running else None)
 
 
-DISTINGUISHING = ("algorithm", "parametrization", "activation", "dataset")
+DISTINGUISHING = FIXED_SETTINGS  # the settings that tell two analyses apart: the report's fixed settings
 
 
 def pair_labels(a: Mapping[str, Any], b: Mapping[str, Any], sweep_a: str, sweep_b: str, same: bool

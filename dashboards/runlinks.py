@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from mutransfer.report import METRICS, fmt_lr, fmt_num
+from mutransfer.report.metrics import BETA_COL as BETA
+from mutransfer.report.metrics import ETA_COL as ETA
 
-ETA, BETA = "weight_lr", "activity_lr"
 BAD = frozenset({"diverged", "failed"})
 
 

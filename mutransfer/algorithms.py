@@ -18,10 +18,14 @@ class Algorithm(NamedTuple):
     supports_residual: bool = True
     description: str = ""
     feedback: bool = False  # carries learned feedback weights (TP/DTP: mutransfer.tp.train_step)
+    # energy_start/energy_end are an inference energy before/after GD on the activities (PC), so
+    # mutransfer.inference_health can flag inference that raised it
+    inference: bool = False
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "pc": Algorithm(pc.gradients, True, True, "predictive coding: T steps of GD inference, then ∇_W F"),
+    "pc": Algorithm(pc.gradients, True, True, "predictive coding: T steps of GD inference, then ∇_W F",
+                    inference=True),
     "bp": Algorithm(bp.gradients, False, True, "backprop on the output loss (baseline)"),
     # The activity lr of TP/DTP is the output target step β_out.
     "tp": Algorithm(None, True, False, "target propagation: targets through learned feedback maps", True),

@@ -90,6 +90,15 @@ PARAMETRIZATIONS: dict[str, Parametrization] = {
         output=(_mean_field_out, _one, _one),
         description="muPC (Innocenti et al. 2025, Table 1), no lr scaling, as run in its experiments",
     ),
+    # μPC with width-μP's Adam scaling of the hidden layers' lr, c = √(N0/N) (= 1 at the base width
+    # N0, so at the base it is `mupc`): "hidden-layer Adam lr / √N" relative to the base. The μPC
+    # paper ran no lr scaling (its §7); the issue-25 claim-1 study runs this arm beside `mupc`.
+    "mupc_adam": Parametrization(
+        input=(_in_mult, _one, _one),
+        hidden=(_mupc_hidden, _one, _mup_lr),
+        output=(_mean_field_out, _one, _one),
+        description="muPC with the hidden layers' Adam lr scaled by sqrt(N0/N) (width-muP's Adam rule)",
+    ),
     "depth_mup": Parametrization(
         input=(_in_mult, _one, _one),
         hidden=(_depth_width_mult, _one, _depth_mup_lr),

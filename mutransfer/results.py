@@ -77,7 +77,9 @@ __all__ = [
 ]
 
 RUN_STATUSES = ("ok", "diverged", "failed")
-SCHEMA_VERSION = "2"  # 2: runs gained min_train_loss_25pct/_50pct (older parts read them as NaN)
+DIVERGE_REASONS = ("", "loss", "inference")  # "" while ok (mutransfer.inference_health.REASONS)
+SCHEMA_VERSION = "3"  # 2: runs gained min_train_loss_25pct/_50pct (older parts read them as NaN);
+# 3: runs gained diverge_reason/diverge_step (older parts read them as "" / -1)
 PARTITION_KEY = "sweep_id"
 ANALYSES_DIR = "analyses"  # diagnostics tables: ROOT/analyses/sweep_id=<id>/<name>.parquet
 QUARANTINE_DIR = "_quarantine"  # parts that failed verification, moved out of the tables
@@ -141,7 +143,11 @@ _COLUMNS: dict[str, tuple[tuple[str, pa.DataType, Any], ...]] = {
         ("final_test_acc", pa.float64(), _NAN),
         ("steps", pa.int64(), _REQUIRED),
         ("wall_s", pa.float64(), _NAN),
-        ("diverged_step", pa.int64(), -1),
+        ("diverged_step", pa.int64(), -1),  # the step the trainer froze the run (loss diverged)
+        # why the run's status is "diverged" ("loss" | "inference", "" when ok) and the step it began
+        # (mutransfer.inference_health); parts written before these columns read as "" / -1.
+        ("diverge_reason", pa.string(), ""),
+        ("diverge_step", pa.int64(), -1),
         ("mutransfer_version", pa.string(), _mutransfer_version),
         ("jax_version", pa.string(), _jax_version),
         ("spec_hash", pa.string(), _REQUIRED),
@@ -329,6 +335,10 @@ def _validate_runs(t: pa.Table) -> None:
     bad = status - set(RUN_STATUSES)
     if bad:
         raise ValueError(f"runs: column 'status' has invalid value(s) {sorted(bad)}; allowed {RUN_STATUSES}")
+    bad = set(t.column("diverge_reason").to_pylist()) - set(DIVERGE_REASONS)
+    if bad:
+        raise ValueError(f"runs: column 'diverge_reason' has invalid value(s) {sorted(bad)}; "
+                         f"allowed {DIVERGE_REASONS}")
     ids = t.column("run_id").to_pylist()
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})

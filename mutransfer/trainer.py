@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mutransfer import algorithms, losses, optim, tp
+from mutransfer import algorithms, inference_health, losses, optim, tp
 from mutransfer.budgets import BUDGET_FRACTIONS, budget_column, budget_steps  # noqa: F401 (re-exported)
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
@@ -556,8 +556,10 @@ def _train_chunk(cell: CellSpec, dd: DeviceData, etas: np.ndarray, betas: np.nda
     metrics = np.asarray(jnp.concatenate(step_metrics))  # (steps, 3, R)
     jax.block_until_ready(state)
     train_s = time.perf_counter() - t1
-    return CellResult(*_summarise(state, metrics, evals, options.log_every, total, etas, betas, seeds),
-                      compile_s, train_s)
+    runs, curves = _summarise(state, metrics, evals, options.log_every, total, etas, betas, seeds)
+    # status/diverge_reason/diverge_step: loss divergence, or inference that raised the energy
+    inference_health.mark(runs, metrics, block_len, algorithms.get(cell.algorithm).inference)
+    return CellResult(runs, curves, compile_s, train_s)
 
 
 def _summarise(state: _State, metrics: np.ndarray, evals: list, log_every: int, total: int,

@@ -29,7 +29,8 @@ def trial_tables(spec: SweepSpec, trial: Trial, result: CellResult, steps_per_ep
         **{k: result.runs[k] for k in ("weight_lr", "activity_lr", "seed", "status", "min_train_loss",
                                        *map(budget_column, BUDGET_FRACTIONS),
                                        "final_train_loss", "best_test_acc", "final_test_acc", "steps",
-                                       "wall_s", "diverged_step")},
+                                       "wall_s", "diverged_step", "diverge_reason",
+                                       "diverge_step")},
         "spec_hash": spec.spec_hash(),
     }, index=range(n))
     c = result.curves

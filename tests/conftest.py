@@ -25,10 +25,38 @@ SLOW_MODULES = frozenset({
 })
 
 
+# Tests that train, compile or build for many seconds (each ≥ 10 s of a 42-min fast-lane run on a
+# machine at load ≈ 10, `pytest -m "not slow" --durations=60`: the 60 slowest held 79 % of its time).
+SLOW_TESTS = {
+    "test_alignment.py": {'test_closed_form_equals_converged_inference', 'test_dataframe_and_registry_entry', 'test_mup_equals_mupc_for_plain_nets', 'test_nonlinear_uses_inference', 'test_small_precision_limit_is_bp', 'test_width_trend_gamma0_approaches_bp'},
+    "test_api.py": {'test_openapi_fuzz_never_5xx'},
+    "test_cli.py": {'test_console_script_entry_point'},
+    "test_cli_errors.py": {'test_missing_dataset_is_refused_before_ray_starts', 'test_report_json_into_a_closed_pipe_is_quiet'},
+    "test_cnn.py": {'test_conv_implementations_agree_with_gradients', 'test_pc_on_a_cnn'},
+    "test_dashboards.py": {'test_contour_page', 'test_pages_link_every_view_and_carry_the_metric'},
+    "test_depth_scan.py": {'test_forward_and_pc_step_match_unrolled', 'test_grid_trainer_packed_state_same_numbers', 'test_init_weights_one_draw_per_shape_equals_per_layer_draws', 'test_training_trajectories_match'},
+    "test_device_check.py": {'test_dry_run_passes_without_the_service_packages_and_reports_every_stage', 'test_every_selected_test_exists_and_collects_without_the_service_packages'},
+    "test_diagnostics.py": {'test_analyses_table_runs_small_configs', 'test_autodiff_hessian_equals_closed_form_and_blocks', 'test_batch_hessian_is_block_diagonal_over_examples', 'test_block_lanczos_conditioning_equals_dense', 'test_blocks_equal_dense_autodiff_for_nonlinear_nets', 'test_closed_form_hessian_float32_autodiff', 'test_coordinate_check_rows_and_width_scaling', 'test_dense_request_over_max_bytes_is_refused_with_size', 'test_linear_equilibrium_float32_gradient_small', 'test_linear_hessian_positive_definite', 'test_loss_energy_ratio_approaches_one_when_width_dominates_depth'},
+    "test_diagnostics_training.py": {'test_numerical_equilibrium_is_a_stationary_point_below_the_forward_energy', 'test_numerical_equilibrium_matches_theorem1_on_linear_nets', 'test_training_diagnostics_analysis', 'test_training_diagnostics_linear_uses_theorem1'},
+    "test_docs_site.py": {'test_site_builds_strict_with_every_section', 'test_strict_build_fails_on_a_broken_link_naming_it'},
+    "test_hardening_service.py": {'test_a_full_disk_makes_status_unavailable_not_finished_and_writes_507', 'test_connections_beyond_the_cap_get_503', 'test_the_cli_refuses_a_cost_bomb_before_anything_starts'},
+    "test_import_graph.py": {'test_every_module_imports_at_top_level_in_a_fresh_interpreter'},
+    "test_inference.py": {'test_inference_converges_to_analytical_solution'},
+    "test_report_typed.py": {'test_a_real_sweeps_report_round_trips'},
+    "test_studies.py": {'test_pages_and_index_come_from_the_runs_on_disk'},  # trains two small sweeps
+    "test_sweep_analyses.py": {'test_spec_analyses_run_store_and_serve'},
+    "test_tp.py": {'test_dtp_training_reduces_the_loss', 'test_feedback_grads_only_touch_V_and_match_autodiff', 'test_forward_grads_are_local_and_match_the_hand_computed_local_gradient', 'test_output_layer_gradient_is_beta_times_backprop_for_mse', 'test_reconstruction_loss_decreases_under_feedback_training', 'test_step_vmaps_over_runs', 'test_train_step_runs_feedback_before_forward'},
+    "test_tp_trainer.py": {'test_grid_trainer_runs_tp_and_flags_divergence', 'test_tp_mup_feature_updates_are_flat_in_width_and_sp_are_not', 'test_tp_runs_alone_equal_runs_in_a_grid'},
+    "test_trainer.py": {'test_grid_equals_runs_trained_one_at_a_time', 'test_same_seed_same_init_and_batches'},
+}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES:
+        name = getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
+                or name in SLOW_TESTS.get(f"{module}.py", ())):
             item.add_marker(pytest.mark.slow)
 
 

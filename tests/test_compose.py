@@ -367,8 +367,9 @@ def test_host_network_override_covers_every_service(services, host_net):
 
 
 def test_host_network_ray_stays_on_loopback(host_net):
-    """Ray rewrites 127.0.0.1 (and localhost) to the machine's outward address and binds there;
-    the default node IP must be a loopback address Ray keeps as it is."""
+    """Ray rewrites 127.0.0.1 (and localhost) to the machine's outward address and advertises it;
+    the default node IP must be a loopback address Ray keeps as it is. (Some Ray servers listen on
+    all interfaces all the same: the file says so.)"""
     from ray._common.network_utils import is_localhost
 
     text = HOST_NET.read_text()
@@ -377,6 +378,7 @@ def test_host_network_ray_stays_on_loopback(host_net):
     (ip,) = ips
     assert ip.startswith("127.") and not is_localhost(ip)
     assert "--host 127.0.0.1" in command_text(host_net["services"]["api"])
+    assert "LISTEN ON ALL INTERFACES" in text
 
 
 @pytest.mark.parametrize("name", ["ray-head", "ray-worker", "ray-worker-gpu", "api"])

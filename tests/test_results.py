@@ -49,6 +49,8 @@ def make_runs(n: int = 2, *, cell: str = "c0", width: int = 64, prefix: str = "r
             "steps": [100] * n,
             "wall_s": [1.5] * n,
             "diverged_step": [-1] + [7] * (n - 1),
+            "diverge_reason": [""] + ["loss"] * (n - 1),
+            "diverge_step": [-1] + [7] * (n - 1),
             "mutransfer_version": ["0.1.0"] * n,
             "jax_version": ["0.4.30"] * n,
             "spec_hash": ["abc123"] * n,

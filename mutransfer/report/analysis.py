@@ -171,6 +171,8 @@ def analyse(df: pd.DataFrame, axis: str, group: dict[str, Any], expected_sizes: 
         e["n_runs"] = int(len(p.rows))
         st = p.rows["status"].astype(str).str.lower()
         e["n_diverged"] = int((st != "ok").sum() + (p.rows["_bad"] & (st == "ok")).sum())
+        reason = p.rows["diverge_reason"].astype(str) if "diverge_reason" in p.rows else pd.Series("", p.rows.index)
+        e["n_diverged_inference"] = int(((st == "diverged") & (reason == "inference")).sum())
         for f in e["edge"]:
             v = fmt_lr(f["value"])
             word, way = ("lowest", "below") if f["side"] == "low" else ("highest", "above")

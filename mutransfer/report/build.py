@@ -107,6 +107,7 @@ def build_report(
 
     df, notes = prepare(runs, info, diverged)
     report["notes"].extend(notes)
+    report["n_diverged_loss"], report["n_diverged_inference"] = _diverged_by_reason(df)
     if cells_total is not None:
         done = _cells_done(df) if cells_done is None else int(cells_done)
         if done < int(cells_total):
@@ -192,3 +193,12 @@ def _title(group: Mapping[str, Any]) -> str:
     fixed = [str(group[c]) for c in FIXED_SETTINGS if c in group]
     held = [f"{k}={v}" for k, v in group.items() if k not in FIXED_SETTINGS]
     return " / ".join(fixed) + (f", {', '.join(held)}" if held else "")
+
+
+def _diverged_by_reason(df: pd.DataFrame) -> tuple[int, int]:
+    """Diverged runs counted by ``diverge_reason`` (mutransfer.inference_health): ``loss`` (training
+    loss blew up; also every diverged run recorded before the column existed) and ``inference``."""
+    div = df["status"].astype(str).str.lower().eq("diverged")
+    reason = df["diverge_reason"].astype(str) if "diverge_reason" in df.columns else pd.Series("", df.index)
+    inference = int((div & reason.eq("inference")).sum())
+    return int(div.sum()) - inference, inference

@@ -46,6 +46,9 @@ def format_report(report: Report | Mapping[str, Any]) -> str:
     lines.append(f"Optimum-shift report — metric {report.metric} ({direction} is better); "
                  f"diverged runs: {report.diverged}; regret "
                  f"{'relative' if unit == 'relative' else 'in accuracy points (pp)'}")
+    if report.n_diverged_loss or report.n_diverged_inference:
+        lines.append(f"diverged runs by reason: loss {report.n_diverged_loss}, "
+                     f"inference {report.n_diverged_inference}")
     for note in report.notes:
         lines.append(f"note: {note}")
     if not report.analyses:

@@ -355,6 +355,7 @@ class SizeRow(_Json):
     seed_argmin_freq: tuple[ArgminFreq, ...]
     n_runs: int
     n_diverged: int
+    n_diverged_inference: int = 0  # of n_diverged: runs whose inference diverged (mutransfer.inference_health)
     local: bool = False  # ran a local lr grid (sweeps/decide.py): optimum and regret against its neighbourhood
 
     def star(self, lr: str) -> float | None:
@@ -637,6 +638,10 @@ class Report(_Json):
     analyses: tuple[Analysis, ...]
     notes: tuple[str, ...]
     single_size: tuple[SingleSize, ...] = ()
+    # diverged runs by runs-table diverge_reason (mutransfer.inference_health): the training loss blew
+    # up (also every diverged run recorded before the column existed), or inference raised the energy
+    n_diverged_loss: int = 0
+    n_diverged_inference: int = 0
     sweep_id: str | None = _optional()
     cells_missing: tuple[str, ...] | None = _optional()
     refinement: Mapping[str, Any] | None = _optional()

@@ -59,6 +59,9 @@ def by_budget(df: pd.DataFrame, axis: str, grid: Grid, info: MetricInfo, opts: O
     total = float(steps[status == "ok"].max()) if steps is not None and (status == "ok").any() else math.nan
     dstep = pd.to_numeric(df["diverged_step"], errors="coerce").to_numpy(float) \
         if "diverged_step" in df.columns else np.full(len(df), np.nan)
+    if "diverge_step" in df.columns:  # the step divergence began, loss or inference (inference_health)
+        began = pd.to_numeric(df["diverge_step"], errors="coerce").to_numpy(float)
+        dstep = np.where(np.nan_to_num(began, nan=-1) >= 0, began, dstep)
     out = []
     for frac, col in cols:
         if math.isnan(total) or np.isnan(dstep).all():

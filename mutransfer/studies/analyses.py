@@ -1,0 +1,295 @@
+"""What each study computes from the runs on disk: its verdict line(s), the Markdown body of its page
+and the figures it draws. One function per kind of evidence (:data:`ANALYSES`), each taking the
+study's :class:`Evidence` (runs and curves per spec label) and returning a :class:`Finding`.
+
+Verdicts are never written by hand: a transfer study's verdict is the optimum-shift report's
+``verdict — verdict_text``, verbatim (mutransfer.report); the 128-layer study's is a rule over its
+accuracy curves and divergence columns (:func:`depth128_training`'s docstring states it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mutransfer.inference_health import RTOL
+from mutransfer.report import build_report, fmt_lr, format_report
+
+CHANCE = 0.10  # 10-class accuracy of a constant prediction
+COLLAPSE_ACC = 0.11  # final accuracy at or below this: "collapsed to chance"
+DECLINE_PP = 0.05  # final accuracy this far (5 points) below the run's best: "declined"
+
+
+class Evidence(NamedTuple):
+    """Runs and curves of a study, per spec label (labels with no sweep on disk are absent)."""
+
+    runs: dict[str, pd.DataFrame]
+    curves: dict[str, pd.DataFrame]
+    sweep_ids: dict[str, list[str]]
+    key: str = "study"  # the study's key: its figures are named <key>-<label>-<kind>.png
+
+
+class Finding(NamedTuple):
+    verdict: str  # the index's verdict column ("" when there is nothing to judge)
+    body: list[str]  # Markdown lines
+    figures: dict[str, Callable[[Any], None]]  # file name → draw(figure)
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _md_table(df: pd.DataFrame, floatfmt: Callable[[Any], str] | None = None) -> list[str]:
+    cols = [str(c) for c in df.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        out.append("| " + " | ".join(floatfmt(v) if floatfmt else str(v) for v in row) + " |")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# transfer studies (claims 1 and 2): the optimum-shift report, verbatim
+
+
+def _transfer(evidence: Evidence, axis: str) -> Finding:
+    figure_prefix = evidence.key
+    verdicts, body, figures = [], [], {}
+    for label, runs in evidence.runs.items():
+        metric = "min_train_loss"
+        report = build_report(runs, metric=metric, n_bootstrap=200, rng_seed=0)
+        found = [a for a in report.analyses if a.axis == axis]
+        body += [f"### {label}", "", f"Sweeps: {', '.join(evidence.sweep_ids[label])}; {len(runs)} runs.", ""]
+        if not found:
+            body += ["The report found nothing to compare along this axis:", ""]
+            body += [f"- {n}" for n in report.notes] + [""]
+            continue
+        for a in found:
+            who = a.group.get("parametrization", "?")
+            verdicts.append(f"{label} — {who}: {a.verdict} — {a.verdict_text}")
+        body += ["```", format_report(report), "```", ""]
+        safe = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in label).strip("-")
+        figures[f"{figure_prefix}-{safe}-contours.png"] = _contours_drawer(runs, axis, metric)
+        figures[f"{figure_prefix}-{safe}-optimum.png"] = _optimum_drawer(found, axis)
+        body += [f"![contours: {label}](figures/{figure_prefix}-{safe}-contours.png)", "",
+                 f"![optimum vs {axis}: {label}](figures/{figure_prefix}-{safe}-optimum.png)", ""]
+    return Finding("; ".join(verdicts), body, figures)
+
+
+def _contours_drawer(runs: pd.DataFrame, axis: str, metric: str):
+    """Seed-mean log10(metric) over (η, β) per parametrisation (rows) and size (columns); the grid
+    argmin marked. Diverged runs count +inf (blank cells), as in the report's default."""
+    df = runs.copy()
+    bad = df["status"].astype(str) != "ok"
+    df.loc[bad, metric] = np.inf
+    mean = df.groupby(["parametrization", axis, "weight_lr", "activity_lr"])[metric].mean().reset_index()
+    params = sorted(mean["parametrization"].unique())
+    sizes = sorted(mean[axis].unique())
+
+    def draw(fig):
+        axes = fig.subplots(len(params), len(sizes), squeeze=False, sharex=True, sharey=True)
+        for i, p in enumerate(params):
+            for j, s in enumerate(sizes):
+                ax = axes[i][j]
+                sub = mean[(mean["parametrization"] == p) & (mean[axis] == s)]
+                grid = sub.pivot(index="activity_lr", columns="weight_lr", values=metric).sort_index()
+                z = np.log10(np.where(np.isfinite(grid.values), grid.values, np.nan))
+                ax.imshow(z, origin="lower", aspect="auto", cmap="viridis")
+                ax.set_xticks(range(len(grid.columns)), [fmt_lr(v) for v in grid.columns], rotation=90, fontsize=6)
+                ax.set_yticks(range(len(grid.index)), [fmt_lr(v) for v in grid.index], fontsize=6)
+                if np.isfinite(z).any():
+                    bi, bj = np.unravel_index(np.nanargmin(z), z.shape)
+                    ax.plot(bj, bi, "r*", ms=10)
+                ax.set_title(f"{p}, {axis} = {s}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel("β (activity lr)")
+                if i == len(params) - 1:
+                    ax.set_xlabel("η (weight lr)")
+        fig.suptitle(f"log10 seed-mean {metric} (★ grid argmin; blank: diverged)", fontsize=9)
+        fig.set_size_inches(2.6 * len(sizes) + 1, 2.4 * len(params) + 1)
+        fig.tight_layout()
+    return draw
+
+
+def _optimum_drawer(analyses: list, axis: str):
+    def draw(fig):
+        ax_eta, ax_beta = fig.subplots(1, 2)
+        for a in analyses:
+            who = a.group.get("parametrization", "?")
+            sizes = [e.size for e in a.sizes]
+            for ax, lr in ((ax_eta, "eta"), (ax_beta, "beta")):
+                vals = [np.nan if e.star(lr) is None else e.star(lr) for e in a.sizes]
+                ax.plot(sizes, vals, "o-", label=who)
+        for ax, name in ((ax_eta, "η* (weight lr)"), (ax_beta, "β* (activity lr)")):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(axis)
+            ax.set_ylabel(name)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"grid optimum of the seed mean vs {axis}", fontsize=9)
+        fig.set_size_inches(8, 3.2)
+        fig.tight_layout()
+    return draw
+
+
+def width_transfer(evidence: Evidence) -> Finding:
+    return _transfer(evidence, "width")
+
+
+def depth_transfer(evidence: Evidence) -> Finding:
+    merged = Evidence({"all depth sweeps": pd.concat(list(evidence.runs.values()), ignore_index=True)},
+                      {}, {"all depth sweeps": sorted(s for v in evidence.sweep_ids.values() for s in v)},
+                      evidence.key)
+    return _transfer(merged, "depth")
+
+
+# ----------------------------------------------------------------------------------------------
+# claim 3: 128-layer training curves
+
+
+def _run_name(r) -> str:
+    return f"η={fmt_lr(float(r['weight_lr']))} β={fmt_lr(float(r['activity_lr']))}"
+
+
+def depth128_training(evidence: Evidence) -> Finding:
+    """Per run: best test accuracy (and its step), the last measured accuracy, the divergence columns.
+
+    Rule for the verdict line, per run: *collapsed* if its last accuracy ≤ :data:`COLLAPSE_ACC`
+    (chance is 10 %); *declined* if its last accuracy is more than :data:`DECLINE_PP` below its best;
+    else *holding*. The line lists every run with best → last, its state, and the inference flag.
+    """
+    verdicts, figures = [], {}
+    body = ["How a run is flagged (mutransfer/inference_health.py): *diverged (loss)* when its training loss "
+            "is non-finite or 1e3 × its step-0 loss (the trainer then freezes it); *diverged (inference)* when, "
+            "over an eval block, the energy after inference summed over the block exceeds the energy before it "
+            f"by more than {RTOL:.0%}, or an activity is non-finite — the step where it began is recorded. "
+            f"State rule: *collapsed* if the last test accuracy ≤ {COLLAPSE_ACC:.0%}, *declined* if it is more "
+            f"than {100 * DECLINE_PP:.0f} points below the run's best, else *holding*.", ""]
+    for label, runs in evidence.runs.items():
+        curves = evidence.curves.get(label, pd.DataFrame())
+        body += [f"### {label}", "", f"Sweep: {', '.join(evidence.sweep_ids[label])}.", ""]
+        acc = curves.dropna(subset=["test_acc"]) if len(curves) else curves
+        rows, states = [], []
+        runs = runs.sort_values(["weight_lr", "activity_lr"])
+        for r in runs.to_dict("records"):
+            c = acc[acc["run_id"] == r["run_id"]].sort_values("step") if len(acc) else acc
+            best_i = c["test_acc"].idxmax() if len(c) else None
+            best = float(c.loc[best_i, "test_acc"]) if best_i is not None else math.nan
+            best_step = int(c.loc[best_i, "step"]) if best_i is not None else -1
+            last = float(c["test_acc"].iloc[-1]) if len(c) else math.nan
+            last_step = int(c["step"].iloc[-1]) if len(c) else -1
+            state = ("collapsed" if last <= COLLAPSE_ACC else "declined" if best - last > DECLINE_PP
+                     else "holding")
+            reason = str(r.get("diverge_reason") or "")
+            flag = (f"diverged ({reason}) from step {int(r.get('diverge_step', -1))}" if r["status"] == "diverged"
+                    else "no divergence flagged")
+            states.append(f"{_run_name(r)}: {_pct(best)} (step {best_step}) → {_pct(last)} (step {last_step}), "
+                          f"{state}, {flag}")
+            rows.append({"run": _run_name(r), "status": r["status"], "diverge_reason": reason or "–",
+                         "diverge_step": int(r.get("diverge_step", -1)), "best test acc": _pct(best),
+                         "at step": best_step, "last test acc": _pct(last), "at step ": last_step, "state": state})
+        verdicts.append(f"{label}: " + "; ".join(states))
+        body += _md_table(pd.DataFrame(rows)) + [""]
+        if len(acc):
+            body += ["Test accuracy by step (every 100th step and the last):", ""]
+            names = {r["run_id"]: _run_name(r) for r in runs.to_dict("records")}
+            wide = acc.assign(run=acc["run_id"].map(names)).pivot_table(index="step", columns="run",
+                                                                         values="test_acc")
+            last_step = int(wide.index.max())
+            keep = [s for s in wide.index if s % 100 == 0 or s == last_step]
+            table = wide.loc[keep].reset_index()
+            body += _md_table(table, _acc_cell) + [""]
+            body += _energy_table(curves, names)
+            safe = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in label).strip("-")
+            name = f"{evidence.key}-{safe}-accuracy.png"
+            figures[name] = _accuracy_drawer(acc, curves, names, runs)
+            body += [f"![test accuracy over steps: {label}](figures/{name})", ""]
+    return Finding("; ".join(verdicts), body, figures)
+
+
+def _acc_cell(v) -> str:
+    """A step (an integer) as is, an accuracy to 4 decimals, a missing value as "–"."""
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    return "–" if not math.isfinite(v) else f"{v:.4f}"
+
+
+def _energy_table(curves: pd.DataFrame, names: dict) -> list[str]:
+    """Energy after / before inference (F_T/F_0), mean over each 250-step window: above 1 means
+    inference raised the energy (mutransfer.inference_health)."""
+    e = curves.dropna(subset=["energy_start", "energy_end"])
+    if not len(e):
+        return []
+    e = e.assign(ratio=e["energy_end"] / e["energy_start"], window=(e["step"] // 250) * 250,
+                 run=e["run_id"].map(names))
+    t = e.pivot_table(index="window", columns="run", values="ratio", aggfunc="mean").reset_index()
+    t = t.rename(columns={"window": "steps from"})
+    return (["Energy after inference / before (F_T/F_0, mean of the logged steps in each 250-step window; "
+             "> 1: inference raised the energy):", ""]
+            + _md_table(t, lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)) + [""])
+
+
+def _accuracy_drawer(acc: pd.DataFrame, curves: pd.DataFrame, names: dict, runs: pd.DataFrame):
+    def draw(fig):
+        ax, ax2 = fig.subplots(2, 1, sharex=True)
+        for rid, name in names.items():
+            c = acc[acc["run_id"] == rid].sort_values("step")
+            (line,) = ax.plot(c["step"], c["test_acc"], "o-", ms=3, label=name)
+            e = curves[(curves["run_id"] == rid)].dropna(subset=["energy_start", "energy_end"]).sort_values("step")
+            ax2.plot(e["step"], e["energy_end"] / e["energy_start"], lw=0.8, color=line.get_color(), label=name)
+            r = runs[runs["run_id"] == rid].iloc[0]
+            if r["status"] == "diverged" and int(r.get("diverge_step", -1)) >= 0:
+                ax.axvline(int(r["diverge_step"]), color=line.get_color(), ls=":", lw=1)
+        ax.axhline(CHANCE, color="grey", lw=0.5)
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=7)
+        ax2.axhline(1.0, color="grey", lw=0.5)
+        ax2.set_yscale("log")
+        ax2.set_ylabel("F_T / F_0")
+        ax2.set_xlabel("step (weight updates)")
+        fig.suptitle("128-layer ReLU ResNet, μPC, N = 64, T = 128 (dotted: inference divergence flagged)", fontsize=9)
+        fig.set_size_inches(8, 6)
+        fig.tight_layout()
+    return draw
+
+
+# ----------------------------------------------------------------------------------------------
+# claim 4: T = 1 against T = H
+
+
+def t1_vs_tH(evidence: Evidence) -> Finding:
+    """Best seed-mean ``min_train_loss`` over the lr grid per (parametrization, depth), for T = 1 and
+    T = H; the ratio T = 1 / T = H (> 1: one inference step is worse). No verdict rule: the claim has
+    two halves (worse; increasingly with depth) and the table shows both."""
+    best: dict[str, pd.Series] = {}
+    for label, runs in evidence.runs.items():
+        kind = "T = 1" if label.startswith("T = 1") else "T = H"
+        ok = runs[runs["status"] == "ok"]
+        m = ok.groupby(["parametrization", "depth", "weight_lr", "activity_lr"])["min_train_loss"].mean()
+        b = m.groupby(level=["parametrization", "depth"]).min()
+        best[kind] = b if kind not in best else pd.concat([best[kind], b]).groupby(level=[0, 1]).min()
+    if len(best) < 2:
+        return Finding("", ["Only one of T = 1 / T = H has runs on disk: nothing to compare."], {})
+    t = pd.DataFrame({"best loss, T = 1": best["T = 1"], "best loss, T = H": best["T = H"]}).dropna()
+    t["T = 1 / T = H"] = t["best loss, T = 1"] / t["best loss, T = H"]
+    t = t.reset_index()
+    ratios = "; ".join(f"{p}: " + ", ".join(f"H={int(d)} {r:.2f}" for d, r in zip(g["depth"], g["T = 1 / T = H"]))
+                       for p, g in t.groupby("parametrization"))
+    return Finding(f"best-loss ratio T = 1 / T = H by depth — {ratios}",
+                   _md_table(t, lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)) + [""], {})
+
+
+def not_a_sweep(evidence: Evidence) -> Finding:
+    return Finding("", [], {})
+
+
+ANALYSES: dict[str, Callable[[Evidence], Finding]] = {
+    "width_transfer": width_transfer,
+    "depth_transfer": depth_transfer,
+    "depth128_training": depth128_training,
+    "t1_vs_tH": t1_vs_tH,
+    "not_a_sweep": not_a_sweep,
+}
