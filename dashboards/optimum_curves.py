@@ -7,8 +7,8 @@ regret of transferring, drawn as training dynamics.
 * Solid line: mean over seeds at the size's own optimum; shaded band: min–max over seeds.
 * Dashed line: mean over seeds at the base size's optimum (left out at the base size itself and
   wherever both optima coincide).
-* Test accuracy (measured at a few steps only) is drawn as markers joined by a thin dotted line,
-  so two evaluations do not read as a ramp.
+* Test accuracy (measured at a few steps only) is drawn as markers with seed whiskers — joined by
+  a thin dotted line only from four evaluations on — so two evaluations do not read as a ramp.
 * Every trace carries ``customdata`` = the run page of its seeds (``?also=`` the others) so a click
   opens them, and ``meta={"role": "optimum_curve" | "base_curve" | "seed_band" | "test_acc",
   "size": ..., "run_ids": [...], "lrs": {...}}``.
@@ -137,8 +137,9 @@ def optimum_curves(
             if has_test:
                 acc = _seed_stats(curves, ids, "test_acc", positive=False)
                 if len(acc):
-                    fig.add_trace(go.Scatter(
-                        x=acc["step"], y=acc["mean"], mode="lines+markers", showlegend=False,
+                    fig.add_trace(go.Scatter(  # a few evaluations: markers only (a line reads as a ramp)
+                        x=acc["step"], y=acc["mean"], mode="markers" if len(acc) <= 3 else "lines+markers",
+                        showlegend=False,
                         legendgroup=f"{size}-{role}",
                         line=dict(color=color, dash="dot", width=0.8),
                         marker=dict(size=9, color=color if role == "optimum_curve" else "white",
