@@ -111,7 +111,6 @@ def cmd_run(args) -> int:
     from sweeps.plan import count_runs
 
     spec = load_spec(args.spec)
-    _check_cost(spec)
     if args.refine and (args.decide or spec.decide is not None):
         raise UserError("--refine: the decide loop extends edges itself (and adds seeds); use --decide alone")
     args.decide = args.decide or spec.decide is not None  # the spec's decide: field asks for it too
@@ -119,6 +118,7 @@ def cmd_run(args) -> int:
         from sweeps.spec import Decide
 
         spec = spec.model_copy(update={"decide": Decide()})  # default limits; not in the hash: the same sweep
+    _check_cost(spec)  # with --decide, the runs the loop may add count too
     if args.dry_run:
         return _dry_run(spec, args)
     store = ResultsStore(args.results)
