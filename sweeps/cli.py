@@ -105,6 +105,19 @@ def _check_cost(spec) -> None:
         raise UserError(str(e)) from None
 
 
+def decide_spent(spec, record, runs_on_disk: int, wall_s: float) -> str:
+    """One line: what ``run --decide`` spent (runs: the spec's, the loop's, on disk; this invocation's
+    wall time) and what it concluded (each analysis's verdict, why the loop stopped)."""
+    from sweeps.decide import STOPS
+    from sweeps.progress import clock
+    from sweeps.spec import count_runs
+
+    verdicts = "; ".join(f"{v['analysis']}: {v['outcome']}" for v in record.verdicts) or "no analysis"
+    return (f"decide spent: {runs_on_disk} runs on disk (the spec's {count_runs(spec)}, {record.runs_added} added in "
+            f"{len(record.rounds)} round(s)), {clock(wall_s)} wall time in this invocation; stopped: "
+            f"{STOPS.get(record.stopped, record.stopped)}; concluded: {verdicts}")
+
+
 def cmd_run(args) -> int:
     from sweeps import compile_cache
     from sweeps.local import run_sweep
@@ -187,7 +200,11 @@ def cmd_run(args) -> int:
                 outcomes.append(execute(None, rec))
                 return not outcomes[-1].cells_failed
 
-            run_decide(spec, store, sweep_id, step_decide, say=lambda line: print(line, file=sys.stderr, flush=True))
+            started = time.monotonic()
+            record = run_decide(spec, store, sweep_id, step_decide,
+                                say=lambda line: print(line, file=sys.stderr, flush=True))
+            print(decide_spent(spec, record, len(store.load_runs(sweep_id)), time.monotonic() - started),
+                  file=sys.stderr, flush=True)
             outcome = outcomes[0]
             for out in outcomes[1:]:
                 outcome.cells_failed.update(out.cells_failed)
