@@ -44,6 +44,7 @@ SPECS = {
     "sp_width": {"parametrizations": ["sp"], "widths": [8, 16, 32], "depths": [2]},
     "mupc_depth": {"parametrizations": ["mupc"], "widths": [16], "depths": [2, 4, 8]},
 }
+TARGETS = ("mupc_width", "sp_width", "mupc_depth")  # the specs run by default
 
 
 def specs(name: str, steps: int):
