@@ -81,7 +81,7 @@ def run_phase(name: str, phase: str, steps: int, root: Path) -> dict:
         assert not out.cells_failed, out.cells_failed
         runs = store.load_runs(ref.default_sweep_id())
         report = decide.report_of(ref, runs)
-        return {"runs": len(runs), "wall_s": time.perf_counter() - t0, "verdict": verdicts(report),
+        return {"runs": len(runs), "wall_s": time.perf_counter() - t0, "verdicts": verdicts(report),
                 "text": format_report(report)}
     sid = dec.default_sweep_id()
     record = decide.run_decide(dec, store, sid, lambda rec: not run_sweep(dec, root, sweep_id=sid,
@@ -90,7 +90,7 @@ def run_phase(name: str, phase: str, steps: int, root: Path) -> dict:
     wall = time.perf_counter() - t0
     runs = store.load_runs(sid)
     report = decide.report_of(dec, runs, record)
-    return {"runs": len(runs), "wall_s": wall, "verdict": verdicts(report), "rounds": len(record.rounds),
+    return {"runs": len(runs), "wall_s": wall, "verdicts": verdicts(report), "rounds": len(record.rounds),
             "stopped": record.stopped, "summary": decide.summary(record), "text": format_report(report)}
 
 
@@ -135,15 +135,15 @@ def main(argv=None) -> int:
             for phase in (("ref", "decide") if args.phase == "both" else (args.phase,)):
                 out = run_phase(name, phase, args.steps, root)
                 (root / f"bench-decide-{name}-{phase}-{args.steps}.json").write_text(json.dumps(out, indent=1))
-                print(f"done {name} {phase}: {out['runs']} runs, {out['wall_s']:.0f} s, {out['verdict']}",
+                print(f"done {name} {phase}: {out['runs']} runs, {out['wall_s']:.0f} s, {out['verdicts']}",
                       file=sys.stderr, flush=True)
         rows = []
         for name in names:
             saved = {ph: root / f"bench-decide-{name}-{ph}-{args.steps}.json" for ph in ("ref", "decide")}
             if all(f.exists() for f in saved.values()):
                 ref, dec = (json.loads(saved[ph].read_text()) for ph in ("ref", "decide"))
-                rows.append({"spec": name, "ref_runs": ref["runs"], "ref_s": ref["wall_s"], "ref_v": ref["verdict"],
-                             "dec_runs": dec["runs"], "dec_s": dec["wall_s"], "dec_v": dec["verdict"],
+                rows.append({"spec": name, "ref_runs": ref["runs"], "ref_s": ref["wall_s"], "ref_v": ref["verdicts"],
+                             "dec_runs": dec["runs"], "dec_s": dec["wall_s"], "dec_v": dec["verdicts"],
                              "rounds": dec["rounds"], "stopped": dec["stopped"], "summary": dec["summary"]})
         if rows:
             print(table(rows, args.steps))
