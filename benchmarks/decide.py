@@ -91,7 +91,8 @@ def run_phase(name: str, phase: str, steps: int, root: Path) -> dict:
     runs = store.load_runs(sid)
     report = decide.report_of(dec, runs, record)
     return {"runs": len(runs), "wall_s": wall, "verdicts": verdicts(report), "rounds": len(record.rounds),
-            "stopped": record.stopped, "summary": decide.summary(record), "text": format_report(report)}
+            "stopped": record.stopped + (" (unconfirmed)" if record.unconfirmed else ""),
+            "summary": decide.summary(record), "text": format_report(report)}
 
 
 def table(rows: list[dict], steps: int) -> str:
@@ -118,9 +119,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=40, help="training steps per run")
     p.add_argument("--results", default=None, help="results root (default: a temporary directory); with "
                                                    "--phase, a root kept between invocations")
-    p.add_argument("--phase", choices=("both", "ref", "decide"), default="both",
+    p.add_argument("--phase", choices=("both", "ref", "decide", "table"), default="both",
                    help="train the reference, the decide loop, or both (each phase's figures are saved in "
-                        "RESULTS/bench-decide-<spec>-<phase>.json; the table is printed once both are there)")
+                        "RESULTS/bench-decide-<spec>-<phase>-<steps>.json; the table is printed once both are "
+                        "there); table: train nothing, print the table of what RESULTS holds")
     args = p.parse_args(argv)
     names = args.only.split(",")
     unknown = [n for n in names if n not in SPECS]
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
         root = Path(args.results or tmp)
         root.mkdir(parents=True, exist_ok=True)
         for name in names:
-            for phase in (("ref", "decide") if args.phase == "both" else (args.phase,)):
+            for phase in {"both": ("ref", "decide"), "table": ()}.get(args.phase, (args.phase,)):
                 out = run_phase(name, phase, args.steps, root)
                 (root / f"bench-decide-{name}-{phase}-{args.steps}.json").write_text(json.dumps(out, indent=1))
                 print(f"done {name} {phase}: {out['runs']} runs, {out['wall_s']:.0f} s, {out['verdicts']}",
