@@ -108,6 +108,7 @@ def test_a_decided_sweep_s_page_shows_its_rounds_local_sizes_and_divergence_flag
     assert "(local)" in page
     flagged = int((runs["status"] == "diverged").sum())
     assert f"Divergence flags: {len(runs)} runs, " in page
+    assert f"width 8: {int((runs['width'] == 8).sum())} runs × 20 steps" in page
     assert ("none flagged diverged" in page) == (flagged == 0)
 
 

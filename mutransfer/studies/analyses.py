@@ -97,6 +97,17 @@ def divergence_line(runs: pd.DataFrame) -> str:
               "activity; `diverged (loss)`: a non-finite or exploding training loss).")
 
 
+def cost_line(runs: pd.DataFrame, axis: str) -> str:
+    """Runs, steps and wall time (compile + train, the sum of the runs' shares of their parts) per size."""
+    if "wall_s" not in runs.columns:
+        return ""
+    parts = []
+    for size, g in runs.groupby(axis):
+        steps = int(g["steps"].max()) if "steps" in g.columns and len(g["steps"].dropna()) else -1
+        parts.append(f"{axis} {int(size)}: {len(g)} runs × {steps} steps, {float(g['wall_s'].sum()) / 60:.1f} min")
+    return "Trained here (wall time, compile + train, as recorded in the runs' `wall_s`): " + "; ".join(parts) + "."
+
+
 def _transfer(evidence: Evidence, axis: str) -> Finding:
     figure_prefix = evidence.key
     verdicts, body, figures = [], [], {}
@@ -106,7 +117,7 @@ def _transfer(evidence: Evidence, axis: str) -> Finding:
         report = build_report(runs, metric=metric, n_bootstrap=200, rng_seed=0, **design)
         found = [a for a in report.analyses if a.axis == axis]
         body += [f"### {label}", "", f"Sweeps: {', '.join(evidence.sweep_ids[label])}; {len(runs)} runs.", "",
-                 divergence_line(runs), ""]
+                 divergence_line(runs), "", cost_line(runs, axis), ""]
         records = (evidence.decide or {}).get(label, [])
         if records:
             body += ["The decide loop's rounds (what each added and why; why it stopped):", "", "```"]
