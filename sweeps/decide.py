@@ -457,7 +457,13 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
         axis_vals = _axis(points[c], k)
         if len(axis_vals) < 2:
             continue
-        new = _step_beyond(axis_vals, side)
+        # The next value of the base cell's whole grid beyond the neighbourhood's edge, when there is
+        # one (a neighbourhood is a window of that grid: on a 1-5-10 grid, 5 → 1, not 5·5/10 = 2.5);
+        # past the base grid's end, the refinement rule.
+        base_vals = _axis(points.get(a.cell(a.base_size)) or {}, k)
+        beyond = ([v for v in base_vals if v < axis_vals[0] * (1 - 1e-9)] if side == "low"
+                  else [v for v in base_vals if v > axis_vals[-1] * (1 + 1e-9)])
+        new = (max(beyond) if side == "low" else min(beyond)) if beyond else _step_beyond(axis_vals, side)
         if not 0 < new <= LR_MAX:
             plan_.blocked.setdefault("lr_bound", []).append(f"{a.title}: {reason.lr} {new:.3g} out of bounds")
             continue
