@@ -190,6 +190,20 @@ def _ratios(res: dict) -> dict[str, float]:
     return {n: r["grid"] / res["matmul_gflops"] for n, r in res["widths"].items()}
 
 
+def compare(ratios: dict[str, float], base: dict[str, float], drop: float = DROP) -> list[str]:
+    """The guard's table: each width's grid/matmul ratio now against the baseline's, its change,
+    and ``DROP > 15 %`` where it fell by more than ``drop`` (a fraction)."""
+    lines = [f"{'N':>5} {'grid/matmul now':>16} {'baseline':>10} {'change':>8}"]
+    for n, r in ratios.items():
+        if n not in base:
+            lines.append(f"{n:>5} {r:>16.4f} {'—':>10}   (no baseline for this width)")
+            continue
+        ch = r / base[n] - 1
+        mark = f"  DROP > {100 * drop:.0f} %" if ch < -drop else ""
+        lines.append(f"{n:>5} {r:>16.4f} {base[n]:>10.4f} {100 * ch:>+7.1f}%{mark}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
@@ -250,14 +264,7 @@ def main() -> None:
             base = json.loads(Path(args.against).read_text())["ratio"]
         except (OSError, ValueError, KeyError) as e:
             raise SystemExit(f"--against {args.against}: not a baseline written by --record ({e})")
-        print(f"{'N':>5} {'grid/matmul now':>16} {'baseline':>10} {'change':>8}")
-        for n, r in ratios.items():
-            if n not in base:
-                print(f"{n:>5} {r:>16.4f} {'—':>10}   (no baseline for this width)")
-                continue
-            ch = r / base[n] - 1
-            mark = "  DROP > 15 %" if ch < -DROP else ""
-            print(f"{n:>5} {r:>16.4f} {base[n]:>10.4f} {100 * ch:>+7.1f}%{mark}")
+        print("\n".join(compare(ratios, base)))
 
 
 if __name__ == "__main__":
