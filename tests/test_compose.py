@@ -367,18 +367,19 @@ def test_host_network_override_covers_every_service(services, host_net):
 
 
 def test_host_network_ray_stays_on_loopback(host_net):
-    """Ray rewrites 127.0.0.1 (and localhost) to the machine's outward address and advertises it;
-    the default node IP must be a loopback address Ray keeps as it is. (Some Ray servers listen on
-    all interfaces all the same: the file says so.)"""
-    from ray._common.network_utils import is_localhost
+    """Every Ray process binds and advertises 127.0.0.1: the default node IP is 127.0.0.1 and every
+    service sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, without which Ray 2.60 rewrites 127.0.0.1 to
+    the machine's outward address (and with another loopback IP, 127.0.0.2, its GCS listened on all
+    interfaces in `make compose-check`). The check itself fails on a non-loopback listener."""
+    import ray._private.ray_constants as rc
 
     text = HOST_NET.read_text()
-    ips = set(re.findall(r"\$\{RAY_NODE_IP:-([^}]+)\}", text))
-    assert len(ips) == 1
-    (ip,) = ips
-    assert ip.startswith("127.") and not is_localhost(ip)
+    assert set(re.findall(r"\$\{RAY_NODE_IP:-([^}]+)\}", text)) == {"127.0.0.1"}
+    for name, svc in host_net["services"].items():
+        assert env_of(svc).get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR) == "0", name
     assert "--host 127.0.0.1" in command_text(host_net["services"]["api"])
-    assert "LISTEN ON ALL INTERFACES" in text
+    check = (ROOT / "docker" / "compose_check.py").read_text()
+    assert "non_loopback_listeners() - before" in check and 'NET = {"RAY_NODE_IP": "127.0.0.1"' in check
 
 
 @pytest.mark.parametrize("name", ["ray-head", "ray-worker", "ray-worker-gpu", "api"])
@@ -387,7 +388,7 @@ def test_host_network_nodes_never_share_a_port(services, host_net, name):
     dashboard agent's fixed default (52365) and the worker ports included; the rest of each
     command is the main file's."""
     base, over = command_text(services[name]), with_defaults(command_text(host_net["services"][name]))
-    ip = "127.0.0.2"
+    ip = "127.0.0.1"
     for flag in ("--node-manager-port=0", "--object-manager-port=0", "--dashboard-agent-listen-port=0",
                  "--min-worker-port=0", "--max-worker-port=0", f"--node-ip-address={ip}"):
         assert flag in over, flag
@@ -402,15 +403,15 @@ def test_host_network_nodes_never_share_a_port(services, host_net, name):
         # --ray-client-server-port without it (the first real start showed it)
         assert "ray-client-server-port" not in over
         assert f"{ip}:6379" in " ".join(host_net["services"][name]["healthcheck"]["test"]).replace(
-            "${RAY_NODE_IP:-127.0.0.2}", ip).replace("${RAY_PORT:-6379}", "6379")
+            "${RAY_NODE_IP:-127.0.0.1}", ip).replace("${RAY_PORT:-6379}", "6379")
     else:
         assert f"--address={ip}:6379" in over
 
 
 def test_host_network_api_address(host_net):
     api = host_net["services"]["api"]
-    assert with_defaults(env_of(api)["MUTRANSFER_RAY_ADDRESS"]) == "127.0.0.2:6379"
-    assert "--address 127.0.0.2:6379" in with_defaults(command_text(api))
+    assert with_defaults(env_of(api)["MUTRANSFER_RAY_ADDRESS"]) == "127.0.0.1:6379"
+    assert "--address 127.0.0.1:6379" in with_defaults(command_text(api))
     assert "127.0.0.1:8000/health" in with_defaults(" ".join(api["healthcheck"]["test"]))
 
 
