@@ -14,6 +14,8 @@ from mutransfer.results import ResultsStore
 from mutransfer.studies import STUDIES, Study, generate
 from mutransfer.studies.__main__ import main
 from mutransfer.studies.pages import REPO
+from sweeps import decide
+from sweeps.cli import main as cli_main
 from sweeps.local import run_sweep
 from sweeps.spec import parse_spec
 
@@ -27,6 +29,10 @@ DEEP = {"name": "study-deep", "parametrizations": ["mupc"], "widths": [16], "dep
         "weight_lrs": [1e-2], "activity_lrs": [10.0, 30.0], "seeds": 1,
         "dataset": {"name": "digits", "train_examples": 320}, "training": {"epochs": 1, "batch_size": 32},
         "logging": {"every": 1, "eval_every": 5}}
+# The decide loop with a local grid at the larger width: its rounds go on the page.
+LOCAL = {**WIDTH, "name": "study-local", "weight_lrs": [3e-3, 1e-2, 3e-2, 1e-1, 3e-1], "activity_lrs": [0.5],
+         "seeds": 2, "training": {"epochs": 1, "batch_size": 32, "max_steps": 20},
+         "grid": {"larger_sizes": "local", "radius": 1}, "decide": {"max_runs": 12, "max_rounds": 2}}
 
 
 def study(key, analysis, specs, **kw):
@@ -40,6 +46,9 @@ def results(tmp_path_factory):
     for spec in (WIDTH, DEEP):
         (root / f"{spec['name']}.yaml").write_text(yaml.safe_dump(spec))
         assert not run_sweep(parse_spec(spec), root / "results").cells_failed
+    (root / "study-local.yaml").write_text(yaml.safe_dump(LOCAL))
+    assert cli_main(["run", str(root / "study-local.yaml"), "--results", str(root / "results"), "--decide",
+                     "--executor", "local"]) == 0
     return root
 
 
@@ -75,6 +84,33 @@ def test_pages_and_index_come_from_the_runs_on_disk(results, tmp_path):
         for name in figures:
             png = tmp_path / "figures" / name
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_a_decided_sweep_s_page_shows_its_rounds_local_sizes_and_divergence_flags(results, tmp_path):
+    rows = generate(results / "results", tmp_path, [study("claim-l", "width_transfer", (("local", "study-local.yaml"),))],
+                    repo=results, figures=False)
+    store = ResultsStore(results / "results")
+    sid = parse_spec(LOCAL).default_sweep_id()
+    record = decide.load_record(store, sid)
+    assert record is not None and record.rounds and record.rounds[0].additions[0].code == "local_grid"
+    page = (tmp_path / "claim-l.md").read_text()
+    rounds = [ln for ln in decide.summary(record) if ln.startswith(("  round ", "    "))]
+    assert rounds
+    for line in rounds:  # the rounds and additions, as `mutransfer report` prints them
+        assert line in page, line
+    assert f"Decide ({sid}): {len(record.rounds)} round(s), {record.runs_added} runs added" in page
+    assert f"  stopped: {record.stopped}" in page
+    # the width-16 cell ran a local neighbourhood: the report says so, and the verdict is that report's
+    runs = store.load_runs(sid)
+    a = build_report(runs, metric="min_train_loss", n_bootstrap=200, rng_seed=0, expected_seeds=2,
+                     local_cells=[(16, 2)]).analyses[0]
+    assert rows[0][2] == f"local — mupc: {a.verdict} — {a.verdict_text}"
+    assert "(local)" in page
+    flagged = int((runs["status"] == "diverged").sum())
+    assert f"Divergence flags: {len(runs)} runs, " in page
+    w8 = runs[runs["width"] == 8]
+    assert f"width 8: {len(w8)} runs × {int(w8['steps'].max())} steps" in page  # 320 examples / batch 32
+    assert ("none flagged diverged" in page) == (flagged == 0)
 
 
 def test_every_study_names_real_specs_and_the_command_runs_on_an_empty_root(tmp_path, capsys):

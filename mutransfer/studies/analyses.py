@@ -24,12 +24,19 @@ DECLINE_PP = 0.05  # final accuracy this far (5 points) below the run's best: "d
 
 
 class Evidence(NamedTuple):
-    """Runs and curves of a study, per spec label (labels with no sweep on disk are absent)."""
+    """Runs and curves of a study, per spec label (labels with no sweep on disk are absent).
+
+    ``designs``: per label, the report's design keywords read from its spec file (``expected_seeds``;
+    ``local_cells`` under ``grid: {larger_sizes: local}``), so sizes that ran a local lr neighbourhood
+    are reported as such. ``decide``: per label, the decide loop's records (the JSON that
+    ``mutransfer run --decide`` writes beside the results, ``specs/<sweep_id>.decide.json``)."""
 
     runs: dict[str, pd.DataFrame]
     curves: dict[str, pd.DataFrame]
     sweep_ids: dict[str, list[str]]
     key: str = "study"  # the study's key: its figures are named <key>-<label>-<kind>.png
+    designs: dict[str, dict] | None = None
+    decide: dict[str, list[dict]] | None = None
 
 
 class Finding(NamedTuple):
@@ -54,14 +61,67 @@ def _md_table(df: pd.DataFrame, floatfmt: Callable[[Any], str] | None = None) ->
 # transfer studies (claims 1 and 2): the optimum-shift report, verbatim
 
 
+def decide_lines(record: dict) -> list[str]:
+    """The decide loop's rounds as text, from its record's JSON (the lines `mutransfer report` prints
+    after the report: what each round added to which cell and why, why the loop stopped)."""
+    rounds = record.get("rounds") or []
+    added = sum(int(r.get("runs", 0)) for r in rounds)
+    lines = [f"Decide ({record.get('sweep_id', '?')}): {len(rounds)} round(s), {added} runs added"]
+    for r in rounds:
+        lines.append(f"  round {r['number']}: +{r['runs']} runs")
+        lines += [f"    {a['cell']}: +{a.get('runs', 0)} ({a['code']}) — {a['why']}" for a in r.get("additions", [])]
+    stopped = record.get("stopped")
+    lines.append("  stopped: " + (stopped or "not finished (the loop is still running, or was stopped)")
+                 + (f" — {record['detail']}" if record.get("detail") else ""))
+    for o in record.get("open") or []:
+        lines.append(f"  open: {o.get('analysis', '?')}: {o.get('outcome', '?')} ({', '.join(o.get('codes', []))})")
+    return lines
+
+
+def divergence_line(runs: pd.DataFrame) -> str:
+    """How many runs were flagged diverged, by reason (mutransfer/inference_health.py), and from which steps."""
+    div = runs[runs["status"].astype(str) == "diverged"]
+    reasons = div["diverge_reason"].astype(str) if "diverge_reason" in div.columns else pd.Series("loss", index=div.index)
+    parts = []
+    for reason in ("loss", "inference"):
+        sel = div[reasons == reason]
+        if len(sel):
+            steps = sel["diverge_step"] if "diverge_step" in sel.columns else pd.Series(dtype=float)
+            at = f", from step {int(steps.min())} to {int(steps.max())}" if len(steps.dropna()) else ""
+            parts.append(f"{len(sel)} diverged ({reason}){at}")
+    other = len(div) - sum(reasons.isin(["loss", "inference"]))
+    if other:
+        parts.append(f"{other} diverged (reason not recorded)")
+    return (f"Divergence flags: {len(runs)} runs, " + ("; ".join(parts) if parts else "none flagged diverged")
+            + " (`diverged (inference)`: energy rising through inference over an eval block, or a non-finite "
+              "activity; `diverged (loss)`: a non-finite or exploding training loss).")
+
+
+def cost_line(runs: pd.DataFrame, axis: str) -> str:
+    """Runs, steps and wall time (compile + train, the sum of the runs' shares of their parts) per size."""
+    if "wall_s" not in runs.columns:
+        return ""
+    parts = []
+    for size, g in runs.groupby(axis):
+        steps = int(g["steps"].max()) if "steps" in g.columns and len(g["steps"].dropna()) else -1
+        parts.append(f"{axis} {int(size)}: {len(g)} runs × {steps} steps, {float(g['wall_s'].sum()) / 60:.1f} min")
+    return "Trained here (wall time, compile + train, as recorded in the runs' `wall_s`): " + "; ".join(parts) + "."
+
+
 def _transfer(evidence: Evidence, axis: str) -> Finding:
     figure_prefix = evidence.key
     verdicts, body, figures = [], [], {}
     for label, runs in evidence.runs.items():
         metric = "min_train_loss"
-        report = build_report(runs, metric=metric, n_bootstrap=200, rng_seed=0)
+        design = (evidence.designs or {}).get(label, {})
+        report = build_report(runs, metric=metric, n_bootstrap=200, rng_seed=0, **design)
         found = [a for a in report.analyses if a.axis == axis]
-        body += [f"### {label}", "", f"Sweeps: {', '.join(evidence.sweep_ids[label])}; {len(runs)} runs.", ""]
+        body += [f"### {label}", "", f"Sweeps: {', '.join(evidence.sweep_ids[label])}; {len(runs)} runs.", "",
+                 divergence_line(runs), "", cost_line(runs, axis), ""]
+        records = (evidence.decide or {}).get(label, [])
+        if records:
+            body += ["The decide loop's rounds (what each added and why; why it stopped):", "", "```"]
+            body += [line for rec in records for line in decide_lines(rec)] + ["```", ""]
         if not found:
             body += ["The report found nothing to compare along this axis:", ""]
             body += [f"- {n}" for n in report.notes] + [""]

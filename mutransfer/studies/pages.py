@@ -17,6 +17,7 @@ The verdict column is the study's analysis verdict verbatim (mutransfer.studies.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Iterable
@@ -48,9 +49,32 @@ def sweeps_of(store: ResultsStore, name: str, available: Iterable[str]) -> list[
     return sorted(s for s in available if pattern.fullmatch(s))
 
 
+def spec_design(path: Path) -> dict:
+    """The report's design keywords from a spec file (the same rule as sweeps/decide.py's ``design``,
+    read from the YAML so this package needs no sweeps import): ``expected_seeds``, and under
+    ``grid: {larger_sizes: local}`` the ``local_cells`` — every (width, depth) but the base."""
+    doc = yaml.safe_load(path.read_text())
+    seeds = doc.get("seeds", [0])
+    out: dict = {"expected_seeds": seeds if isinstance(seeds, int) else len(seeds)}
+    if (doc.get("grid") or {}).get("larger_sizes") == "local":
+        base = (doc.get("base_width") or min(doc["widths"]), doc.get("base_depth") or min(doc["depths"]))
+        out["local_cells"] = [(w, d) for w in doc["widths"] for d in doc["depths"] if (w, d) != base]
+    return out
+
+
+def decide_record(store: ResultsStore, sweep_id: str) -> dict | None:
+    """The decide loop's record of a sweep (``specs/<sweep_id>.decide.json`` under the results root)."""
+    try:
+        with store.filesystem.open_input_stream(f"{store.base_path}/specs/{sweep_id}.decide.json") as f:
+            return json.loads(f.read().decode())
+    except (OSError, ValueError):
+        return None
+
+
 def gather(study: Study, store: ResultsStore | None, repo: Path = REPO) -> Evidence:
-    """Runs and curves of every spec of ``study`` found under ``store`` (absent labels: no sweep)."""
-    runs, curves, ids = {}, {}, {}
+    """Runs and curves of every spec of ``study`` found under ``store`` (absent labels: no sweep),
+    with each label's report design and decide records."""
+    runs, curves, ids, designs, decided = {}, {}, {}, {}, {}
     available = store.sweeps() if store is not None else []
     for label, spec in study.specs:
         found = sweeps_of(store, spec_name(repo / spec), available) if store is not None else []
@@ -63,7 +87,10 @@ def gather(study: Study, store: ResultsStore | None, repo: Path = REPO) -> Evide
         c = [store.load_curves(s) for s in found] if study.analysis == "depth128_training" else []
         curves[label] = pd.concat(c, ignore_index=True) if c else pd.DataFrame()
         ids[label] = found
-    return Evidence(runs, curves, ids, study.key)
+        if len(found) == 1:  # the design of the spec as it is now; several sweeps of one name may differ
+            designs[label] = spec_design(repo / spec)
+        decided[label] = [r for r in (decide_record(store, s) for s in found) if r is not None]
+    return Evidence(runs, curves, ids, study.key, designs, decided)
 
 
 def status_of(study: Study, evidence: Evidence) -> str:

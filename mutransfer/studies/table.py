@@ -30,6 +30,17 @@ class Study(NamedTuple):
 MUPC = "Innocenti et al. 2025, μPC"
 LOCAL_MUP = "Ishikawa et al. 2024, μP for local losses"
 
+# Measured on this machine (benchmarks/claim1_rate.py; `mutransfer run ... --decide --dry-run`; the runs' wall_s).
+CLAIM1_NOTES = (
+    "**Not run at the paper's size** (widths to 256, not 1024; Fashion-MNIST; local grids above N = 64). "
+    "`python benchmarks/claim1_rate.py` (2026-12-07 03:56 UTC, this shared 2-core CPU, load 0.3 → 6): one cell "
+    "of the paper's grid (44 runs: 4 η × 11 β, one seed) takes 0.331 s per step at N = 64, 1.143 s at N = 128, "
+    "6.336 s at N = 256, so the full-grid study (2 arms × 3 widths × 3 seeds × 937 steps) would take ≈ 12.2 h "
+    "here. With local grids (`mutransfer run sweeps/specs/claim1_width_paper_budget.yaml --decide --dry-run`): "
+    "186 runs, ≈ 48 min per arm for the spec's own runs, at most ≈ 2.7 h with the decide loop's additions "
+    "(120 runs at most). What ran, and how long it took, is under Evidence. 512 and 1024 are GPU jobs "
+    "(no GPU was lent to this session).")
+
 STUDIES: tuple[Study, ...] = (
     Study(
         key="claim-1", row=1, notebook="width.md",
@@ -37,29 +48,28 @@ STUDIES: tuple[Study, ...] = (
         paper=f"{MUPC}, Fig. 5 (top), §5 and A.4 'Hyperparameter transfer'",
         claim="\"μPC enables zero-shot transfer of the weight and activity learning rates across widths "
               "and depths (Fig. 5)\"",
-        specs=(("paper's budget, mupc and mupc_adam", "sweeps/specs/claim1_width_paper_budget.yaml"),
+        specs=(("paper's budget, mupc", "sweeps/specs/claim1_width_paper_budget.yaml"),
+               ("paper's budget, mupc_adam", "sweeps/specs/claim1_width_paper_budget_adam.yaml"),
                ("earlier CPU sweep, 10k subset", "sweeps/specs/mupc_width_cpu_128.yaml")),
         analysis="width_transfer",
         differences=(
-            ("data", "MNIST, 60k", "Fashion-MNIST (MNIST not on these machines); 60k in the paper-budget spec, "
+            ("data", "MNIST, 60k", "Fashion-MNIST (MNIST not on these machines); 60k in the paper-budget specs, "
                                    "a 10k subset in the earlier sweep"),
-            ("widths N", "64, 128, 256, 512, 1024", "64, 128, 256 (paper-budget spec); 32, 64, 128 (earlier)"),
-            ("budget", "1 epoch = 937 steps of batch 64", "937 steps (paper-budget spec); 156 steps (earlier)"),
+            ("widths N", "64, 128, 256, 512, 1024", "64, 128, 256 (paper-budget specs); 32, 64, 128 (earlier)"),
+            ("budget", "1 epoch = 937 steps of batch 64", "937 steps (paper-budget specs); 156 steps (earlier)"),
             ("network", "tanh ResNet, H = 8, T = 8, no biases", "same"),
-            ("grids", "η {1e-2, 5e-2, 1e-1, 5e-1} × β 1e-2 … 1e3 (11)", "same (the earlier sweep adds η 1e-3, 5e-3)"),
-            ("seeds", "3", "same"),
+            ("grids", "η {1e-2, 5e-2, 1e-1, 5e-1} × β 1e-2 … 1e3 (11) at every width",
+             "the whole grid at N = 64 only; at 128 and 256 a 3 × 3 neighbourhood of N = 64's optimum, extended "
+             "by the decide loop while the optimum sits on its edge (a lower bound on the full-grid regret); the "
+             "earlier sweep: full grids, plus η 1e-3, 5e-3"),
+            ("seeds", "3", "3 (the decide loop adds seeds where a regret CI straddles the 5 % tolerance)"),
             ("metric", "minimum training loss, contours averaged over seeds", "same (min_train_loss; grid optimum of "
-                                                                             "the seed mean)"),
+                                                                             "the seed mean; a run flagged diverged "
+                                                                             "counts +inf)"),
             ("hidden-layer Adam lr", "not scaled (§7)", "`mupc` not scaled; `mupc_adam` × √(N0/N) as a second arm"),
             ("precision", "float32 (jpc default)", "same"),
         ),
-        notes="**Not run at the paper's size.** `python benchmarks/claim1_rate.py` measured one cell of the "
-              "paper's grid (44 runs: 4 η × 11 β, one seed) on this shared 2-core CPU (load ≈ 10–16): 1.15 s "
-              "per step at N = 64, 2.1 s at N = 128, 26 s at N = 256; the spec's 2 arms × 3 seeds × 937 steps "
-              "would take ≈ 46 h here (N = 256 alone ≈ 41 h; 512 and 1024 several times more). It is one "
-              "`mutransfer run sweeps/specs/claim1_width_paper_budget.yaml` on a GPU; this page regenerates "
-              "from its results. Until then the verdict below is the earlier CPU sweep's (N = 32 → 128, 156 "
-              "steps of a 10k subset), when its results are on disk.",
+        notes=CLAIM1_NOTES,
     ),
     Study(
         key="claim-2", row=2, notebook="depth.md",
