@@ -324,7 +324,7 @@ def ports_free() -> None:
 
 
 def cluster_cpus(compose: list[str], env: dict) -> float:
-    r = run([*compose, "exec", "-T", "ray-head", "ray", "status", "--address",
+    r = run([*compose, "exec", "-T", "ray-head", "python", "-m", "sweeps.ray_node", "status", "--address",
              f"{NET['RAY_NODE_IP']}:{NET['RAY_PORT']}"], env=env, check_rc=False, capture=True, timeout=60)
     m = re.search(r"([\d.]+)/([\d.]+) CPU", r.stdout or "")
     return float(m.group(2)) if m else 0.0
