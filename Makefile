@@ -43,11 +43,14 @@ run: setup
 serve: setup
 	$(VENV)/bin/mutransfer serve --results $(RESULTS)
 
+# Two pytest-xdist workers: the tests that start Ray run on one of them, as a group (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: setup test-deps
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,8 +1,11 @@
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +54,30 @@ SLOW_TESTS = {
 }
 
 
+# `make test` runs the suite on two pytest-xdist workers with `--dist loadgroup`. Each worker is a
+# process with its own session fixtures, so everything that starts a Ray cluster (the session's
+# `ray start --head` cluster, the embedded one, servers whose drivers join or embed one) is one group
+# and runs on one worker, once: no two test clusters compete for the 2 cores. A module whose tests
+# share a module-scoped fixture (a trained sweep, a server, a browser) is a group too, so that
+# fixture is built once, not once per worker. Everything else is spread test by test.
+RAY_FIXTURES = frozenset({"ray_cli_cluster", "ray_cli_cluster_info", "embedded_ray"})
+RAY_MODULES = frozenset({"test_reliability_ray"})  # servers whose drivers embed their own Ray
+BROWSER_MODULES = frozenset({"test_browser", "test_browser_pages"})  # one headless Chromium at a time
+
+
+def xdist_group(item, module: str) -> str | None:
+    """The group an item runs in under `--dist loadgroup` (None: any worker, test by test)."""
+    if RAY_FIXTURES & set(item.fixturenames) or module in RAY_MODULES:
+        return "ray"
+    if module in BROWSER_MODULES:
+        return "browser"
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(d.scope in ("module", "session") and d.baseid.endswith(f"{module}.py")
+           for fixturedefs in defs.values() for d in fixturedefs):
+        return module
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
@@ -58,11 +85,38 @@ def pytest_collection_modifyitems(config, items):
         if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
                 or name in SLOW_TESTS.get(f"{module}.py", ())):
             item.add_marker(pytest.mark.slow)
+        group = xdist_group(item, module)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # The Ray group is the longest; first in line, its worker starts it at once (loadgroup hands out
+    # groups in collection order). The order changes nothing else: tests share no state but fixtures.
+    items.sort(key=lambda item: not any(m.args == ("ray",) for m in item.iter_markers("xdist_group")))
 
 
 # Tests run on CPU with small shapes.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _session_jax_cache() -> None:
+    """One JAX persistent compilation cache for the whole test session, fresh each session (as on a
+    clean CI checkout) and removed at its end: this process, the xdist workers (they inherit the
+    environment of the process that starts them), and every process the tests start (CLI runs, sweep
+    drivers, Ray workers, the device check's stages) read and write it, so a program compiled once
+    is loaded, not recompiled, by the next process or fixture that builds the same one. JAX reads
+    the ``JAX_*`` variables at import; ``MUTRANSFER_JAX_CACHE`` is where the CLI and drivers point
+    it (``sweeps/compile_cache.py``). Every program is cached, however quick to compile."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("MUTRANSFER_TESTS_JAX_CACHE"):
+        return  # an xdist worker: the controller's cache
+    root = tempfile.mkdtemp(prefix="mutransfer-tests-jax-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    os.environ.update({"MUTRANSFER_TESTS_JAX_CACHE": root, "MUTRANSFER_JAX_CACHE": root,
+                       "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "jax"),
+                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
+
+
+_session_jax_cache()
 
 
 @pytest.fixture(scope="session")

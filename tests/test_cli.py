@@ -36,8 +36,7 @@ def swept(tmp_path_factory):
     spec = tmp / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     root = tmp / "results"
-    code = main(["run", str(spec), "--results", str(root), "--executor", "local",
-                 "--jax-cache", str(tmp / "jaxcache")])
+    code = main(["run", str(spec), "--results", str(root), "--executor", "local"])  # the session's JAX cache
     return spec, root, code
 
 
