@@ -19,6 +19,7 @@ verdicts and whether they agree; then the decide loop's rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mutransfer.report.format import format_report  # noqa: E402
 from mutransfer.results import ResultsStore  # noqa: E402
 from sweeps import decide  # noqa: E402
 from sweeps.local import run_sweep  # noqa: E402
@@ -41,7 +43,15 @@ SPECS = {
     "mupc_width": {"parametrizations": ["mupc"], "widths": [8, 16, 32], "depths": [2]},
     "sp_width": {"parametrizations": ["sp"], "widths": [8, 16, 32], "depths": [2]},
     "mupc_depth": {"parametrizations": ["mupc"], "widths": [16], "depths": [2, 4, 8]},
+    # The width question as a researcher would ask it (docs/guide/decide.md#benchmark): does the weight
+    # lr η* found at a small width hold at widths ×4 and ×16, with the activity lr β held at the
+    # value both parametrisations' earlier 6-seed references chose at that base (w16, H2, 40 steps:
+    # β* = 0.1 for μPC and for SP)? The earlier two width specs (widths 8–32, η × β free) stay in the
+    # table of SPECS for the record: their own references are inconclusive.
+    "mupc_width_eta": {"parametrizations": ["mupc"], "widths": [16, 64, 256], "depths": [2], "activity_lrs": [0.1]},
+    "sp_width_eta": {"parametrizations": ["sp"], "widths": [16, 64, 256], "depths": [2], "activity_lrs": [0.1]},
 }
+TARGETS = ("mupc_width_eta", "sp_width_eta", "mupc_depth")  # the specs run by default
 
 
 def specs(name: str, steps: int):
@@ -60,56 +70,85 @@ def verdicts(report: dict) -> str:
     return "; ".join(a.verdict for a in decide.analyses(report))
 
 
-def run(name: str, steps: int, root: Path) -> dict:
+def run_phase(name: str, phase: str, steps: int, root: Path) -> dict:
+    """Train one phase of one spec into ``root`` (finished parts are kept: a rerun resumes) and report it:
+    runs, wall time of this invocation, verdicts, and for decide its rounds."""
     ref, dec = specs(name, steps)
     store = ResultsStore(root)
     t0 = time.perf_counter()
-    out = run_sweep(ref, root, sweep_id=ref.default_sweep_id())
-    ref_s = time.perf_counter() - t0
-    assert not out.cells_failed, out.cells_failed
-    ref_runs = store.load_runs(ref.default_sweep_id())
-    ref_v = verdicts(decide.report_of(ref, ref_runs))
-
+    if phase == "ref":
+        out = run_sweep(ref, root, sweep_id=ref.default_sweep_id())
+        assert not out.cells_failed, out.cells_failed
+        runs = store.load_runs(ref.default_sweep_id())
+        report = decide.report_of(ref, runs)
+        return {"runs": len(runs), "wall_s": time.perf_counter() - t0, "verdicts": verdicts(report),
+                "text": format_report(report)}
     sid = dec.default_sweep_id()
-    t0 = time.perf_counter()
     record = decide.run_decide(dec, store, sid, lambda rec: not run_sweep(dec, root, sweep_id=sid,
                                                                          decide_record=rec).cells_failed,
                                say=lambda line: print(f"  [{name}] {line}", file=sys.stderr, flush=True))
-    dec_s = time.perf_counter() - t0
-    dec_runs = store.load_runs(sid)
-    dec_v = verdicts(decide.report_of(dec, dec_runs, record))
-    return {"spec": name, "ref_runs": len(ref_runs), "ref_s": ref_s, "ref_v": ref_v, "dec_runs": len(dec_runs),
-            "dec_s": dec_s, "dec_v": dec_v, "rounds": len(record.rounds), "stopped": record.stopped,
-            "summary": decide.summary(record)}
+    wall = time.perf_counter() - t0
+    runs = store.load_runs(sid)
+    report = decide.report_of(dec, runs, record)
+    return {"runs": len(runs), "wall_s": wall, "verdicts": verdicts(report), "rounds": len(record.rounds),
+            "stopped": record.stopped + (" (unconfirmed)" if record.unconfirmed else ""),
+            "summary": decide.summary(record), "text": format_report(report)}
+
+
+def table(rows: list[dict], steps: int) -> str:
+    lines = [f"decide vs exhaustive reference (digits, {steps} steps, in-process on this machine)"]
+    head = ("spec", "ref runs", "ref wall", "decide runs", "runs ratio", "decide wall", "rounds", "stopped",
+            "reference verdict", "decide verdict", "agree")
+    cells = [head] + [(r["spec"], str(r["ref_runs"]), f"{r['ref_s']:.0f} s", str(r["dec_runs"]),
+                       f"{r['dec_runs'] / r['ref_runs']:.2f}", f"{r['dec_s']:.0f} s", str(r["rounds"]),
+                       str(r["stopped"]), r["ref_v"], r["dec_v"], "yes" if r["ref_v"] == r["dec_v"] else "NO")
+                      for r in rows]
+    widths = [max(len(row[c]) for row in cells) for c in range(len(head))]
+    for k, row in enumerate(cells):
+        lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
+        if k == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        lines += ["", f"{r['spec']}:", *r["summary"]]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default=",".join(SPECS), help="comma-separated spec names")
+    p.add_argument("--only", default=",".join(TARGETS), help=f"comma-separated spec names of {', '.join(SPECS)}")
     p.add_argument("--steps", type=int, default=40, help="training steps per run")
-    p.add_argument("--results", default=None, help="results root (default: a temporary directory)")
+    p.add_argument("--results", default=None, help="results root (default: a temporary directory); with "
+                                                   "--phase, a root kept between invocations")
+    p.add_argument("--phase", choices=("both", "ref", "decide", "table"), default="both",
+                   help="train the reference, the decide loop, or both (each phase's figures are saved in "
+                        "RESULTS/bench-decide-<spec>-<phase>-<steps>.json; the table is printed once both are "
+                        "there); table: train nothing, print the table of what RESULTS holds")
     args = p.parse_args(argv)
-    rows = []
+    names = args.only.split(",")
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        p.error(f"--only: unknown spec(s) {', '.join(unknown)}; known: {', '.join(SPECS)}")
+    if args.phase != "both" and not args.results:
+        p.error("--phase needs --results (a root kept between invocations)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.results or tmp)
-        for name in args.only.split(","):
-            rows.append(run(name, args.steps, root))
-            print(f"done {name}", file=sys.stderr, flush=True)
-    print(f"decide vs exhaustive reference (digits, {args.steps} steps, in-process on this machine)")
-    head = ("spec", "ref runs", "ref wall", "decide runs", "runs ratio", "decide wall", "rounds", "stopped",
-            "reference verdict", "decide verdict", "agree")
-    table = [head] + [(r["spec"], str(r["ref_runs"]), f"{r['ref_s']:.0f} s", str(r["dec_runs"]),
-                       f"{r['dec_runs'] / r['ref_runs']:.2f}", f"{r['dec_s']:.0f} s", str(r["rounds"]),
-                       str(r["stopped"]), r["ref_v"], r["dec_v"], "yes" if r["ref_v"] == r["dec_v"] else "NO")
-                      for r in rows]
-    widths = [max(len(row[c]) for row in table) for c in range(len(head))]
-    for k, row in enumerate(table):
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(f"\n{r['spec']}:")
-        print("\n".join(r["summary"]))
+        root.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            for phase in {"both": ("ref", "decide"), "table": ()}.get(args.phase, (args.phase,)):
+                out = run_phase(name, phase, args.steps, root)
+                (root / f"bench-decide-{name}-{phase}-{args.steps}.json").write_text(json.dumps(out, indent=1))
+                print(f"done {name} {phase}: {out['runs']} runs, {out['wall_s']:.0f} s, {out['verdicts']}",
+                      file=sys.stderr, flush=True)
+        rows = []
+        for name in names:
+            saved = {ph: root / f"bench-decide-{name}-{ph}-{args.steps}.json" for ph in ("ref", "decide")}
+            if all(f.exists() for f in saved.values()):
+                ref, dec = (json.loads(saved[ph].read_text()) for ph in ("ref", "decide"))
+                rows.append({"spec": name, "ref_runs": ref["runs"], "ref_s": ref["wall_s"], "ref_v": ref["verdicts"],
+                             "dec_runs": dec["runs"], "dec_s": dec["wall_s"], "dec_v": dec["verdicts"],
+                             "rounds": dec["rounds"], "stopped": dec["stopped"], "summary": dec["summary"]})
+        if rows:
+            print(table(rows, args.steps))
     return 0
 
 

@@ -1,5 +1,6 @@
 """Dashboards for transfer sweeps: plotly figures (plain functions of the ``runs`` / ``curves`` /
-diagnostics tables and of the optimum-shift report dict) and offline HTML pages that embed them.
+diagnostics tables and of the typed optimum-shift report, :class:`mutransfer.report.Report`, or its
+JSON) and offline HTML pages that embed them. Pages read the report's fields, never its JSON keys.
 
 Where each page's figures live (one module per view):
 
@@ -43,7 +44,7 @@ from .overview import overview_page, pandas_snippets
 from .report import report_page
 from .runs_table import runs_table_page, table_payload
 from .shift import optimum_shift, shift_page
-from .verdicts import provisional_of, reasons_of, verdict_badge
+from .verdicts import provisional_of, verdict_badge
 
 __all__ = [
     "EMPTY_TEXT", "DEFAULT_PLOTLY_URL",
@@ -55,5 +56,5 @@ __all__ = [
     "plotly_js", "index_page", "overview_page", "pandas_snippets", "contour_page", "shift_page", "diagnostics_page", "runs_table_page",
     "table_payload", "static_file", "static_url", "run_page", "report_page", "compare_page", "error_page", "figure_html", "sweep_links",
     # verdicts
-    "provisional_of", "reasons_of", "verdict_badge",
+    "provisional_of", "verdict_badge",
 ]

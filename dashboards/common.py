@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mutransfer.report import METRICS, MetricInfo, fmt_lr, fmt_num
+from mutransfer.report import METRICS, Analysis, MetricInfo, Report, Verdict, fmt_lr, fmt_num
 from mutransfer.report.encoding import as_float
 from mutransfer.report.metrics import BAD_STATUSES, FIXED_SETTINGS, SIZE_AXES, lr_key, prepare
 from mutransfer.report.metrics import BETA_COL as BETA
@@ -189,22 +189,32 @@ def _matches(group: Mapping[str, Any], filt: Mapping[str, Any] | None) -> bool:
     return True
 
 
-def analyses_of(report: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    if not isinstance(report, Mapping):
-        return []
-    a = report.get("analyses") or []
-    return [x for x in a if isinstance(x, Mapping)]
+def report_of(report: Any) -> Any:
+    """The typed report (:class:`mutransfer.report.Report`) of a Report or its JSON; None stays None.
+    A page-side view with the same attributes (the contours page's single-size panels) passes as it is."""
+    if report is None or isinstance(report, Report):
+        return report
+    if not isinstance(report, Mapping) and hasattr(report, "analyses"):
+        return report
+    return Report.from_json(report)
 
 
-def no_analysis_text(report: Mapping[str, Any] | None) -> str:
-    if not isinstance(report, Mapping) or not report.get("n_runs"):
+def analyses_of(report: Any) -> list[Analysis]:
+    """The report's analyses (typed), [] without a report."""
+    rep = report_of(report)
+    return [] if rep is None else list(rep.analyses)
+
+
+def no_analysis_text(report: Any) -> str:
+    rep = report_of(report)
+    if rep is None or not rep.n_runs:
         return EMPTY_TEXT
-    notes = report.get("notes") or []
+    notes = list(rep.notes)
     return "nothing to compare yet" + (f": {notes[-1]}" if notes else "")
 
 
 def select_analysis(
-    report: Mapping[str, Any] | None,
+    report: Any,
     *,
     analysis_index: int | None = None,
     group: Mapping[str, Any] | None = None,
@@ -219,18 +229,16 @@ def select_analysis(
             raise IndexError(f"analysis_index={analysis_index} but the report has {len(analyses)} analyses")
         return analysis_index % len(analyses)
     axis = axis or (group or {}).get("axis")
-    cands = [i for i, a in enumerate(analyses) if _matches(a.get("group") or {}, group)
-             and (axis is None or a.get("axis") == axis)]
+    cands = [i for i, a in enumerate(analyses) if _matches(a.group, group) and (axis is None or a.axis == axis)]
     if not cands:
         return None
     # Prefer analyses with an activity lr (the 2-D surfaces this package is about), then width.
     ranked = sorted(cands, key=lambda i: (not is_2d(analyses[i]),
-                                          SIZE_AXES.index(analyses[i].get("axis"))
-                                          if analyses[i].get("axis") in SIZE_AXES else 9, i))
+                                          SIZE_AXES.index(analyses[i].axis) if analyses[i].axis in SIZE_AXES else 9, i))
     return ranked[0]
 
 
-def companion_analysis(report: Mapping[str, Any] | None, index: int, *, exclude: Iterable[int] = ()) -> int | None:
+def companion_analysis(report: Any, index: int, *, exclude: Iterable[int] = ()) -> int | None:
     """The analysis along the *other* size axis for the same fixed settings (algorithm,
     parametrization, activation, dataset), preferring the one that crosses this one (its held size
     is one of ours and ours is one of its sizes, like the μPC paper's N = 512 / H = 8 pair)."""
@@ -238,19 +246,19 @@ def companion_analysis(report: Mapping[str, Any] | None, index: int, *, exclude:
     if not 0 <= index < len(analyses):
         return None
     a = analyses[index]
-    axis, g = a.get("axis"), a.get("group") or {}
+    axis, g = a.axis, a.group
     other = next((x for x in SIZE_AXES if x != axis), None)
     fixed = {k: g.get(k) for k in FIXED_SETTINGS if k in g}
     excluded = set(exclude)
     best, best_score = None, -1
-    my_sizes = {e.get("size") for e in a.get("sizes") or []}
+    my_sizes = {e.size for e in a.sizes}
     for j, b in enumerate(analyses):
-        if j == index or j in excluded or b.get("axis") != other:
+        if j == index or j in excluded or b.axis != other:
             continue
-        bg = b.get("group") or {}
+        bg = b.group
         if any(bg.get(k) != v for k, v in fixed.items()):
             continue
-        b_sizes = {e.get("size") for e in b.get("sizes") or []}
+        b_sizes = {e.size for e in b.sizes}
         score = int(bg.get(axis) in my_sizes) + int(g.get(other) in b_sizes)
         if score > best_score:
             best, best_score = j, score
@@ -269,10 +277,9 @@ class Legend:
         self.seen.add(key)
         return True
 
-def is_2d(analysis: Mapping[str, Any]) -> bool:
-    if analysis.get("beta_grid") is not None:
-        return True
-    return any(s.get(BETA) is not None for s in analysis.get("surfaces") or [])
+def is_2d(analysis: Any) -> bool:
+    """The analysis has an activity lr (a 2-D (η, β) surface)."""
+    return analysis.beta_grid is not None or any(s.activity_lr is not None for s in analysis.surfaces)
 
 def panel_note(fig: go.Figure, row: int, col: int, text: str) -> None:
     fig.add_annotation(
@@ -368,8 +375,11 @@ def top_legend(height: float, top: float, bottom: float, gap_px: float = 26) -> 
                 font=dict(size=11))
 
 
+VERDICT_COLORS = {Verdict.TRANSFERS: "#2ca02c", Verdict.DOES_NOT_TRANSFER: "#d62728"}  # others: amber
+
+
 def verdict_color(v: str | None) -> str:
-    return {"transfers": "#2ca02c", "does not transfer": "#d62728"}.get(v or "", "#ff7f0e")
+    return VERDICT_COLORS.get(v or "", "#ff7f0e")
 
 
 

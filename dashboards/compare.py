@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from mutransfer.report import Analysis
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import (
     FIXED_SETTINGS, EMPTY_TEXT, PAIR_COLORS, SIZE_AXES, TEMPLATE, Legend, Scale, analyses_of, empty_figure, esc,
-    finite_range, group_title, head_layout, hide_unused, is_2d, no_analysis_text, panel_note, select_analysis,
-    size_ticks, size_title, verdict_color,
+    finite_range, group_title, head_layout, hide_unused, is_2d, no_analysis_text, panel_note, report_of,
+    select_analysis, size_ticks, size_title, verdict_color,
 )
 from .contours import draw_surface_row, panel_sizes, surface_zarrays
 from .html import (
@@ -26,7 +28,13 @@ from .verdicts import provisional_of, tolerances, verdict_line
 # --------------------------------------------------------------------------- comparison
 
 
-def _pick_pair(report_a: Mapping[str, Any], report_b: Mapping[str, Any], axis: str | None,
+def _reports(report_a: Any, report_b: Any) -> tuple[Any, Any]:
+    """Both reports typed; the same report passed twice stays one object (one sweep's settings)."""
+    ra = report_of(report_a)
+    return ra, (ra if report_b is report_a else report_of(report_b))
+
+
+def _pick_pair(report_a: Any, report_b: Any, axis: str | None,
                index_a: int | None, index_b: int | None, same: bool = False) -> tuple[int | None, int | None]:
     aa, bb = analyses_of(report_a), analyses_of(report_b)
     if index_a is not None and not 0 <= index_a < len(aa):
@@ -36,18 +44,18 @@ def _pick_pair(report_a: Mapping[str, Any], report_b: Mapping[str, Any], axis: s
     ia = index_a if index_a is not None else (select_analysis(report_a, axis=axis) if aa else None)
     if index_b is not None or not bb:
         return ia, index_b
-    a = aa[ia] if ia is not None else {}
-    ax = a.get("axis", axis)
-    ga = a.get("group") or {}
+    a = aa[ia] if ia is not None else None
+    ax = a.axis if a is not None else axis
+    ga = a.group if a is not None else {}
     same = same or report_a is report_b
 
     def score(j: int) -> tuple:
         b = bb[j]
-        gb = b.get("group") or {}
+        gb = b.group
         differs = any(gb.get(k) != ga.get(k) for k in FIXED_SETTINGS)
         held = [k for k in SIZE_AXES if k != ax]
         return (
-            b.get("axis") == ax,                                  # same size axis
+            b.axis == ax,                                         # same size axis
             (j != ia) if same else True,                          # not the very same analysis
             differs if same else True,                            # two settings of one sweep
             all(gb.get(k) == ga.get(k) for k in held),            # same held size
@@ -60,8 +68,8 @@ def _pick_pair(report_a: Mapping[str, Any], report_b: Mapping[str, Any], axis: s
 
 
 def comparison(
-    report_a: Mapping[str, Any] | None,
-    report_b: Mapping[str, Any] | None,
+    report_a: Any,
+    report_b: Any,
     labels: Sequence[str] = ("μPC", "SP"),
     *,
     axis: str | None = None,
@@ -77,16 +85,17 @@ def comparison(
     the same report twice compares two of its groups (e.g. μPC vs SP of one sweep).
     """
     la, lb = (list(labels) + ["A", "B"])[:2]
-    ia, ib = _pick_pair(report_a or {}, report_b or {}, axis, index_a, index_b)
+    report_a, report_b = _reports(report_a, report_b)
+    ia, ib = _pick_pair(report_a, report_b, axis, index_a, index_b)
     if ia is None and ib is None:
-        return empty_figure(EMPTY_TEXT if not (report_a or {}).get("n_runs") and not (report_b or {}).get("n_runs")
+        return empty_figure(EMPTY_TEXT if not getattr(report_a, "n_runs", 0) and not getattr(report_b, "n_runs", 0)
                             else "nothing to compare yet", title=f"{la} vs {lb}")
     sides = []
     for rep, i, lab in ((report_a, ia, la), (report_b, ib, lb)):
         sides.append((rep, None if i is None else analyses_of(rep)[i], lab))
-    metric_a = (report_a or {}).get("metric") or (report_b or {}).get("metric")
-    metric_b = (report_b or {}).get("metric") or metric_a
-    scale = Scale(metric_a, (report_a or {}).get("direction"))
+    metric_a = getattr(report_a, "metric", None) or getattr(report_b, "metric", None)
+    metric_b = getattr(report_b, "metric", None) or metric_a
+    scale = Scale(metric_a, getattr(report_a, "direction", None))
     zrange = finite_range(surface_zarrays([s[1] for s in sides if s[1] is not None], scale))
     panels = [(panel_sizes(a) if a is not None else []) for _, a, _ in sides]
     ncols = max(3, max(len(p) for p in panels))
@@ -96,7 +105,7 @@ def comparison(
         row3 += [{"colspan": sp}] + [None] * (sp - 1)
     titles = []
     for (_, a, lab), p in zip(sides, panels):
-        t = [f"{esc(lab)}: {size_title(a.get('axis', ''), s)}" for s, _, _ in p] if a is not None else [f"{esc(lab)}: no analysis"]
+        t = [f"{esc(lab)}: {size_title(a.axis, s)}" for s, _, _ in p] if a is not None else [f"{esc(lab)}: no analysis"]
         titles += t + [""] * (ncols - len(t))
     titles += ["η* vs size", "β* vs size", "regret of transfer"]
     fig = make_subplots(rows=3, cols=ncols, specs=[[{}] * ncols, [{}] * ncols, row3],
@@ -121,16 +130,16 @@ def comparison(
         off = (k - 0.5) * 0.2 if n_sides == 2 else 0.0
         draw_shift(fig, a, eta_cell=(3, c_eta), beta_cell=(3, c_beta), regret_cell=(3, c_reg), color=color,
                     label=lab, tol=tolerances(rep), legend=legend, offset=off, bar_width=0.2)
-        all_sizes += [e.get("size") for e in a.get("sizes") or []]
-    ax_name = next((a.get("axis") for _, a, _ in sides if a is not None), "")
+        all_sizes += [e.size for e in a.sizes]
+    ax_name = next((a.axis for _, a, _ in sides if a is not None), "")
     size_ticks(fig, all_sizes, [(3, c_eta), (3, c_beta), (3, c_reg)], ax_name)
     heads = []
     for _, a, lab in sides:
         if a is None:
             heads.append(f"{esc(lab)}: no analysis")
         else:
-            v = a.get("verdict", "?")
-            heads.append(f"<b>{esc(lab)}</b> ({esc(group_title(a.get('group')))} — {esc(a.get('axis'))}): "
+            v = str(a.verdict)
+            heads.append(f"<b>{esc(lab)}</b> ({esc(group_title(a.group))} — {esc(a.axis)}): "
                          f"<span style='color:{verdict_color(v)}'><b>{esc(v)}</b></span>")
     sub = f"{esc(scale.label)}, one colour scale for both"
     if metric_a != metric_b:
@@ -141,15 +150,15 @@ def comparison(
     return fig
 
 
-def _same_group(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return a.get("axis") == b.get("axis") and (a.get("group") or {}) == (b.get("group") or {})
+def _same_group(a: Analysis, b: Analysis) -> bool:
+    return a.axis == b.axis and dict(a.group) == dict(b.group)
 
 
-def comparison_pairs(report_a: Mapping[str, Any] | None, report_b: Mapping[str, Any] | None,
-                     same_sweep: bool = False) -> list[tuple[int, int]]:
+def comparison_pairs(report_a: Any, report_b: Any, same_sweep: bool = False) -> list[tuple[int, int]]:
     """(index in A, index in B) covering every analysis of both reports: A's analyses against the
     same group of B (else B's closest), then B's leftovers against their closest in A. Within one
     sweep (``same_sweep``) an analysis is paired with another setting, never with itself."""
+    report_a, report_b = _reports(report_a, report_b)
     aa, bb = analyses_of(report_a), analyses_of(report_b)
     if not aa or not bb:
         return []
@@ -173,8 +182,8 @@ def comparison_pairs(report_a: Mapping[str, Any] | None, report_b: Mapping[str, 
 
 
 def compare_page(
-    report_a: Mapping[str, Any] | None,
-    report_b: Mapping[str, Any] | None,
+    report_a: Any,
+    report_b: Any,
     meta_a: Mapping[str, Any] | None,
     meta_b: Mapping[str, Any] | None,
     *,
@@ -201,6 +210,7 @@ def compare_page(
     same = bool(sid_of(ma)) and sid_of(ma) == sid_of(mb)
     if same and la == lb:
         la, lb = f"{la} (A)", f"{lb} (B)"
+    report_a, report_b = _reports(report_a, report_b)
     metric = metric_of(report_a)
     body = [compare_picker(choices, sid_of(ma), sid_of(mb), metric),
             '<div class="cols">', sweep_header(ma, f"A: {la}", refresh_s, active="compare", metric=metric),
@@ -210,14 +220,14 @@ def compare_page(
     if not pairs:
         body.append(figure_html(comparison(report_a, report_b, labels=(str(la), str(lb))), "compare"))
     else:
-        toc = "".join(f'<li><a href="#pair-{k}">{esc_html(group_title(aa[i].get("group")))} — {esc_html(aa[i].get("axis"))}'
-                      f' vs {esc_html(group_title(bb[j].get("group")))} — {esc_html(bb[j].get("axis"))}</a></li>'
+        toc = "".join(f'<li><a href="#pair-{k}">{esc_html(group_title(aa[i].group))} — {esc_html(aa[i].axis)}'
+                      f' vs {esc_html(group_title(bb[j].group))} — {esc_html(bb[j].axis)}</a></li>'
                       for k, (i, j) in enumerate(pairs))
         body.append(f'<div class="card"><b>{len(pairs)} comparison(s)</b><ul>{toc}</ul></div>')
     for k, (i, j) in enumerate(pairs):
-        body.append(f'<h2 id="pair-{k}">{esc_html(group_title(aa[i].get("group")))} — {esc_html(aa[i].get("axis"))}'
-                    f' <span class="muted">vs</span> {esc_html(group_title(bb[j].get("group")))} — '
-                    f'{esc_html(bb[j].get("axis"))}</h2>')
+        body.append(f'<h2 id="pair-{k}">{esc_html(group_title(aa[i].group))} — {esc_html(aa[i].axis)}'
+                    f' <span class="muted">vs</span> {esc_html(group_title(bb[j].group))} — '
+                    f'{esc_html(bb[j].axis)}</h2>')
         pla, plb = pair_labels(aa[i], bb[j], str(la), str(lb), same)
         differ = pair_differences(aa[i], bb[j], ma, mb)
         if differ:
@@ -241,12 +251,12 @@ def compare_page(
 DISTINGUISHING = FIXED_SETTINGS  # the settings that tell two analyses apart: the report's fixed settings
 
 
-def pair_labels(a: Mapping[str, Any], b: Mapping[str, Any], sweep_a: str, sweep_b: str, same: bool
+def pair_labels(a: Analysis, b: Analysis, sweep_a: str, sweep_b: str, same: bool
                 ) -> tuple[str, str]:
     """Labels for the two sides of one comparison: the settings that differ between the two
     analyses (e.g. "mupc" vs "sp"), prefixed with the sweep's name when the sweeps differ; the
     sweep names alone when the settings agree."""
-    ga, gb = a.get("group") or {}, b.get("group") or {}
+    ga, gb = a.group, b.group
     keys = [k for k in DISTINGUISHING if str(ga.get(k)) != str(gb.get(k))]
     keys += [k for k in SIZE_AXES if k in ga and k in gb and str(ga.get(k)) != str(gb.get(k))]
     if not keys:
@@ -260,22 +270,22 @@ def pair_labels(a: Mapping[str, Any], b: Mapping[str, Any], sweep_a: str, sweep_
     return la, lb
 
 
-def pair_differences(a: Mapping[str, Any], b: Mapping[str, Any], meta_a: Mapping[str, Any] | None = None,
+def pair_differences(a: Analysis, b: Analysis, meta_a: Mapping[str, Any] | None = None,
                      meta_b: Mapping[str, Any] | None = None) -> list[tuple[str, str, str]]:
     """(setting, A's value, B's value) for what differs between two compared analyses beyond the
     parameterisation / algorithm they are meant to compare: dataset, activation, the held size
     (depth of a width sweep, ...), the size axis itself, and the metric."""
-    ga, gb = a.get("group") or {}, b.get("group") or {}
+    ga, gb = a.group, b.group
     out = []
     for k in ("dataset", "activation", *SIZE_AXES):
         if (k in ga or k in gb) and str(ga.get(k, "-")) != str(gb.get(k, "-")):
             out.append((k, str(ga.get(k, "-")), str(gb.get(k, "-"))))
-    if a.get("axis") != b.get("axis"):
-        out.append(("size axis", str(a.get("axis")), str(b.get("axis"))))
-    sa = [e.get("size") for e in a.get("sizes") or []]
-    sb = [e.get("size") for e in b.get("sizes") or []]
-    if sa and sb and sa != sb and a.get("axis") == b.get("axis"):
-        out.append((f"{a.get('axis')}s", ", ".join(map(str, sa)), ", ".join(map(str, sb))))
+    if a.axis != b.axis:
+        out.append(("size axis", str(a.axis), str(b.axis)))
+    sa = [e.size for e in a.sizes]
+    sb = [e.size for e in b.sizes]
+    if sa and sb and sa != sb and a.axis == b.axis:
+        out.append((f"{a.axis}s", ", ".join(map(str, sa)), ", ".join(map(str, sb))))
     return out
 
 

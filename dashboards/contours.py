@@ -7,6 +7,7 @@ papers' metric-vs-log2-lr figures (:mod:`dashboards.lr_sweep`) and training curv
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -14,13 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mutransfer.report import METRICS, Report, fmt_lr
+from mutransfer.report import METRICS, Analysis, Report, SizeRow, Surface, fmt_lr
 
 from .common import (
     BASE_COLOR, BETA, COLORSCALE, DIVERGED_COLOR, EMPTY_TEXT, ETA, FIXED_SETTINGS, OPT_COLOR, SIZE_AXES, TEMPLATE,
     Legend, Scale, analyses_of, companion_analysis, empty_figure, esc, finite_range, fmt, group_title, head_layout,
-    hide_unused, is_2d, lr_ticks, no_analysis_text, num, padded, panel_note, pct, prepare_runs, select_analysis,
-    size_title,
+    hide_unused, is_2d, lr_ticks, no_analysis_text, num, padded, panel_note, pct, prepare_runs, report_of,
+    select_analysis, size_title,
 )
 from .optimum_curves import optimum_curves, optimum_run_ids
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
@@ -31,38 +32,37 @@ from .verdicts import provisional_banner, provisional_of, verdict_line
 # --------------------------------------------------------------------------- surface panels
 
 
-def panel_sizes(analysis: Mapping[str, Any]) -> list[tuple[Any, dict | None, dict | None]]:
-    """(size, sizes-entry, surface) for every size with runs plus sizes still missing (None, None)."""
-    entries = {e.get("size"): e for e in analysis.get("sizes") or []}
-    surfs = {s.get("size"): s for s in analysis.get("surfaces") or []}
-    missing = {m.get("size") for m in analysis.get("missing") or [] if m.get("kind") == "size"}
+def panel_sizes(analysis: Analysis) -> list[tuple[Any, SizeRow | None, Surface | None]]:
+    """(size, size row, surface) for every size with runs plus sizes still missing (None, None)."""
+    entries = {e.size: e for e in analysis.sizes}
+    surfs = {s.size: s for s in analysis.surfaces}
+    missing = {m.size for m in analysis.missing if m.kind == "size"}
     sizes = sorted(set(entries) | set(surfs) | missing, key=lambda s: (num(s), str(s)))
     return [(s, entries.get(s), surfs.get(s)) for s in sizes]
 
 
-def _surface_arrays(surf: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+def _surface_arrays(surf: Surface) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """(eta grid, beta grid or None, values[eta, beta] as floats, n_seeds[eta, beta])."""
-    eta = np.array([num(x) for x in surf.get(ETA) or []], dtype=float)
-    beta_raw = surf.get(BETA)
-    beta = None if beta_raw is None else np.array([num(x) for x in beta_raw], dtype=float)
+    eta = np.array([num(x) for x in surf.weight_lr], dtype=float)
+    beta = None if surf.activity_lr is None else np.array([num(x) for x in surf.activity_lr], dtype=float)
     ncol = 1 if beta is None else len(beta)
     vals = np.full((len(eta), ncol), np.nan)
-    for i, row in enumerate(surf.get("values") or []):
+    for i, row in enumerate(surf.values):
         for j, v in enumerate(row or []):
             if i < vals.shape[0] and j < ncol:
                 vals[i, j] = num(v)
     nseeds = np.zeros_like(vals)
-    for i, row in enumerate(surf.get("n_seeds") or []):
+    for i, row in enumerate(surf.n_seeds):
         for j, v in enumerate(row or []):
             if i < vals.shape[0] and j < ncol:
                 nseeds[i, j] = num(v) if v is not None else 0
     return eta, beta, vals, nseeds
 
 
-def surface_zarrays(analyses: Iterable[Mapping[str, Any]], scale: Scale) -> list[np.ndarray]:
+def surface_zarrays(analyses: Iterable[Analysis], scale: Scale) -> list[np.ndarray]:
     out = []
     for a in analyses:
-        for s in a.get("surfaces") or []:
+        for s in a.surfaces:
             out.append(scale.z(_surface_arrays(s)[2]))
     return out
 
@@ -81,36 +81,35 @@ def _hover(eta: float, beta: float | None, v: float, n: float, scale: Scale) -> 
     return "<br>".join(parts)
 
 
-def _opt_hover(label: str, entry: Mapping[str, Any]) -> str:
-    txt = f"{label}<br>η* = {fmt_lr(entry.get('eta_star'))}"
-    if entry.get("beta_star") is not None:
-        txt += f", β* = {fmt_lr(entry.get('beta_star'))}"
-    txt += f"<br>fit: η = {fmt_lr(entry.get('eta_star_fit'))}"
-    if entry.get("beta_star_fit") is not None:
-        txt += f", β = {fmt_lr(entry.get('beta_star_fit'))}"
-    txt += f" ({esc(entry.get('fit', '-'))})<br>metric = {fmt(entry.get('metric_at_opt'))}"
-    if "regret" in entry:
-        txt += f"<br>regret of base optimum: {pct(entry.get('regret'))}"
+def _opt_hover(label: str, entry: SizeRow, single: bool = False) -> str:
+    txt = f"{label}<br>η* = {fmt_lr(entry.eta_star)}"
+    if entry.beta_star is not None:
+        txt += f", β* = {fmt_lr(entry.beta_star)}"
+    txt += f"<br>fit: η = {fmt_lr(entry.eta_star_fit)}"
+    if entry.beta_star_fit is not None:
+        txt += f", β = {fmt_lr(entry.beta_star_fit)}"
+    txt += f" ({esc(entry.fit or '-')})<br>metric = {fmt(entry.metric_at_opt)}"
+    if not single:
+        txt += f"<br>regret of base optimum: {pct(entry.regret)}"
     return txt
 
 
-def _optima_urls(analysis: Mapping[str, Any], size: Any, entry, base_entry, runs: pd.DataFrame | None,
-                 sid: str) -> tuple[str | None, str | None]:
+def _optima_urls(analysis: Analysis, size: Any, entry: SizeRow | None, base_entry: SizeRow | None,
+                 runs: pd.DataFrame | None, sid: str) -> tuple[str | None, str | None]:
     """Run pages of the seeds at this size's optimum and at the base optimum (at this size)."""
     out = []
     for e in (entry, base_entry):
-        eta = num((e or {}).get("eta_star"))
+        eta = num(None if e is None else e.eta_star)
         if not (eta > 0 and np.isfinite(eta)) or runs is None:
             out.append(None)
             continue
-        beta = num(e.get("beta_star"))
-        seeds = runs_at(runs, analysis.get("group") or {}, analysis.get("axis"), size, eta,
-                        beta if np.isfinite(beta) else None)
+        beta = num(e.beta_star)
+        seeds = runs_at(runs, analysis.group, analysis.axis, size, eta, beta if np.isfinite(beta) else None)
         out.append(seeds_url(sid, list(seeds["run_id"])) if len(seeds) else None)
     return out[0], out[1]
 
 
-def _grid_points(fig: go.Figure, row: int, col: int, analysis: Mapping[str, Any], size: Any, eta: np.ndarray,
+def _grid_points(fig: go.Figure, row: int, col: int, analysis: Analysis, size: Any, eta: np.ndarray,
                  beta: np.ndarray | None, nseeds: np.ndarray, runs: pd.DataFrame | None, sid: str, scale: "Scale",
                  legend: Legend, *, y: np.ndarray | None = None, top: float = 0.0) -> None:
     """Small dots on every grid point that has runs: hover lists each seed's value, a click opens
@@ -118,7 +117,7 @@ def _grid_points(fig: go.Figure, row: int, col: int, analysis: Mapping[str, Any]
     ii, jj = np.nonzero(nseeds > 0)
     if len(ii) == 0:
         return
-    group, axis = analysis.get("group") or {}, analysis.get("axis")
+    group, axis = analysis.group, analysis.axis
     xs, ys, text, urls, ids = [], [], [], [], []
     for i, j in zip(ii, jj):
         b = None if beta is None else float(beta[j])
@@ -144,7 +143,7 @@ def _grid_points(fig: go.Figure, row: int, col: int, analysis: Mapping[str, Any]
 
 def _add_optima(fig: go.Figure, row: int, col: int, p, bp, entry, base_entry, *, prefix: str, sname: str,
                 base_label: str, size: Any, legend: Callable[[str], bool],
-                urls: tuple[str | None, str | None] = (None, None)) -> None:
+                urls: tuple[str | None, str | None] = (None, None), single: bool = False) -> None:
     """The panel's optimum (star) and the base size's optimum (open circle), where finite; a click
     opens the seeds at that point."""
     if p is not None:
@@ -152,14 +151,14 @@ def _add_optima(fig: go.Figure, row: int, col: int, p, bp, entry, base_entry, *,
             x=[p[0]], y=[p[1]], mode="markers", name=f"{prefix}optimum",
             marker=dict(symbol="star", size=16, color=OPT_COLOR, line=dict(width=1.2, color="black")),
             legendgroup=f"{prefix}optimum", showlegend=legend(f"{prefix}optimum"),
-            hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry) + "<extra></extra>",
+            hovertemplate=_opt_hover(f"{prefix}optimum at {sname}", entry, single) + "<extra></extra>",
             customdata=[urls[0] or ""], meta={"role": "optimum", "size": size}), row=row, col=col)
     if bp is not None:
         fig.add_trace(go.Scatter(
             x=[bp[0]], y=[bp[1]], mode="markers", name=base_label,
             marker=dict(symbol="circle-open", size=20, line=dict(width=2.5, color=BASE_COLOR), color=BASE_COLOR),
             legendgroup=base_label, showlegend=legend(base_label),
-            hovertemplate=_opt_hover(base_label, base_entry) + "<extra></extra>",
+            hovertemplate=_opt_hover(base_label, base_entry, single) + "<extra></extra>",
             customdata=[urls[1] or ""], meta={"role": "base_optimum", "size": size}), row=row, col=col)
 
 
@@ -167,10 +166,10 @@ def _draw_surface_panel(
     fig: go.Figure,
     row: int,
     col: int,
-    analysis: Mapping[str, Any],
+    analysis: Analysis,
     size: Any,
-    entry: Mapping[str, Any] | None,
-    surf: Mapping[str, Any] | None,
+    entry: SizeRow | None,
+    surf: Surface | None,
     scale: Scale,
     zrange: tuple[float, float],
     legend: Legend,
@@ -183,7 +182,8 @@ def _draw_surface_panel(
 ) -> None:
     """One panel: 2-D contour (or heatmap) of the metric, or a 1-D line when there is no beta.
     Every grid point that has runs is marked (hover: each seed's value; click: its runs)."""
-    axis = analysis.get("axis", "")
+    axis = analysis.axis
+    single = isinstance(analysis, SingleSizeView)
     sname = size_title(axis, size)
     if surf is None:
         panel_note(fig, row, col, "no runs yet")
@@ -192,8 +192,8 @@ def _draw_surface_panel(
     if len(eta) == 0:
         panel_note(fig, row, col, "no runs yet")
         return
-    base_entry = (analysis.get("sizes") or [None])[0]
-    base_label = f"{prefix}base optimum ({size_title(axis, analysis.get('base_size'))})"
+    base_entry = analysis.sizes[0] if analysis.sizes else None
+    base_label = f"{prefix}base optimum ({size_title(axis, analysis.base_size)})"
     diverged = np.isinf(vals)
     zmin, zmax = zrange
     ly = np.log10(eta)
@@ -240,10 +240,10 @@ def _draw_surface_panel(
 
         _grid_points(fig, row, col, analysis, size, eta, beta, nseeds, runs, sid, scale, legend)
 
-        def point(e: Mapping[str, Any] | None) -> tuple[float, float] | None:
-            if not e:
+        def point(e: SizeRow | None) -> tuple[float, float] | None:
+            if e is None:
                 return None
-            a, b = num(e.get("eta_star")), num(e.get("beta_star"))
+            a, b = num(e.eta_star), num(e.beta_star)
             if not (a > 0 and b > 0 and np.isfinite(a) and np.isfinite(b)):
                 return None
             return float(np.log10(b)), float(np.log10(a))
@@ -253,7 +253,7 @@ def _draw_surface_panel(
             panel_note(fig, row, col, "no finite optimum")
         _add_optima(fig, row, col, p, point(base_entry), entry, base_entry, prefix=prefix, sname=sname,
                     base_label=base_label, size=size, legend=legend,
-                    urls=_optima_urls(analysis, size, entry, base_entry, runs, sid))
+                    urls=_optima_urls(analysis, size, entry, base_entry, runs, sid), single=single)
         tv, tt = lr_ticks(beta)
         fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(lx), row=row, col=col)
         tv, tt = lr_ticks(eta)
@@ -286,10 +286,10 @@ def _draw_surface_panel(
             row=row, col=col,
         )
 
-    def point1(e: Mapping[str, Any] | None) -> tuple[float, float] | None:
-        if not e:
+    def point1(e: SizeRow | None) -> tuple[float, float] | None:
+        if e is None:
             return None
-        a = num(e.get("eta_star"))
+        a = num(e.eta_star)
         if not (a > 0 and np.isfinite(a)):
             return None
         k = int(np.argmin(np.abs(np.log10(eta) - np.log10(a))))
@@ -298,14 +298,14 @@ def _draw_surface_panel(
     _grid_points(fig, row, col, analysis, size, eta, None, nseeds, runs, sid, scale, legend, y=y, top=top)
     _add_optima(fig, row, col, point1(entry), point1(base_entry), entry, base_entry, prefix=prefix,
                 sname=sname, base_label=base_label, size=size, legend=legend,
-                urls=_optima_urls(analysis, size, entry, base_entry, runs, sid))
+                urls=_optima_urls(analysis, size, entry, base_entry, runs, sid), single=single)
     tv, tt = lr_ticks(eta)
     fig.update_xaxes(tickvals=tv, ticktext=tt, range=padded(ly), row=row, col=col)
     pad = 0.05 * (zmax - zmin)
     fig.update_yaxes(range=[zmin - pad, top + pad], row=row, col=col, **scale.ticks(zmin, zmax, 5))
 
 
-def _label_axes(fig: go.Figure, row: int, analysis: Mapping[str, Any], scale: Scale, ncols: int) -> None:
+def _label_axes(fig: go.Figure, row: int, analysis: Analysis, scale: Scale, ncols: int) -> None:
     if is_2d(analysis):
         fig.update_yaxes(title_text="weight lr η", row=row, col=1)
         for c in range(1, ncols + 1):
@@ -316,7 +316,7 @@ def _label_axes(fig: go.Figure, row: int, analysis: Mapping[str, Any], scale: Sc
             fig.update_xaxes(title_text="weight lr η", row=row, col=c)
 
 
-def draw_surface_row(fig: go.Figure, r: int, a: Mapping[str, Any], panels, scale: "Scale", zrange, legend,
+def draw_surface_row(fig: go.Figure, r: int, a: Analysis, panels, scale: "Scale", zrange, legend,
               kind: str, first: bool, used: set, runs: pd.DataFrame | None = None, sid: str = "") -> bool:
     """One row of surface panels (one per size); returns whether the colour bar is still to show."""
     for c, (s, entry, surf) in enumerate(panels, start=1):
@@ -333,7 +333,7 @@ def draw_surface_row(fig: go.Figure, r: int, a: Mapping[str, Any], panels, scale
 
 
 def transfer_contours(
-    report: Mapping[str, Any] | None,
+    report: Any,
     *,
     analysis_index: int | None = None,
     group: Mapping[str, Any] | None = None,
@@ -355,6 +355,7 @@ def transfer_contours(
     click (the page's script reads ``customdata``) opens its seeds; so do the star and the circle.
     ``kind``: "contour" (default) or "heatmap".
     """
+    report = report_of(report)
     analyses = analyses_of(report)
     if not analyses:
         return empty_figure(no_analysis_text(report), title="Transfer contours")
@@ -370,17 +371,17 @@ def transfer_contours(
         if 0 <= companion < len(analyses) and companion != idx:
             chosen.append(companion)
     order = {ax: k for k, ax in enumerate(SIZE_AXES)}
-    chosen.sort(key=lambda i: order.get(analyses[i].get("axis"), 9))
+    chosen.sort(key=lambda i: order.get(analyses[i].axis, 9))
     rows_a = [analyses[i] for i in chosen]
 
-    scale = Scale(report.get("metric"), report.get("direction"))
+    scale = Scale(report.metric, report.direction)
     zrange = finite_range(surface_zarrays(rows_a, scale))
     panels = [panel_sizes(a) for a in rows_a]
     ncols = max(1, max(len(p) for p in panels))
     nrows = len(rows_a)
     titles: list[str] = []
     for a, p in zip(rows_a, panels):
-        t = [size_title(a.get("axis", ""), s) for s, _, _ in p]
+        t = [size_title(a.axis, s) for s, _, _ in p]
         titles += t + [""] * (ncols - len(t))
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
                         horizontal_spacing=min(0.06, 0.6 / ncols), vertical_spacing=0.18 if nrows > 1 else 0.1)
@@ -391,12 +392,12 @@ def transfer_contours(
         first = draw_surface_row(fig, r, a, p, scale, zrange, legend, kind, first, used, runs, sid)
     hide_unused(fig, used, nrows, ncols)
 
-    head = group_title({k: v for k, v in (rows_a[0].get("group") or {}).items() if k in FIXED_SETTINGS})
+    head = group_title({k: v for k, v in rows_a[0].group.items() if k in FIXED_SETTINGS})
     held = "; ".join(
-        f"{a.get('axis')} sweep at {group_title({k: v for k, v in (a.get('group') or {}).items() if k in SIZE_AXES})}"
-        for a in rows_a if any(k in SIZE_AXES for k in a.get("group") or {})
+        f"{a.axis} sweep at {group_title({k: v for k, v in a.group.items() if k in SIZE_AXES})}"
+        for a in rows_a if any(k in SIZE_AXES for k in a.group)
     )
-    verdicts = "; ".join(f"{a.get('axis')}: {esc(a.get('verdict', '?'))}" for a in rows_a)
+    verdicts = "; ".join(f"{a.axis}: {esc(a.verdict)}" for a in rows_a)
     title = f"<b>{esc(head)}</b> — {esc(scale.label)}" + (f" ({esc(held)})" if held else "")
     title += f"<br><sup>{verdicts}</sup>"
     fig.update_layout(template=TEMPLATE, meta={"kind": "transfer_contours", "analyses": chosen})
@@ -407,31 +408,61 @@ def transfer_contours(
 # --------------------------------------------------------------------------- single-size fallback
 
 
-def _single_size_report(report: Report | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The report's single-size case (``Report.single_size``: groups with one size so far, their
-    surfaces and optima, no verdict) in the shape the surface panels draw: one 'analysis' per cell,
-    marked ``single size``. None when the report has none."""
-    rep = Report.coerce(report)
-    if rep is None or not rep.single_size:
+@dataclass(frozen=True)
+class SingleSizeView:
+    """One group with one size so far (:class:`mutransfer.report.SingleSize`) seen as the analysis
+    the surface panels draw: its one size row and surface, no verdict ("single size"), nothing to
+    transfer. Every value is the report's; this only names them as an :class:`Analysis` does."""
+
+    cell: Any  # mutransfer.report.SingleSize
+
+    verdict = "single size"
+    verdict_text = "only one size so far: nothing to compare yet"
+    reasons: tuple = ()
+    missing: tuple = ()
+    drift_slope_eta = drift_slope_eta_ci = drift_slope_beta = drift_slope_beta_ci = None
+
+    group = property(lambda self: self.cell.group)
+    axis = property(lambda self: self.cell.axis)
+    base_size = property(lambda self: self.cell.size)
+    eta_grid = property(lambda self: self.cell.eta_grid)
+    beta_grid = property(lambda self: self.cell.beta_grid)
+    warnings = property(lambda self: self.cell.warnings)
+    sizes = property(lambda self: (self.cell.row,))
+    surfaces = property(lambda self: (self.cell.surface,))
+
+
+@dataclass(frozen=True)
+class SingleSizeReport:
+    """The report's single-size case (``Report.single_size``) as the contours page draws it: one
+    :class:`SingleSizeView` per cell, with the report's metric, direction, run count and notes."""
+
+    report: Report
+    analyses: tuple[SingleSizeView, ...]
+
+    metric = property(lambda self: self.report.metric)
+    direction = property(lambda self: self.report.direction)
+    n_runs = property(lambda self: self.report.n_runs)
+    provisional = property(lambda self: self.report.provisional)
+    notes = property(lambda self: self.report.notes)
+
+
+def _single_size_report(report: Any) -> SingleSizeReport | None:
+    """The report's single-size case (groups with one size so far, their surfaces and optima, no
+    verdict) as the surface panels draw it; None when the report has none."""
+    rep = report_of(report)
+    if not isinstance(rep, Report) or not rep.single_size:
         return None
-    analyses = [{
-        "group": dict(s.group), "axis": s.axis, "base_size": s.size,
-        "eta_grid": list(s.eta_grid), "beta_grid": None if s.beta_grid is None else list(s.beta_grid),
-        "sizes": [s.row.to_json()], "verdict": "single size",
-        "verdict_text": "only one size so far: nothing to compare yet", "warnings": list(s.warnings), "missing": [],
-        "surfaces": [s.surface.to_json()],
-    } for s in rep.single_size]
-    return {"metric": rep.metric, "direction": rep.direction, "n_runs": rep.n_runs, "analyses": analyses,
-            "notes": ["single size: surfaces only"]}
+    return SingleSizeReport(rep, tuple(SingleSizeView(s) for s in rep.single_size))
 
 
-def _contour_pairs(report: Mapping[str, Any]) -> list[tuple[int, int | None]]:
+def _contour_pairs(report: Any) -> list[tuple[int, int | None]]:
     """Cover every analysis once: (primary, companion along the other axis or None)."""
     analyses = analyses_of(report)
     used: set[int] = set()
     pairs: list[tuple[int, int | None]] = []
     order = sorted(range(len(analyses)), key=lambda i: (not is_2d(analyses[i]),
-                                                         0 if analyses[i].get("axis") == "width" else 1, i))
+                                                         0 if analyses[i].axis == "width" else 1, i))
     for i in order:
         if i in used:
             continue
@@ -445,20 +476,20 @@ def _contour_pairs(report: Mapping[str, Any]) -> list[tuple[int, int | None]]:
 
 
 
-def lr_figure_settings(report: Mapping[str, Any] | None) -> list[tuple[str, dict, bool]]:
+def lr_figure_settings(report: Any) -> list[tuple[str, dict, bool]]:
     """(size axis, settings other than the parameterisation, has an activity lr) of every analysis,
     once each: the μP-style figures put the parameterisations of one setting side by side."""
     out: dict[tuple, tuple[str, dict, bool]] = {}
     for a in analyses_of(report):
-        where = {k: v for k, v in (a.get("group") or {}).items() if k != "parametrization"}
-        key = (a.get("axis"), tuple(sorted((k, str(v)) for k, v in where.items())))
+        where = {k: v for k, v in a.group.items() if k != "parametrization"}
+        key = (a.axis, tuple(sorted((k, str(v)) for k, v in where.items())))
         prev = out.get(key)
-        out[key] = (str(a.get("axis")), where, bool(is_2d(a) or (prev and prev[2])))
+        out[key] = (str(a.axis), where, bool(is_2d(a) or (prev and prev[2])))
     return list(out.values())
 
 
 def contour_page(
-    report: Mapping[str, Any] | None,
+    report: Any,
     runs: pd.DataFrame | None,
     sweep_meta: Mapping[str, Any] | None,
     *,
@@ -471,6 +502,7 @@ def contour_page(
     the metric vs log2 of each lr per size with parameterisations side by side, and the training
     curves at each size's optimum and at the base optimum transferred (:mod:`dashboards.optimum_curves`;
     ``curves``: the curves table, or ``curves_of(run_ids)`` loads the rows of those runs)."""
+    report = report_of(report)
     meta = sweep_meta or {}
     sid = sid_of(meta)
     metric = metric_of(report)
@@ -484,7 +516,7 @@ def contour_page(
         body.append(provisional_banner(prov))
     if rep is None:
         body.append(f'<div class="card"><p>{esc_html(EMPTY_TEXT)}.</p>'
-                    + "".join(f'<p class="muted">{esc_html(n)}</p>' for n in (report or {}).get("notes") or [])
+                    + "".join(f'<p class="muted">{esc_html(n)}</p>' for n in (report.notes if report else ()))
                     + "</div>")
     else:
         analyses = analyses_of(rep)
@@ -502,7 +534,7 @@ def contour_page(
                     '<a href="#lr">metric vs learning rate</a> · <a href="#curves">training curves</a>'
                     "<ul>" + "".join(toc) + "</ul></div>")
         for k, (i, j) in enumerate(pairs):
-            fixed = {g: v for g, v in (analyses[i].get("group") or {}).items() if g in FIXED_SETTINGS}
+            fixed = {g: v for g, v in analyses[i].group.items() if g in FIXED_SETTINGS}
             body.append(f'<h2 id="set-{k}">{esc_html(group_title(fixed))}</h2>')
             fig = transfer_contours(rep, analysis_index=i, companion=j if j is not None else False, runs=runs,
                                     sid=sid)
@@ -520,12 +552,12 @@ def contour_page(
         body.append('<h2 id="curves">Training curves at the optimum</h2>')
         for k, a in enumerate(analyses_of(rep)):
             fig = optimum_curves(a, runs, curves, sid=sid)
-            body.append(figure_html(fig, f"{sid}-curves-{a.get('axis')}-{group_title(a.get('group') or {})}"))
+            body.append(figure_html(fig, f"{sid}-curves-{a.axis}-{group_title(a.group)}"))
             drawn = (fig.layout.meta or {}).get("curves") or []
             if drawn and sid:
                 items = "".join(
                     f'<a href="{esc_html(seeds_url(sid, c["run_ids"]))}" data-role="{esc_html(c["role"])}">'
-                    f'{esc_html(size_title(a.get("axis", ""), c["size"]))} at '
+                    f'{esc_html(size_title(a.axis, c["size"]))} at '
                     f'{"its optimum" if c["role"] == "optimum_curve" else "the base optimum"} '
                     f'({esc_html(lr_text(c["lrs"][ETA], c["lrs"][BETA]))}, {len(c["run_ids"])} seed'
                     f'{"s" * (len(c["run_ids"]) != 1)})</a>' for c in drawn)

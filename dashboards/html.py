@@ -34,14 +34,14 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from mutransfer.report import METRICS
+from mutransfer.report.metrics import DEFAULT_METRIC
 
-from .common import num
+from .common import num, report_of
 
 DEFAULT_PLOTLY_URL = "/static/plotly.min.js"
 # Sweep statuses during which results still change (pages refresh themselves). The service's
 # status vocabulary is the reference; the extra names keep older registries' rows working.
 RUNNING_STATUSES = frozenset({"queued", "pending", "running", "submitted", "starting", "cancelling"})
-DEFAULT_METRIC = "min_train_loss"
 
 # The tabs of a sweep: key -> (label, path under /sweeps/{id}, whether the metric applies).
 SWEEP_TABS: dict[str, tuple[str, str, bool]] = {
@@ -110,8 +110,9 @@ def is_running(meta: Mapping[str, Any] | None) -> bool:
     return status_of(meta) in RUNNING_STATUSES
 
 
-def metric_of(report: Mapping[str, Any] | None) -> str:
-    m = (report or {}).get("metric")
+def metric_of(report: Any) -> str:
+    """The report's metric (the default metric without a report)."""
+    m = getattr(report_of(report), "metric", None)
     return m if m in METRICS else DEFAULT_METRIC
 
 

@@ -24,6 +24,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from mutransfer.report import METRICS, MetricInfo, build_report, fmt_lr
+from mutransfer.report.metrics import DEFAULT_METRIC
 
 from .common import (
     BETA, COLORSCALE, EMPTY_TEXT, ETA, FIXED_SETTINGS, SIZE_AXES, TEMPLATE, Legend, cost_of, empty_figure, esc, fmt,
@@ -201,7 +202,7 @@ def _x_title(lr: str) -> str:
 def loss_vs_lr(
     runs: pd.DataFrame | None,
     *,
-    metric: str = "min_train_loss",
+    metric: str = DEFAULT_METRIC,
     axis: str = "width",
     lr: str = "weight_lr",
     fix_other: str | float = "best",
@@ -248,7 +249,7 @@ def loss_vs_lr(
 def lr_transfer(
     runs: pd.DataFrame | None,
     *,
-    metric: str = "min_train_loss",
+    metric: str = DEFAULT_METRIC,
     axis: str = "width",
     lr: str = "weight_lr",
     by: str = "parametrization",

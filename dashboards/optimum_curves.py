@@ -27,6 +27,8 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from mutransfer.report import Analysis
+
 from .common import (BETA, ETA, TEMPLATE, analyses_of, empty_figure, esc, group_title, hex_rgba, log_axis, num,
                      positive_range, size_title)
 from .runlinks import lr_text, runs_at, seeds_url
@@ -53,19 +55,18 @@ def _seed_stats(curves: pd.DataFrame, run_ids: list[str], col: str, positive: bo
     return out.sort_values("step")
 
 
-def optimum_points(analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
+def optimum_points(analysis: Analysis) -> list[dict[str, Any]]:
     """(size, own optimum (η, β), base optimum (η, β)) of each size with a finite optimum."""
-    sizes = analysis.get("sizes") or []
+    sizes = analysis.sizes
     if not sizes:
         return []
     base = sizes[0]
     out = []
     for e in sizes:
-        eta = num(e.get("eta_star"))
+        eta = num(e.eta_star)
         if not (eta > 0 and math.isfinite(eta)):
             continue
-        out.append({"size": e.get("size"), "own": (eta, num(e.get("beta_star"))),
-                    "base": (num(base.get("eta_star")), num(base.get("beta_star"))),
+        out.append({"size": e.size, "own": (eta, num(e.beta_star)), "base": (num(base.eta_star), num(base.beta_star)),
                     "is_base": e is base})
     return out
 
@@ -78,7 +79,7 @@ def _same_point(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def optimum_curves(
-    analysis: Mapping[str, Any],
+    analysis: Analysis,
     runs: pd.DataFrame | None,
     curves: pd.DataFrame | None,
     *,
@@ -86,8 +87,8 @@ def optimum_curves(
 ) -> go.Figure:
     """Train loss (log y) and test accuracy vs step at each size's optimum and at the base size's
     optimum transferred (see the module docstring)."""
-    axis = str(analysis.get("axis", "width"))
-    group = analysis.get("group") or {}
+    axis = str(analysis.axis)
+    group = analysis.group
     title = f"<b>Training curves at the optimum</b> — {esc(group_title(group))}, {esc(axis)} sweep"
     pts = optimum_points(analysis)
     if not pts or curves is None or len(curves) == 0 or not {"run_id", "step", "train_loss"} <= set(curves.columns):
@@ -166,11 +167,11 @@ def optimum_curves(
     return fig
 
 
-def optimum_run_ids(report: Mapping[str, Any] | None, runs: pd.DataFrame | None) -> list[str]:
+def optimum_run_ids(report: Any, runs: pd.DataFrame | None) -> list[str]:
     """Every run at an optimum (own or base) of any analysis: the runs whose curves the page needs."""
     ids: list[str] = []
     for a in analyses_of(report):
-        axis, group = a.get("axis"), a.get("group") or {}
+        axis, group = a.axis, a.group
         for p in optimum_points(a):
             for eta, beta in (p["own"], p["base"]):
                 if eta > 0:

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .common import analyses_of
+from .common import analyses_of, report_of
 from .html import (
     SWEEP_TABS, badge, document, esc_html, is_running, links_html, progress, sid_of, sweep_header,
     sweep_links, sweep_url,
@@ -81,7 +81,7 @@ def pandas_snippets(sid: str, base_url: str = "http://127.0.0.1:8000") -> str:
 
 
 def overview_page(
-    report: Mapping[str, Any] | None,
+    report: Any,
     sweep_meta: Mapping[str, Any] | None,
     *,
     spec: Mapping[str, Any] | None = None,
@@ -90,9 +90,10 @@ def overview_page(
 ) -> str:
     """The overview of one sweep (see the module docstring); ``spec``: the spec it ran (a plain
     mapping), ``base_url``: this server's address, for the pandas snippets."""
+    report = report_of(report)
     meta = sweep_meta or {}
     sid = sid_of(meta)
-    metric = (report or {}).get("metric") or meta.get("metric")
+    metric = (report.metric if report is not None else None) or meta.get("metric")
     body = [sweep_header(meta, "overview", refresh_s, active="overview", metric=metric)]
     prov = provisional_of(report, meta)
     if prov:
@@ -106,7 +107,7 @@ def overview_page(
                     f'<p><a href="{esc_html(sweep_url(sid, "shift", metric))}">optimum shift and regret</a> · '
                     f'<a href="{esc_html(sweep_url(sid, "report", metric))}">full report</a></p></div>')
     else:
-        notes = "".join(f"<li>{esc_html(n)}</li>" for n in (report or {}).get("notes") or [])
+        notes = "".join(f"<li>{esc_html(n)}</li>" for n in (report.notes if report is not None else ()))
         body.append('<div class="card" id="verdicts"><h3>Verdicts</h3><p class="muted">no verdict yet: the '
                     "report needs finished runs at two or more sizes.</p>" + (f"<ul>{notes}</ul>" if notes else "")
                     + "</div>")

@@ -12,68 +12,57 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mutransfer.report import fmt_lr
+from mutransfer.report import Analysis, fmt_lr
 
 from .common import (
     BETA, ETA, TEMPLATE, Legend, analyses_of, empty_figure, esc, fmt, group_title, head_layout, hex_rgba, is_2d,
-    log2, lr_ticks, no_analysis_text, num, panel_note, pct, select_analysis, size_ticks, size_title, verdict_color,
-    wrap,
+    log2, lr_ticks, no_analysis_text, num, panel_note, pct, report_of, select_analysis, size_ticks, size_title,
+    verdict_color, wrap,
 )
 from .runlinks import runs_at, seeds_url
 from .html import DEFAULT_PLOTLY_URL, document, esc_html, figure_html, is_running, metric_of, sid_of, sweep_header
-from .verdicts import (analysis_table, ci_text, provisional_banner, provisional_of, reasons_html, regret_ci_text,
-                       regret_text, tolerances, verdict_badge, views_html, warnings_html)
+from .verdicts import (Tolerances, analysis_table, ci_text, provisional_banner, provisional_of, reasons_html,
+                       regret_ci_text, regret_text, tolerances, verdict_badge, views_html, warnings_html)
 
 
 def draw_shift(
     fig: go.Figure,
-    analysis: Mapping[str, Any],
+    analysis: Analysis,
     *,
     eta_cell: tuple[int, int],
     beta_cell: tuple[int, int],
     regret_cell: tuple[int, int],
     color: str,
     label: str,
-    tol: Mapping[str, Any],
+    tol: Tolerances,
     legend: Legend,
     offset: float = 0.0,
     bar_width: float = 0.35,
 ) -> None:
-    axis = analysis.get("axis", "")
-    entries = list(analysis.get("sizes") or [])
+    axis = analysis.axis
+    entries = list(analysis.sizes)
     if not entries:
         return
-    sizes = [e.get("size") for e in entries]
+    sizes = [e.size for e in entries]
     x = np.array([log2(s) for s in sizes])
-    drift_tol = num(tol.get("drift_tol", 0.5))
-    steps_tol = num(tol.get("steps_tol"))
-    regret_tol = num(tol.get("regret_tol", 0.05))
-    unit = tol.get("regret_unit", "relative")
+    steps_tol = num(tol.steps_tol)
+    regret_tol = num(tol.regret_tol)
+    unit = tol.regret_unit
     pre = f"{label}: " if label else ""
-    for lrname, cell, key, fkey, slope_key, sym in (
-        (ETA, eta_cell, "eta_star", "eta_star_fit", "drift_slope_eta", "η*"),
-        (BETA, beta_cell, "beta_star", "beta_star_fit", "drift_slope_beta", "β*"),
-    ):
+    for lrname, cell, key, sym in ((ETA, eta_cell, "eta_star", "η*"), (BETA, beta_cell, "beta_star", "β*")):
         r, c = cell
         if lrname == BETA and not is_2d(analysis):
             panel_note(fig, r, c, "no activity lr (e.g. backprop)")
             continue
-        g = np.array([log2(e.get(key)) for e in entries])
-        f = np.array([log2(e.get(fkey)) for e in entries])
-        b0 = f[0] if np.isfinite(f[0]) else g[0]
-        band = _step_band(analysis, lrname, entries[0].get(key), steps_tol)
+        g = np.array([log2(e.star(lrname)) for e in entries])
+        f = np.array([log2(e.star_fit(lrname)) for e in entries])
+        band = _step_band(analysis, lrname, entries[0].star(lrname), steps_tol)
+        xs = None
         if band is not None:  # the verdict's rule: within steps_tol grid steps of the base's grid argmin
             lo, hi = band
             xs = np.array([x[0], x[-1], x[-1], x[0]])
             ys = np.array([lo, lo, hi, hi])
             name = f"{pre}within {steps_tol:g} grid step{'s' if steps_tol != 1 else ''} of the base optimum"
-        elif np.isfinite(b0) and np.isfinite(drift_tol) and not np.isfinite(steps_tol):  # reports before steps_tol
-            d = x - x[0]
-            xs = np.concatenate([x, x[::-1]])
-            ys = np.concatenate([b0 + drift_tol * d, (b0 - drift_tol * d)[::-1]])
-            name = f"{pre}±{drift_tol:g} octave/doubling"
-        else:
-            xs = None
         if xs is not None:
             fig.add_trace(go.Scatter(
                 x=xs, y=ys, fill="toself", mode="lines", line=dict(width=0),
@@ -84,15 +73,15 @@ def draw_shift(
             ), row=r, col=c)
         seed_txt = []
         for e in entries:
-            m = e.get("seed_mode")
+            m = e.seed_mode
             if m:
-                v = m.get(lrname)
-                seed_txt.append(f"<br>seed mode {fmt_lr(v)} ({pct(e.get('seed_mode_freq'))})")
+                v = m.weight_lr if lrname == ETA else m.activity_lr
+                seed_txt.append(f"<br>seed mode {fmt_lr(v)} ({pct(e.seed_mode_freq)})")
             else:
                 seed_txt.append("")
         hover = [
-            f"{size_title(axis, s)}<br>{sym} grid = {fmt_lr(e.get(key))}, fit = {fmt_lr(e.get(fkey))}"
-            f"<br>Δlog2 = {fmt(e.get('dlog2_eta' if lrname == ETA else 'dlog2_beta'), '+.2f')} octaves"
+            f"{size_title(axis, s)}<br>{sym} grid = {fmt_lr(e.star(lrname))}, fit = {fmt_lr(e.star_fit(lrname))}"
+            f"<br>Δlog2 = {fmt(e.dlog2(lrname), '+.2f')} octaves"
             f"{st}"
             for s, e, st in zip(sizes, entries, seed_txt)
         ]
@@ -102,7 +91,7 @@ def draw_shift(
             legendgroup=f"{label}grid", showlegend=legend(f"{label}grid"), text=hover,
             hovertemplate="%{text}<extra></extra>", meta={"role": f"{key}", "estimate": "grid"},
         ), row=r, col=c)
-        slope = num(analysis.get(slope_key))
+        slope = num(analysis.drift_slope(lrname).value)
         fig.add_trace(go.Scatter(
             x=x + offset, y=f, mode="lines+markers", name=f"{pre}fitted",
             line=dict(color=color, dash="dash"), marker=dict(symbol="diamond", size=8, color=color),
@@ -110,7 +99,7 @@ def draw_shift(
             hovertemplate="%{text}" + f"<br>drift slope {fmt(slope, '+.2f')} oct/doubling<extra></extra>",
             meta={"role": f"{key}", "estimate": "fit"},
         ), row=r, col=c)
-        grid = analysis.get("eta_grid" if lrname == ETA else "beta_grid") or []
+        grid = (analysis.eta_grid if lrname == ETA else analysis.beta_grid) or ()
         tv, tt = lr_ticks([num(v) for v in grid], log=np.log2, max_ticks=8)
         if tv:
             fig.update_yaxes(tickvals=tv, ticktext=tt, row=r, col=c)
@@ -118,7 +107,7 @@ def draw_shift(
 
     # Regret bars (%), inf drawn as a capped hatched bar labelled ∞, NaN as "n/a".
     r, c = regret_cell
-    reg = np.array([num(e.get("regret")) for e in entries])
+    reg = np.array([num(e.regret) for e in entries])
     finite = reg[np.isfinite(reg)]
     cap = max(float(finite.max()) * 100 * 1.3 if finite.size else 0.0, regret_tol * 100 * 3, 1.0)
     y = np.where(np.isinf(reg), cap, np.where(np.isnan(reg), 0.0, reg * 100))
@@ -127,7 +116,7 @@ def draw_shift(
     if label:  # two sides: each side's bars in its own colour (as its legend entry); over tolerance: red edge
         colors = [color] * len(reg)
     txt = [regret_text(v, unit) if not np.isinf(v) else "∞ (base optimum diverged)" for v in reg]
-    ci = [e.get("regret_ci") for e in entries]
+    ci = [e.regret_ci for e in entries]
     plus = [max(0.0, num(c[1]) * 100 - yy) if c and np.isfinite(num(c[1])) else 0.0 for c, yy in zip(ci, y)]
     minus = [max(0.0, yy - num(c[0]) * 100) if c and np.isfinite(num(c[0])) else 0.0 for c, yy in zip(ci, y)]
     fig.add_trace(go.Bar(
@@ -139,9 +128,9 @@ def draw_shift(
             pattern=dict(shape=["/" if np.isinf(v) else "" for v in reg])),
         text=txt, textposition="outside", cliponaxis=False, showlegend=bool(label) and legend(f"{label}regret"),
         legendgroup=f"{label}regret",
-        hovertext=[f"{size_title(axis, s)}: regret {t}{' CI ' + regret_ci_text(e.get('regret_ci'), unit) if e.get('regret_ci') else ''}"
-                   f"<br>metric at base optimum {fmt(e.get('metric_at_base_opt'))}"
-                   f" vs own optimum {fmt(e.get('metric_at_opt'))}" for s, t, e in zip(sizes, txt, entries)],
+        hovertext=[f"{size_title(axis, s)}: regret {t}{' CI ' + regret_ci_text(e.regret_ci, unit) if e.regret_ci else ''}"
+                   f"<br>metric at base optimum {fmt(e.metric_at_base_opt)}"
+                   f" vs own optimum {fmt(e.metric_at_opt)}" for s, t, e in zip(sizes, txt, entries)],
         hovertemplate="%{hovertext}<extra></extra>", meta={"role": "regret"},
     ), row=r, col=c)
     # A level mark on every measured bar, so a regret of 0 % is drawn (a zero-height bar is invisible).
@@ -160,9 +149,9 @@ def draw_shift(
                      rangemode="tozero", row=r, col=c)
 
 
-def _step_band(analysis: Mapping[str, Any], lrname: str, base_value: Any, steps_tol: float) -> tuple | None:
+def _step_band(analysis: Analysis, lrname: str, base_value: Any, steps_tol: float) -> tuple | None:
     """log2 of the grid values ``steps_tol`` grid steps below and above the base's grid argmin."""
-    grid = [num(v) for v in analysis.get("eta_grid" if lrname == ETA else "beta_grid") or []]
+    grid = [num(v) for v in (analysis.eta_grid if lrname == ETA else analysis.beta_grid) or ()]
     b = num(base_value)
     if not np.isfinite(steps_tol) or not grid or not np.isfinite(b):
         return None
@@ -172,7 +161,7 @@ def _step_band(analysis: Mapping[str, Any], lrname: str, base_value: Any, steps_
 
 
 
-def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0, *, verdict_in_title: bool = True
+def optimum_shift(report: Any, analysis_index: int = 0, *, verdict_in_title: bool = True
                   ) -> go.Figure:
     """Optimum vs size for both lrs, and the regret of transferring the base optimum.
 
@@ -182,12 +171,13 @@ def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0, *, 
     the tolerance as a dotted line, an infinite regret (base optimum diverged) as a hatched bar
     labelled ∞. The verdict is the title.
     """
+    report = report_of(report)
     analyses = analyses_of(report)
     if not analyses:
         return empty_figure(no_analysis_text(report), title="Optimum shift")
     idx = select_analysis(report, analysis_index=analysis_index)
     a = analyses[idx]
-    axis = a.get("axis", "")
+    axis = a.axis
     fig = make_subplots(
         rows=2, cols=2, specs=[[{}, {}], [{"colspan": 2}, None]],
         subplot_titles=["weight lr optimum η*", "activity lr optimum β*", "regret of transfer"],
@@ -195,41 +185,40 @@ def optimum_shift(report: Mapping[str, Any] | None, analysis_index: int = 0, *, 
     )
     draw_shift(fig, a, eta_cell=(1, 1), beta_cell=(1, 2), regret_cell=(2, 1), color="#1f77b4", label="",
                tol=tolerances(report), legend=Legend())
-    size_ticks(fig, [e.get("size") for e in a.get("sizes") or []], [(1, 1), (1, 2), (2, 1)], axis)
-    verdict = a.get("verdict", "?")
-    slopes = (f"fitted drift η* {fmt(a.get('drift_slope_eta'), '+.2f')}{ci_text(a.get('drift_slope_eta_ci'))}, "
-              f"β* {fmt(a.get('drift_slope_beta'), '+.2f')}{ci_text(a.get('drift_slope_beta_ci'))} octave/doubling")
+    size_ticks(fig, [e.size for e in a.sizes], [(1, 1), (1, 2), (2, 1)], axis)
+    verdict = str(a.verdict)
+    slopes = (f"fitted drift η* {fmt(a.drift_slope_eta, '+.2f')}{ci_text(a.drift_slope_eta_ci)}, "
+              f"β* {fmt(a.drift_slope_beta, '+.2f')}{ci_text(a.drift_slope_beta_ci)} octave/doubling")
     if verdict_in_title:
-        title = (f"<b>{esc(group_title(a.get('group')))}</b> — {axis}: "
+        title = (f"<b>{esc(group_title(a.group))}</b> — {axis}: "
                  f"<span style='color:{verdict_color(verdict)}'><b>{esc(verdict)}</b></span>"
-                 f"<br><sup>{wrap(a.get('verdict_text', ''))}<br>{slopes}</sup>")
+                 f"<br><sup>{wrap(a.verdict_text)}<br>{slopes}</sup>")
     else:  # the page states the verdict once, above the figure
-        title = f"<b>{esc(group_title(a.get('group')))}</b> — {axis}<br><sup>{slopes}</sup>"
+        title = f"<b>{esc(group_title(a.group))}</b> — {axis}<br><sup>{slopes}</sup>"
     fig.update_layout(template=TEMPLATE, meta={"kind": "optimum_shift", "analysis": idx, "verdict": verdict})
     head_layout(fig, title, 720)
     return fig
 
 
-def size_links(a: Mapping[str, Any], runs: pd.DataFrame | None, sid: str) -> dict[Any, tuple[str | None, str | None]]:
+def size_links(a: Analysis, runs: pd.DataFrame | None, sid: str) -> dict[Any, tuple[str | None, str | None]]:
     """size -> (run page of the seeds at its own optimum, at the base optimum)."""
-    if runs is None or not sid:
+    if runs is None or not sid or not a.sizes:
         return {}
-    sizes = a.get("sizes") or []
-    base = sizes[0] if sizes else {}
+    base = a.base
     out = {}
-    for e in sizes:
+    for e in a.sizes:
         urls = []
         for src in (e, base):
-            eta, beta = num(src.get("eta_star")), num(src.get("beta_star"))
-            seeds = runs_at(runs, a.get("group") or {}, a.get("axis"), e.get("size"), eta,
+            eta, beta = num(src.eta_star), num(src.beta_star)
+            seeds = runs_at(runs, a.group, a.axis, e.size, eta,
                             beta if np.isfinite(beta) else None) if eta > 0 else None
             urls.append(seeds_url(sid, list(seeds["run_id"])) if seeds is not None and len(seeds) else None)
-        out[e.get("size")] = (urls[0], urls[1])
+        out[e.size] = (urls[0], urls[1])
     return out
 
 
 def shift_page(
-    report: Mapping[str, Any] | None,
+    report: Any,
     sweep_meta: Mapping[str, Any] | None,
     *,
     plotly_url: str = DEFAULT_PLOTLY_URL,
@@ -239,6 +228,7 @@ def shift_page(
     """Optimum vs size and regret per analysis, each with its verdict (once), reasons, numbers and
     warnings; with ``runs`` each row of the numbers opens the seeds at that size's optimum and at the
     base optimum."""
+    report = report_of(report)
     meta = sweep_meta or {}
     sid = sid_of(meta)
     metric = metric_of(report)
@@ -251,9 +241,9 @@ def shift_page(
     if prov:
         body.append(provisional_banner(prov))
     for i, a in enumerate(analyses):
-        title = f"{group_title(a.get('group'))} — {a.get('axis')}"
-        body.append(f'<h2 id="a-{i}">{esc_html(title)} {verdict_badge(a.get("verdict"), prov)}</h2>'
-                    f'<p>{reasons_html(a)} <span class="muted">{esc_html(a.get("verdict_text"))}</span></p>')
+        title = f"{group_title(a.group)} — {a.axis}"
+        body.append(f'<h2 id="a-{i}">{esc_html(title)} {verdict_badge(a.verdict, prov)}</h2>'
+                    f'<p>{reasons_html(a)} <span class="muted">{esc_html(a.verdict_text)}</span></p>')
         body.append(figure_html(optimum_shift(report, analysis_index=i, verdict_in_title=False),
                                 f"{sid}-shift-{title}"))
         body.append(analysis_table(a, tol, links=size_links(a, runs, sid)))

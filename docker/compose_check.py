@@ -65,7 +65,7 @@ APT_PACKAGES = {"docker.io": "/usr/sbin/dockerd", "docker-compose": "/usr/bin/do
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.host-network.yml")
 SPEC = ROOT / "sweeps" / "specs" / "quickstart_digits.yaml"
 # Loopback, and ports no default Ray or server uses (other helpers' test clusters run here too).
-NET = {"RAY_NODE_IP": "127.0.0.2", "RAY_PORT": "26379", "MUTRANSFER_PORT": "28000"}
+NET = {"RAY_NODE_IP": "127.0.0.1", "RAY_PORT": "26379", "MUTRANSFER_PORT": "28000"}
 WORKERS = 2
 WORKER_CPUS = 1  # two workers x one CPU: two trials at a time on this 2-core machine
 # What a run computed (compared between sweeps); wall_s, ids and versions are not results.
@@ -330,8 +330,17 @@ def cluster_cpus(compose: list[str], env: dict) -> float:
     return float(m.group(2)) if m else 0.0
 
 
+def non_loopback_listeners() -> set[str]:
+    """The host's listening TCP sockets (`ss -ltn`) whose local address is not a loopback one. On the
+    host network the stack's sockets are the host's, so the stack's own are those new after `up`."""
+    listening = subprocess.run(["ss", "-ltnH"], text=True, capture_output=True, check=True).stdout
+    return {ln.split()[3] for ln in listening.splitlines()
+            if ln.split() and not ln.split()[3].startswith(("127.", "[::1]", "[::ffff:127."))}
+
+
 def stack_up(compose: list[str], env: dict) -> None:
     ports_free()
+    before = non_loopback_listeners()
     run([*compose, "up", "-d", "--no-build", "--scale", f"ray-worker={WORKERS}"], env=env)
     want = WORKERS * WORKER_CPUS
     deadline = time.monotonic() + 300
@@ -347,10 +356,10 @@ def stack_up(compose: list[str], env: dict) -> None:
         raise CheckFailed(f"within 300 s: API healthy={healthy}, cluster CPUs={cluster_cpus(compose, env)} "
                           f"(want {want})")
     log(f"API healthy at {api_url('/health')}; Ray cluster has {want} CPUs (2 workers)")
-    listening = subprocess.run(["ss", "-ltnH"], text=True, capture_output=True).stdout
-    exposed = sorted({ln.split()[3] for ln in listening.splitlines()
-                      if ln.split() and not ln.split()[3].startswith(("127.", "[::1]", "[::ffff:127."))})
-    log(f"listening sockets not on loopback (host-wide, any process): {exposed or 'none'}")
+    exposed = sorted(non_loopback_listeners() - before)
+    check(not exposed, f"the stack listens beyond loopback on {exposed} (host network: every Ray process must "
+                       "bind 127.0.0.1; see docker-compose.host-network.yml)")
+    log("every listening socket the stack opened is on loopback (ss -ltn, compared with before `up`)")
 
 
 def submit(spec_text: str, token: str) -> str:

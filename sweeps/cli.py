@@ -105,13 +105,27 @@ def _check_cost(spec) -> None:
         raise UserError(str(e)) from None
 
 
+def decide_spent(spec, record, runs_on_disk: int, wall_s: float) -> str:
+    """One line: what ``run --decide`` spent (runs: the spec's, the loop's, on disk; this invocation's
+    wall time) and what it concluded (each analysis's verdict, why the loop stopped)."""
+    from sweeps.decide import STOPS
+    from sweeps.progress import clock
+    from sweeps.spec import count_runs
+
+    verdicts = "; ".join(f"{v['analysis']}: {v['outcome']}" for v in record.verdicts) or "no analysis"
+    return (f"decide spent: {runs_on_disk} runs on disk (the spec's {count_runs(spec)}, {record.runs_charged} added in "
+            f"{len(record.rounds)} round(s)), {clock(wall_s)} wall time in this invocation; stopped: "
+            f"{STOPS.get(record.stopped, record.stopped)}"
+            + (f" ({record.detail})" if record.detail and (record.stopped != "decided" or record.unconfirmed) else "")
+            + f"; concluded: {verdicts}")
+
+
 def cmd_run(args) -> int:
     from sweeps import compile_cache
     from sweeps.local import run_sweep
     from sweeps.plan import count_runs
 
     spec = load_spec(args.spec)
-    _check_cost(spec)
     if args.refine and (args.decide or spec.decide is not None):
         raise UserError("--refine: the decide loop extends edges itself (and adds seeds); use --decide alone")
     args.decide = args.decide or spec.decide is not None  # the spec's decide: field asks for it too
@@ -119,6 +133,7 @@ def cmd_run(args) -> int:
         from sweeps.spec import Decide
 
         spec = spec.model_copy(update={"decide": Decide()})  # default limits; not in the hash: the same sweep
+    _check_cost(spec)  # with --decide, the runs the loop may add count too
     if args.dry_run:
         return _dry_run(spec, args)
     store = ResultsStore(args.results)
@@ -187,7 +202,11 @@ def cmd_run(args) -> int:
                 outcomes.append(execute(None, rec))
                 return not outcomes[-1].cells_failed
 
-            run_decide(spec, store, sweep_id, step_decide, say=lambda line: print(line, file=sys.stderr, flush=True))
+            started = time.monotonic()
+            record = run_decide(spec, store, sweep_id, step_decide,
+                                say=lambda line: print(line, file=sys.stderr, flush=True))
+            print(decide_spent(spec, record, len(store.load_runs(sweep_id)), time.monotonic() - started),
+                  file=sys.stderr, flush=True)
             outcome = outcomes[0]
             for out in outcomes[1:]:
                 outcome.cells_failed.update(out.cells_failed)

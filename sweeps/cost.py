@@ -11,6 +11,10 @@ at ``POST /sweeps`` and by ``mutransfer run``).
   PC step, at 2·B·fan_in·fan_out FLOP each (a conv layer: fan_in = k²·C_in, times its output
   positions); BP is T = 0; TP/DTP count their feedback maps' passes as well). Bound:
   ``MUTRANSFER_MAX_SWEEP_PFLOP`` (10^15 FLOP).
+* **The decide loop's runs** (a spec with ``decide:``, or ``mutransfer run --decide``) — the most
+  it may add, ``decide.max_runs`` (default: the spec's own run count, sweeps/decide.py), count in
+  both bounds: in the run count (``MUTRANSFER_MAX_RUNS``) and in the compute, each priced as a run of
+  the most expensive cell (where the loop will add them is known only once it reports).
 * **A spec that cannot run** — ``training.batch_size`` above the training examples (the trainer
   refuses it), ``dataset.train_examples`` above what the dataset has.
 
@@ -69,20 +73,33 @@ class Cost:
     run_bytes: int          # the largest cell's estimate for one run
     run_cell: str           # which cell that is
     flop: float             # the whole sweep, nominal
-    run_steps: int          # runs × steps per run, summed over cells
+    run_steps: int          # runs × steps per run, summed over cells (the decide loop's included)
     budget_bytes: int       # what one run may take here
+    decide_runs: int = 0    # the most runs the decide loop may add (0 without decide)
+    decide_flop: float = 0.0  # their nominal compute, included in ``flop``
 
     @property
     def pflop(self) -> float:
         return self.flop / PFLOP
 
 
+def decide_runs(spec: SweepSpec) -> int:
+    """The most runs the decide loop may add: its ``max_runs`` limit (sweeps/decide.py's default when
+    unset); 0 for a spec without ``decide:``."""
+    if spec.decide is None:
+        return 0
+    from sweeps.decide import limits as decide_limits
+
+    return decide_limits(spec).max_runs
+
+
 def estimate(spec: SweepSpec, limits: Limits) -> Cost:
-    """The cost of ``spec`` (its run count must already be within ``limits.max_runs``: cells are planned)."""
+    """The cost of ``spec`` (its run count must already be within ``limits.max_runs``: cells are planned),
+    with the decide loop's most runs priced at the most expensive cell's FLOP per run."""
     from sweeps.plan import plan
 
     steps = steps_per_run(spec)
-    worst, worst_cell, flop, run_steps = 0, "", 0.0, 0
+    worst, worst_cell, flop, run_steps, dearest = 0, "", 0.0, 0, 0.0
     # The cells of a one-point grid are the spec's cells (they do not depend on the lr/seed axes):
     # planned without building every run (20,000 run ids would cost a noticeable part of a second).
     one_point = spec.model_copy(update={"weight_lrs": spec.weight_lrs[:1], "seeds": spec.seeds[:1],
@@ -93,12 +110,26 @@ def estimate(spec: SweepSpec, limits: Limits) -> Cost:
         b = bytes_per_run(cell.spec, spec.logging.test_chunk)
         if b > worst:
             worst, worst_cell = b, cell.cell_id
-        flop += runs * steps * flop_per_run_step(cell.spec)
+        if spec.local_grid and (cell.spec.width, cell.spec.depth) != spec.grid_base:
+            runs = _local_runs(spec, cell.spec.algorithm)
+        per_run = steps * flop_per_run_step(cell.spec)
+        flop += runs * per_run
+        dearest = max(dearest, per_run)
         run_steps += runs * steps
+    extra = decide_runs(spec)
     budget = limits.max_run_memory_gb * GIB
     if spec.resources.memory_budget_gb:
         budget = min(budget, spec.resources.memory_budget_gb * GIB)
-    return Cost(worst, worst_cell, flop, run_steps, int(budget))
+    return Cost(worst, worst_cell, flop + extra * dearest, run_steps + extra * steps, int(budget),
+                extra, extra * dearest)
+
+
+def _local_runs(spec: SweepSpec, algorithm: str) -> int:
+    """Runs of a local-grid cell at a non-base size (its first placement; sweeps/spec.py's count_runs)."""
+    side = 2 * spec.grid.radius + 1
+    beta = ALGORITHMS[algorithm].uses_activity_lr
+    return (min(side, len(spec.weight_lrs)) * (min(side, len(spec.activity_lrs or [None])) if beta else 1)
+            * len(spec.seeds))
 
 
 def refusals(spec: SweepSpec, limits: Limits) -> list[tuple[str, str]]:
@@ -124,11 +155,21 @@ def refusals(spec: SweepSpec, limits: Limits) -> list[tuple[str, str]]:
                                  f"({setting}); shrink widths, depths, training.batch_size or logging.test_chunk"
                                  + (" or use training.precision float32" if spec.training.precision == "float64"
                                     else "")))
-    if cost.pflop > limits.max_sweep_pflop:
-        out.append(("training", f"the sweep needs about {cost.pflop:,.4g} PFLOP ({cost.run_steps:,} run-steps) but "
+    own_pflop = (cost.flop - cost.decide_flop) / PFLOP
+    if own_pflop > limits.max_sweep_pflop:
+        out.append(("training", f"the sweep needs about {own_pflop:,.4g} PFLOP "
+                                f"({cost.run_steps - cost.decide_runs * steps_per_run(spec):,} run-steps) but "
                                 f"this service's limit is {limits.max_sweep_pflop:,g} PFLOP "
                                 "(MUTRANSFER_MAX_SWEEP_PFLOP); shrink training.epochs or training.max_steps, "
                                 "training.inference_steps, widths, depths, or the lr grid and seeds"))
+    elif cost.pflop > limits.max_sweep_pflop:  # the spec's own runs fit; with the decide loop's they do not
+        per_run = cost.decide_flop / cost.decide_runs / PFLOP
+        room = max(0, int((limits.max_sweep_pflop - own_pflop) / per_run))
+        out.append(("decide.max_runs", f"{cost.decide_runs:,} runs the decide loop may add would bring the sweep to "
+                                       f"about {cost.pflop:,.4g} PFLOP (its own runs: {own_pflop:,.4g}) but this "
+                                       f"service's limit is {limits.max_sweep_pflop:,g} PFLOP "
+                                       f"(MUTRANSFER_MAX_SWEEP_PFLOP); " + (f"set decide.max_runs to at most {room:,}" if room
+                                                                     else "shrink the spec or drop decide")))
     return out
 
 
@@ -143,6 +184,12 @@ def check(spec: SweepSpec, limits: Limits) -> None:
     n = count_runs(spec)
     if n > limits.max_runs:
         raise CostError(f"runs: {n:,} exceeds the limit of {limits.max_runs:,} (MUTRANSFER_MAX_RUNS)")
+    extra = decide_runs(spec)
+    if n + extra > limits.max_runs:
+        raise CostError(f"decide.max_runs: the spec's {n:,} runs and the {extra:,} the decide loop may add exceed "
+                        f"the limit of {limits.max_runs:,} (MUTRANSFER_MAX_RUNS); "
+                        + (f"set decide.max_runs to at most {limits.max_runs - n:,}" if limits.max_runs > n
+                           else "shrink the spec or drop decide"))
     found = refusals(spec, limits)
     if found:
         raise CostError("; ".join(f"{field}: {msg}" for field, msg in found))

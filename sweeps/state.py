@@ -16,9 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from mutransfer.report import Report, Verdict, build_report
-from mutransfer.report.metrics import SIZE_AXES
-
-DEFAULT_METRIC = "min_train_loss"
+from mutransfer.report.metrics import DEFAULT_METRIC, SIZE_AXES
 
 
 @dataclass(frozen=True)

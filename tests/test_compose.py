@@ -367,18 +367,18 @@ def test_host_network_override_covers_every_service(services, host_net):
 
 
 def test_host_network_ray_stays_on_loopback(host_net):
-    """Ray rewrites 127.0.0.1 (and localhost) to the machine's outward address and advertises it;
-    the default node IP must be a loopback address Ray keeps as it is. (Some Ray servers listen on
-    all interfaces all the same: the file says so.)"""
-    from ray._common.network_utils import is_localhost
-
+    """Every Ray node binds and advertises 127.0.0.1: the default node IP is 127.0.0.1 and every node
+    is started by sweeps.ray_node, which keeps that address (plain `ray start` rewrites it to the
+    machine's outward address; with 127.0.0.2 the GCS listened on all interfaces in `make
+    compose-check`). The check itself fails on any non-loopback listener the stack opens."""
     text = HOST_NET.read_text()
-    ips = set(re.findall(r"\$\{RAY_NODE_IP:-([^}]+)\}", text))
-    assert len(ips) == 1
-    (ip,) = ips
-    assert ip.startswith("127.") and not is_localhost(ip)
+    assert set(re.findall(r"\$\{RAY_NODE_IP:-([^}]+)\}", text)) == {"127.0.0.1"}
+    for name, svc in host_net["services"].items():
+        assert command_text(svc).count("python -m sweeps.ray_node start") == 1, name
+        assert "ray start" not in command_text(svc), name
     assert "--host 127.0.0.1" in command_text(host_net["services"]["api"])
-    assert "LISTEN ON ALL INTERFACES" in text
+    check = (ROOT / "docker" / "compose_check.py").read_text()
+    assert "non_loopback_listeners() - before" in check and 'NET = {"RAY_NODE_IP": "127.0.0.1"' in check
 
 
 @pytest.mark.parametrize("name", ["ray-head", "ray-worker", "ray-worker-gpu", "api"])
@@ -386,8 +386,9 @@ def test_host_network_nodes_never_share_a_port(services, host_net, name):
     """One network namespace for all nodes: every port but the head's is picked by the kernel, the
     dashboard agent's fixed default (52365) and the worker ports included; the rest of each
     command is the main file's."""
-    base, over = command_text(services[name]), with_defaults(command_text(host_net["services"][name]))
-    ip = "127.0.0.2"
+    base = command_text(services[name])
+    over = with_defaults(command_text(host_net["services"][name])).replace("python -m sweeps.ray_node start", "ray start")
+    ip = "127.0.0.1"
     for flag in ("--node-manager-port=0", "--object-manager-port=0", "--dashboard-agent-listen-port=0",
                  "--min-worker-port=0", "--max-worker-port=0", f"--node-ip-address={ip}"):
         assert flag in over, flag
@@ -402,15 +403,15 @@ def test_host_network_nodes_never_share_a_port(services, host_net, name):
         # --ray-client-server-port without it (the first real start showed it)
         assert "ray-client-server-port" not in over
         assert f"{ip}:6379" in " ".join(host_net["services"][name]["healthcheck"]["test"]).replace(
-            "${RAY_NODE_IP:-127.0.0.2}", ip).replace("${RAY_PORT:-6379}", "6379")
+            "${RAY_NODE_IP:-127.0.0.1}", ip).replace("${RAY_PORT:-6379}", "6379")
     else:
         assert f"--address={ip}:6379" in over
 
 
 def test_host_network_api_address(host_net):
     api = host_net["services"]["api"]
-    assert with_defaults(env_of(api)["MUTRANSFER_RAY_ADDRESS"]) == "127.0.0.2:6379"
-    assert "--address 127.0.0.2:6379" in with_defaults(command_text(api))
+    assert with_defaults(env_of(api)["MUTRANSFER_RAY_ADDRESS"]) == "127.0.0.1:6379"
+    assert "--address 127.0.0.1:6379" in with_defaults(command_text(api))
     assert "127.0.0.1:8000/health" in with_defaults(" ".join(api["healthcheck"]["test"]))
 
 

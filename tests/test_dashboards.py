@@ -197,7 +197,7 @@ def test_single_size_and_empty_inputs():
     figs = [
         D.transfer_contours(rep), D.optimum_shift(rep), D.comparison(rep, rep),
         D.transfer_contours(empty_rep), D.optimum_shift(empty_rep), D.comparison(empty_rep, empty_rep),
-        D.transfer_contours(None), D.optimum_shift({}),
+        D.transfer_contours(None), D.optimum_shift(None),
         D.loss_vs_lr(one.iloc[:0]), D.loss_vs_lr(None),
         D.training_curves(pd.DataFrame()), D.training_curves(None, None),
     ]
@@ -619,52 +619,60 @@ def test_compare_pairs_every_group():
 # --------------------------------------------------------------------------- verdict badges
 
 
-def _analysis(verdict, **extra):
-    return {"group": {"algorithm": "pc", "parametrization": "mupc"}, "axis": "width", "verdict": verdict,
-            "verdict_text": f"{verdict}: numbers", "sizes": [], "warnings": [], "missing": [], **extra}
+def _with_verdicts(report, *verdicts):
+    """The typed report with its first analyses' verdicts and reasons replaced (the pages draw what
+    the report says, whatever it says)."""
+    import dataclasses
+
+    from mutransfer.report import Report
+
+    rep = Report.from_json(report)
+    analyses = [dataclasses.replace(a, verdict=v, verdict_text=f"{v}: numbers", reasons=tuple(r))
+                for a, (v, r) in zip(rep.analyses, verdicts)]
+    return rep.with_(analyses=tuple(analyses), provisional=None)
 
 
-def test_verdict_badges_new_contract():
-    rep = {"metric": "min_train_loss", "direction": "min", "n_runs": 10, "provisional": None, "analyses": [
-        _analysis("transfers", reasons=[]),
-        _analysis("does not transfer", reasons=[{"code": "regret", "detail": "regret 22% at N=64"}]),
-        _analysis("inconclusive", reasons=[{"code": "optimum_on_edge", "detail": "η low at N=32", "sizes": [32],
-                                            "axis_lr": "eta", "direction": "low"},
-                                           {"code": "too_few_seeds", "detail": "1 seed", "n_seeds": 1}]),
-    ]}
+def test_verdict_badges_new_contract(report):
+    from mutransfer.report import Provisional, Reason, ReasonCode, Verdict
+
+    rep = _with_verdicts(
+        report,
+        (Verdict.TRANSFERS, []),
+        (Verdict.DOES_NOT_TRANSFER, [Reason(ReasonCode.REGRET, "regret 22% at N=64", size=64, criterion="regret",
+                                            value=0.22, ci=(0.1, 0.3), decisive=True, unit="relative")]),
+        (Verdict.INCONCLUSIVE, [Reason(ReasonCode.OPTIMUM_ON_EDGE, "η low at N=32", lr="weight_lr", side="low",
+                                       sizes=(32,), values=(1e-3,), extend="below"),
+                                Reason(ReasonCode.TOO_FEW_SEEDS, "1 seed", sizes=(32,), n_seeds=1)]),
+    )
     page = D.report_page(rep, sweep_meta={"sweep_id": "s-00000001", "status": "running"})
     for cls in ("transfers", "does-not-transfer", "inconclusive"):
         assert f'class="badge {cls}"' in page
     assert 'class="badge provisional"' not in page  # the report says finished (provisional: null)
     assert 'data-code="optimum_on_edge"' in page and 'data-code="too_few_seeds"' in page
     assert 'title="regret 22% at N=64"' in page
-    rep["provisional"] = {"cells_done": 3, "cells_total": 6}
+    n = len(rep.analyses)
+    rep = rep.with_(provisional=Provisional(cells_done=3, cells_total=6))
     page = D.report_page(rep, sweep_meta={"sweep_id": "s-00000001", "status": "finished"})
     # banner + list + sections
-    assert page.count('class="badge provisional"') == 1 + 2 * 3 and "provisional 3/6 cells" in page
+    assert page.count('class="badge provisional"') == 1 + 2 * n and "provisional 3/6 cells" in page
     assert "PROVISIONAL (3/6 cells finished)" in page
     assert "tentative" in page
+    # the same typed report and its JSON draw the same page
+    assert D.report_page(rep.to_json(), sweep_meta={"sweep_id": "s-00000001"}) == D.report_page(
+        rep, sweep_meta={"sweep_id": "s-00000001"})
 
 
-def test_verdict_badges_fall_back_to_todays_fields(report):
-    old = json.loads(json.dumps(report))  # a report as written before `reasons` / `provisional` existed
-    del old["provisional"]
-    for a in old["analyses"]:
-        del a["reasons"]
+def test_without_a_report_the_sweeps_progress_says_provisional():
+    """A sweep with no finished runs has no report yet: its status and cells say it is unfinished."""
     running = {"sweep_id": "s-00000001", "status": "running",
                "cells": [{"status": "done"}, {"status": "finished"}, {"status": "running"}, {"status": "queued"}]}
-    page = D.shift_page(old, running)
-    assert "provisional 2/4 cells" in page  # derived from the sweep's cells
-    assert 'class="badge provisional"' not in D.shift_page(old, {**running, "status": "finished"})
-    # Reasons derived from edge flags / missing points / single seeds.
-    a = json.loads(json.dumps(old["analyses"][0]))
-    a["sizes"][1]["edge"] = [{"lr": "weight_lr", "side": "low", "value": 1e-3}]
-    a["missing"] = [{"kind": "point"}]
-    a["sizes"][2]["n_seeds"] = 1
-    codes = [r["code"] for r in D.reasons_of(a)]
-    assert codes == ["optimum_on_edge", "partial", "too_few_seeds"]
-    assert D.reasons_of({**a, "reasons": [{"code": "drift", "detail": "x"}]}) == [{"code": "drift", "detail": "x"}]
-    assert D.provisional_of({"provisional": None}, running) is None  # the report's word wins
+    p = D.provisional_of(None, running)
+    assert (p.done, p.total, p.unit) == (2, 4, "cells")
+    assert "provisional 2/4 cells" in D.verdict_badge("inconclusive", p)
+    assert D.provisional_of(None, {**running, "status": "finished"}) is None
+    assert D.provisional_of(None, {"status": "running", "runs_done": 3, "runs_total": 8}).unit == "runs"
+    page = D.overview_page(None, running)
+    assert "PROVISIONAL (2/4 cells finished)" in page
 
 
 # --------------------------------------------------------------------------- runs table and run page

@@ -84,6 +84,38 @@ def test_seeded_sweep_adds_seeds_only_at_candidates_and_decides(tmp_path, capsys
             assert len(a["points"]) < len(spec.weight_lrs) * len(spec.activity_lrs)
 
 
+def test_a_real_loss_ends_transfers_with_seeds_only_at_the_candidates(tmp_path, capsys):
+    # μPC at widths 8 and 16 on a decade grid of η (β held at 0.5): adjacent grid points are a factor
+    # 10 apart, far more than the seed-to-seed spread of 40 steps of digits, so the argmin is the same
+    # at both widths. Two seeds decide "transfers"; the loop confirms it (fewer than 4 seeds) with
+    # seeds at the candidate points only, and the confirmed verdict stands.
+    results = tmp_path / "results"
+    path = write(tmp_path, weight_lrs=[1e-3, 1e-2, 1e-1, 1.0], decide={"max_runs": 40})
+    assert main(["run", str(path), "--results", str(results), "--decide", "--executor", "local", "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    rec = report["decide"]
+    assert rec["stopped"] == "decided", rec
+    spent = [ln for ln in out.err.splitlines() if ln.startswith("decide spent: ")]
+    assert len(spent) == 1 and f"{rec['runs_added']} added in {len(rec['rounds'])} round(s)" in spent[0]
+    assert "stopped: every analysis is decided" in spent[0] and spent[0].endswith(": transfers")
+    assert [a["verdict"] for a in report["analyses"]] == ["transfers"] and rec["open"] == []
+    spec = load_spec(path)
+    runs = ResultsStore(results).load_runs(spec.default_sweep_id())
+    assert runs.run_id.is_unique and (runs.status == "ok").any()
+    added = [a for r in rec["rounds"] for a in r["additions"]]
+    assert added and {a["code"] for a in added} == {"confirm"}, added
+    assert runs.groupby(["cell_id", "weight_lr"]).seed.nunique().max() >= decide.CONFIRM_SEEDS
+    for r in rec["rounds"]:
+        before = runs.loc[~runs.run_id.isin(_runs_of_rounds(spec, rec, from_round=r["number"]))]
+        for a in r["additions"]:
+            cands = set()
+            for cid in {a["cell"], "pc-mupc-w8-d2"}:  # the base size's candidates are measured at every size
+                cands |= set(candidate_points(before.loc[before.cell_id == cid], metric=spec.metric))
+            assert {(p[0], p[1]) for p in a["points"]} <= cands
+            assert len(a["points"]) < len(spec.weight_lrs)  # not the whole grid
+
+
 def _runs_of_rounds(spec, rec, from_round):
     record = decide.DecideRecord.from_json(rec)
     return {r.run_id for t in decide.all_trials(spec, None, record)

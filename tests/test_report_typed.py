@@ -175,9 +175,6 @@ NOT_THE_REPORT = {
     ("sweeps/listing.py", 'r["provisional"]'): "the listing row's own field",
     ("sweeps/listing.py", "x['verdict']"): "a listing row's verdict summary (sweeps.state.verdicts)",
 }
-# The dashboard pages still receive the report's JSON and read it by key: not converted yet (issue 23
-# item 2; the pages issue is rewriting them at the same time). Everything else is held to zero.
-PENDING = ("dashboards/",)
 
 
 def _report_names() -> set[str]:
@@ -208,9 +205,8 @@ def _string_reads() -> dict[str, list[str]]:
 def test_no_report_key_is_read_by_string_outside_the_report():
     hits = _string_reads()
     assert "verdict_text" in _report_names() and "metric" not in _report_names()
-    new = {f: lines for f, lines in hits.items() if not f.startswith(PENDING)}
-    assert not new, "read the typed report's fields (mutransfer.report.Report) instead:\n" + "\n".join(
-        f"{f}:{line}" for f, lines in new.items() for line in lines)
+    assert not hits, "read the typed report's fields (mutransfer.report.Report) instead:\n" + "\n".join(
+        f"{f}:{line}" for f, lines in hits.items() for line in lines)
 
 
 def test_the_grep_finds_a_string_read():
@@ -224,9 +220,12 @@ def test_the_grep_finds_a_string_read():
 
 def test_dashboards_copy_none_of_the_reports_constants():
     """The report's conventions are imported in dashboards/, never re-defined there."""
-    copies = re.compile(r"""^\s*(FIXED_SETTINGS|SIZE_AXES|ETA|BETA|BAD_STATUSES|BUDGET_\w+|METRICS|DIVERGED_POLICIES)"""
+    copies = re.compile(r"""^\s*(FIXED_SETTINGS|SIZE_AXES|ETA|BETA|BAD_STATUSES|BUDGET_\w+|METRICS|DIVERGED_POLICIES|DEFAULT_METRIC)"""
                         r"""\s*(:[^=]*)?=|^\s*ETA\s*,\s*BETA\s*=|^def (lr_key|with_run_defaults|run_costs|prepare)\(|"""
-                        r"""\(\s*"algorithm", "parametrization", "activation", "dataset"\s*\)|\(0\.25, ?0\.5|_25pct|_50pct""")
+                        r"""\(\s*"algorithm", "parametrization", "activation", "dataset"\s*\)|\(0\.25, ?0\.5|_25pct|_50pct|"""
+                        # the verdicts, reason codes and tolerances are the report's (Verdict, ReasonCode, Thresholds)
+                        r"""["'](transfers|does not transfer|inconclusive|optimum_on_edge|too_few_seeds|no_optimum)["']|"""
+                        r"""^\s*(regret|steps|drift)_tol\s*(:\s*\w+)?\s*=\s*[0-9]""")
     found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in sorted((ROOT / "dashboards").rglob("*.py"))
              for n, line in enumerate(p.read_text().splitlines(), 1) if copies.search(line)]
     assert not found, "\n".join(found)
@@ -290,9 +289,8 @@ def test_the_single_size_case_is_the_reports():
     i, j = np.unravel_index(np.argmin(values), values.shape)
     assert (s.row.eta_star, s.row.beta_star) == (s.surface.weight_lr[i], s.surface.activity_lr[j]) == (2.0**-5, 2.0**-3)
     _round_trip(report)
-    page_rep = _single_size_report(report.to_json())
-    (a,) = page_rep["analyses"]
-    assert a["sizes"][0]["eta_star"] == s.row.eta_star and a["surfaces"][0]["values"] == s.surface.to_json()["values"]
+    (a,) = _single_size_report(report.to_json()).analyses
+    assert a.sizes == (s.row,) and a.surfaces == (s.surface,) and a.group == s.group  # the report's values
     assert "single size" in contour_page(report.to_json(), runs, {"id": "one-0000abcd", "name": "one"})
     # with two sizes the cells are compared instead: no single-size entries along width
     assert build_report(make_runs({(32, 4): (-5, -3), (64, 4): (-5, -3)}), n_bootstrap=0).single_size == ()

@@ -11,7 +11,7 @@ from .analysis import analyse
 from .transfer import Options
 from .encoding import scalar, to_json
 from .model import Report
-from .metrics import FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
+from .metrics import DEFAULT_METRIC, FIXED_SETTINGS, SIZE_AXES, check_diverged, metric_info, prepare
 
 CELL_KEYS: tuple[str, ...] = ("algorithm", "parametrization", "width", "depth")
 
@@ -25,7 +25,7 @@ def optimum_shift_report(runs: pd.DataFrame, **options: Any) -> dict[str, Any]:
 def build_report(
     runs: pd.DataFrame,
     *,
-    metric: str = "min_train_loss",
+    metric: str = DEFAULT_METRIC,
     regret_tol: float | None = None,
     steps_tol: int = 1,
     drift_tol: float = 0.5,

@@ -119,6 +119,7 @@ METRICS: dict[str, MetricInfo] = {
     "best_test_acc": MetricInfo("best_test_acc", "max", "accuracy", "best test accuracy"),
     "final_test_acc": MetricInfo("final_test_acc", "max", "accuracy", "final test accuracy"),
 }
+DEFAULT_METRIC = "min_train_loss"  # the report's metric when none is named (build_report, the CLI, the pages)
 
 
 def metric_info(metric: str) -> MetricInfo:

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 import dashboards as D
 from dashboards.html import run_url
-from mutransfer.report import METRICS, format_report
+from mutransfer.report import METRICS, Report, format_report
 from service.data import SweepData
 from service.deps import get_data
 
@@ -137,7 +137,7 @@ def _sweep_ids(data: SweepData) -> list[str]:
 @router.get("/", response_class=HTMLResponse, summary="Index: sweeps, verdicts, compare picker, submit form")
 def index(request: Request, data: SweepData = Depends(get_data)) -> Response:
     metas = [data.status(s) for s in _sweep_ids(data)]
-    reports = {m["id"]: data.report(m["id"], m["metric"]) for m in metas if m.get("runs_done")}
+    reports = {m["id"]: data.typed_report(m["id"], m["metric"]) for m in metas if m.get("runs_done")}
     return html(request, D.index_page(metas, reports=reports))
 
 
@@ -149,7 +149,7 @@ def contours(request: Request, sid: str = Depends(page_sweep), metric: str | Non
     metric = metric or meta["metric"]
 
     def render() -> str:
-        return D.contour_page(data.report(sid, metric), data.runs(sid), meta,
+        return D.contour_page(data.typed_report(sid, metric), data.runs(sid), meta,
                               curves_of=lambda ids: data.curves(sid, run_ids=ids))
     return html(request, data.page(sid, f"contours:{metric}", render))
 
@@ -162,7 +162,7 @@ def shift(request: Request, sid: str = Depends(page_sweep), metric: str | None =
     def render() -> str:
         from dashboards.decide_panel import decide_panel, inject
 
-        report = data.report(sid, metric)
+        report = data.typed_report(sid, metric)
         return inject(D.shift_page(report, meta, runs=data.runs(sid)),
                       decide_panel(report, sid, data.decide_offer(sid)))
     return html(request, data.page(sid, f"shift:{metric}", render))
@@ -219,13 +219,13 @@ def compare(request: Request, a: str | None = Query(None, description="sweep id 
         page_sweep(sid, data)
     ma, mb = _meta(data, a), _meta(data, b)
     metric = metric or ma["metric"]
-    return html(request, D.compare_page(data.report(a, metric), data.report(b, metric), ma, mb, choices=choices))
+    return html(request, D.compare_page(data.typed_report(a, metric), data.typed_report(b, metric), ma, mb, choices=choices))
 
 
 def overview_html(request: Request, data: SweepData, sid: str) -> Response:
     """The sweep's overview page (``GET /sweeps/{id}`` from a browser, or with ``?format=html``)."""
     meta = _meta(data, sid)
-    report = data.report(sid, meta["metric"]) if meta.get("runs_done") else None
+    report = data.typed_report(sid, meta["metric"]) if meta.get("runs_done") else None
     spec = data.row(sid).get("spec") or _saved_spec(data, sid)
     base = str(request.base_url).rstrip("/")
     return html(request, data.page(sid, f"overview:{base}", lambda: D.overview_page(report, meta, spec=spec,
@@ -267,6 +267,6 @@ def swagger_static(name: str) -> Response:
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
-def report_html(data: SweepData, sid: str, report: dict) -> str:
+def report_html(data: SweepData, sid: str, report: Report) -> str:
     """The HTML report page of a sweep (the report route's ``format=html``), inside the sweep's tabs."""
     return D.report_page(report, format_report(report), sweep_meta=_meta(data, sid))

@@ -287,7 +287,7 @@ def report(request: Request, sid: str = Depends(sweep_id), data: SweepData = Dep
     rep = data.typed_report(sid, metric, diverged)
     if format == "html" or (format is None and prefers_html(request.headers.get("accept"))):
         from service.routers.pages import report_html
-        return HTMLResponse(report_html(data, sid, rep.to_json()))
+        return HTMLResponse(report_html(data, sid, rep))
     return JSONResponse(rep.to_json())
 
 
