@@ -43,14 +43,17 @@ run: setup
 serve: setup
 	$(VENV)/bin/mutransfer serve --results $(RESULTS)
 
-# Two pytest-xdist workers: the tests that start Ray run on one of them, as a group (tests/conftest.py).
-TEST_WORKERS ?= 2
+# pytest-xdist workers (tests/conftest.py puts every test that starts Ray on one worker, as a group).
+# The full suite stays serial by default: its one 2-worker run lost a worker (in tests/test_tp.py,
+# after the Ray group), not yet understood; `make test TEST_WORKERS=2` runs it on two.
+TEST_WORKERS ?= 0
+FAST_WORKERS ?= 2
 
 test: setup test-deps
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -q -m "not slow" -n $(FAST_WORKERS) --dist loadgroup
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

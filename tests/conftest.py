@@ -54,8 +54,8 @@ SLOW_TESTS = {
 }
 
 
-# `make test` runs the suite on two pytest-xdist workers with `--dist loadgroup`. Each worker is a
-# process with its own session fixtures, so everything that starts a Ray cluster (the session's
+# `make test-fast` (and `make test TEST_WORKERS=2`) run on two pytest-xdist workers with `--dist
+# loadgroup`. Each worker is a process with its own session fixtures, so everything that starts a Ray cluster (the session's
 # `ray start --head` cluster, the embedded one, servers whose drivers join or embed one) is one group
 # and runs on one worker, once: no two test clusters compete for the 2 cores. A module whose tests
 # share a module-scoped fixture (a trained sweep, a server, a browser) is a group too, so that
@@ -83,19 +83,16 @@ def xdist_group(item, module: str) -> str | None:
 def _join_group(item, group: str) -> None:
     """Put an item in an xdist group: the mark, and the ``@group`` suffix of its node id, which is
     what xdist's loadgroup scheduler reads. xdist 3.8 adds the suffix by setting ``item._nodeid``,
-    which pytest ≥ 9.2 no longer reads (the node id comes from ``item._id``), so it is set here."""
+    which pytest ≥ 9.2 no longer reads (the node id comes from ``item._id``): there it is set here."""
     item.add_marker(pytest.mark.xdist_group(group))
-    if not getattr(item.config.option, "loadgroup", False) or item.nodeid.endswith(f"@{group}"):
-        return
-    if hasattr(item, "_id"):
+    if getattr(item.config.option, "loadgroup", False) and hasattr(item, "_id"):
         from _pytest.nodeid import NodeId
 
         item._id = NodeId.parse(f"{item.nodeid}@{group}")
-    else:
-        item._nodeid = f"{item.nodeid}@{group}"
 
 
-@pytest.hookimpl(trylast=True)  # after xdist's own hook: the suffix is added once, here
+# First: the marks must be there before `-m "not slow"` deselects by them and before xdist reads them.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
