@@ -54,11 +54,17 @@ run: setup
 serve: setup
 	$(VENV)/bin/mutransfer serve --results $(RESULTS)
 
+# pytest-xdist workers (tests/conftest.py puts every test that starts Ray on one worker, as a group).
+# The full suite stays serial by default: its one 2-worker run lost a worker (in tests/test_tp.py,
+# after the Ray group), not yet understood; `make test TEST_WORKERS=2` runs it on two.
+TEST_WORKERS ?= 0
+FAST_WORKERS ?= 2
+
 test: setup test-deps
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" -n $(FAST_WORKERS) --dist loadgroup
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

@@ -1,8 +1,11 @@
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +54,45 @@ SLOW_TESTS = {
 }
 
 
+# `make test-fast` (and `make test TEST_WORKERS=2`) run on two pytest-xdist workers with `--dist
+# loadgroup`. Each worker is a process with its own session fixtures, so everything that starts a Ray cluster (the session's
+# `ray start --head` cluster, the embedded one, servers whose drivers join or embed one) is one group
+# and runs on one worker, once: no two test clusters compete for the 2 cores. A module whose tests
+# share a module-scoped fixture (a trained sweep, a server, a browser) is a group too, so that
+# fixture is built once, not once per worker. Everything else is spread test by test.
+RAY_FIXTURES = frozenset({"ray_cli_cluster", "ray_cli_cluster_info", "embedded_ray"})
+RAY_MODULES = frozenset({"test_reliability_ray"})  # servers whose drivers embed their own Ray
+BROWSER_MODULES = frozenset({"test_browser", "test_browser_pages"})  # one headless Chromium at a time
+
+
+def xdist_group(item, module: str) -> str | None:
+    """The group an item runs in under `--dist loadgroup` (None: any worker, test by test)."""
+    if RAY_FIXTURES & set(item.fixturenames) or module in RAY_MODULES:
+        return "ray"
+    if module in BROWSER_MODULES:
+        return "browser"
+    if "swept" in item.fixturenames:
+        return "swept"  # conftest's session sweep: trained once
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(d.scope in ("module", "session") and d.baseid.endswith(f"{module}.py")
+           for fixturedefs in defs.values() for d in fixturedefs):
+        return module
+    return None
+
+
+def _join_group(item, group: str) -> None:
+    """Put an item in an xdist group: the mark, and the ``@group`` suffix of its node id, which is
+    what xdist's loadgroup scheduler reads. xdist 3.8 adds the suffix by setting ``item._nodeid``,
+    which pytest ≥ 9.2 no longer reads (the node id comes from ``item._id``): there it is set here."""
+    item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(item.config.option, "loadgroup", False) and hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+# First: the marks must be there before `-m "not slow"` deselects by them and before xdist reads them.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = getattr(item.module, "__name__", "").rsplit(".", 1)[-1]
@@ -58,11 +100,38 @@ def pytest_collection_modifyitems(config, items):
         if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES
                 or name in SLOW_TESTS.get(f"{module}.py", ())):
             item.add_marker(pytest.mark.slow)
+        group = xdist_group(item, module)
+        if group:
+            _join_group(item, group)
+    # The Ray group is the longest; first in line, its worker starts it at once (loadgroup hands out
+    # groups in collection order). The order changes nothing else: tests share no state but fixtures.
+    items.sort(key=lambda item: not any(m.args == ("ray",) for m in item.iter_markers("xdist_group")))
 
 
 # Tests run on CPU with small shapes.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _session_jax_cache() -> None:
+    """One JAX persistent compilation cache for the whole test session, fresh each session (as on a
+    clean CI checkout) and removed at its end: this process, the xdist workers (they inherit the
+    environment of the process that starts them), and every process the tests start (CLI runs, sweep
+    drivers, Ray workers, the device check's stages) read and write it, so a program compiled once
+    is loaded, not recompiled, by the next process or fixture that builds the same one. JAX reads
+    the ``JAX_*`` variables at import; ``MUTRANSFER_JAX_CACHE`` is where the CLI and drivers point
+    it (``sweeps/compile_cache.py``). Every program is cached, however quick to compile."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("MUTRANSFER_TESTS_JAX_CACHE"):
+        return  # an xdist worker: the controller's cache
+    root = tempfile.mkdtemp(prefix="mutransfer-tests-jax-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    os.environ.update({"MUTRANSFER_TESTS_JAX_CACHE": root, "MUTRANSFER_JAX_CACHE": root,
+                       "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "jax"),
+                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
+
+
+_session_jax_cache()
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +156,40 @@ def digits_small():
     from mutransfer.data import load_dataset
 
     return load_dataset("digits", train_examples=512, test_examples=200)
+
+
+# A small real sweep on the bundled digits: two algorithms (PC with its activity lr, BP without), two
+# widths, 24 runs of 10 steps. What the CLI, the report and the pages are tested on end to end.
+SMALL_SPEC = {
+    "name": "clitest",
+    "algorithms": ["pc", "bp"],
+    "parametrizations": ["mupc"],
+    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
+    "widths": [8, 16],
+    "depths": [2],
+    "weight_lrs": [1e-2, 1e-1],
+    "activity_lrs": [0.5, 1.0],
+    "seeds": 2,
+    "dataset": {"name": "digits", "train_examples": 320},
+    "training": {"epochs": 1, "batch_size": 32},
+    "logging": {"every": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory):
+    """SMALL_SPEC trained once per session through the CLI, in-process (``mutransfer run
+    --executor local``): (spec file, results root, exit code). Tests only read it."""
+    import yaml
+
+    from sweeps.cli import main
+
+    tmp = tmp_path_factory.mktemp("cli")
+    spec = tmp / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SMALL_SPEC))
+    root = tmp / "results"
+    code = main(["run", str(spec), "--results", str(root), "--executor", "local"])  # the session's JAX cache
+    return spec, root, code
 
 
 def free_port() -> int:
@@ -117,22 +220,34 @@ def ray_cli_cluster_info(tmp_path_factory):
     ray_bin = Path(sys.executable).with_name("ray")
     port = free_port()
     tmp = tmp_path_factory.mktemp("raycli")
+    # Ray's socket paths (TEMP/session_<date>_<pid>/sockets/plasma_store) must fit AF_UNIX's 107 bytes:
+    # a pytest tmp path (longer under xdist: .../popen-gw0/...) does not, a short one under /tmp does.
+    ray_tmp = tempfile.mkdtemp(prefix="mt-ray-")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     log = open(tmp / "ray_start.log", "wb")
     proc = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                              "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
-                             "--temp-dir", str(tmp / "ray")],
+                             "--temp-dir", ray_tmp],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + 180
     while "block forever" not in (tmp / "ray_start.log").read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             log.close()
+            shutil.rmtree(ray_tmp, ignore_errors=True)
             raise RuntimeError("ray start --head failed: " + (tmp / "ray_start.log").read_text()[-2000:])
         time.sleep(0.5)
     # the address, the process group of the whole cluster, and the `ray start` output
     yield {"address": f"127.0.0.1:{port}", "pgid": proc.pid, "log": tmp / "ray_start.log"}
     # The whole process group is this cluster (gcs, raylet, its workers): stop it without the 30-s drain.
-    os.killpg(proc.pid, signal.SIGKILL)
+    _kill_group(proc.pid)
     proc.wait(timeout=30)
     log.close()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # `ray start` failed and its group is gone already
+        pass

@@ -41,8 +41,11 @@ def wait_for(cond, timeout: float, every: float = 0.2):
 
 
 class Server:
-    def __init__(self, root: Path, address: str | None, **env):
-        self.root, self.address, self.env = root, address, env
+    """`mutransfer serve --results ROOT [--address ADDRESS] [ARGS...]` with ENV added to this
+    process's environment (less an inherited MUTRANSFER_API_TOKEN: writes are open unless ENV sets one)."""
+
+    def __init__(self, root: Path, address: str | None, *args: str, **env):
+        self.root, self.address, self.args, self.env = root, address, args, env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -50,8 +53,9 @@ class Server:
 
     def start(self, timeout: float = 60) -> "Server":
         exe = Path(sys.executable).with_name("mutransfer")
-        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
-        cmd = [str(exe), "serve", "--results", str(self.root), "--port", str(self.port)]
+        env = {**{k: v for k, v in os.environ.items() if k != "MUTRANSFER_API_TOKEN"},
+               **{k: str(v) for k, v in self.env.items()}}
+        cmd = [str(exe), "serve", "--results", str(self.root), "--port", str(self.port), *self.args]
         if self.address:
             cmd += ["--address", self.address]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))

@@ -10,35 +10,12 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from conftest import SMALL_SPEC
 
 from mutransfer import results
 from sweeps.cli import main
 
-SPEC = {
-    "name": "clitest",
-    "algorithms": ["pc", "bp"],
-    "parametrizations": ["mupc"],
-    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
-    "widths": [8, 16],
-    "depths": [2],
-    "weight_lrs": [1e-2, 1e-1],
-    "activity_lrs": [0.5, 1.0],
-    "seeds": 2,
-    "dataset": {"name": "digits", "train_examples": 320},
-    "training": {"epochs": 1, "batch_size": 32},
-    "logging": {"every": 2},
-}
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    spec = tmp / "spec.yaml"
-    spec.write_text(yaml.safe_dump(SPEC))
-    root = tmp / "results"
-    code = main(["run", str(spec), "--results", str(root), "--executor", "local",
-                 "--jax-cache", str(tmp / "jaxcache")])
-    return spec, root, code
+SPEC = SMALL_SPEC  # conftest's; `swept` is it trained once per session
 
 
 def test_run_writes_tables_and_prints_report(swept, capsys):

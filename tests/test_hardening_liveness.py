@@ -79,8 +79,7 @@ def sid_of(spec: dict) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, ray_cli_cluster):
     tmp = tmp_path_factory.mktemp("resume")
-    s = Server(tmp / "results", ray_cli_cluster, MUTRANSFER_MAX_CONCURRENT=20, MUTRANSFER_SUPERVISE_S=0.5,
-               MUTRANSFER_JAX_CACHE=tmp / "jax").start()
+    s = Server(tmp / "results", ray_cli_cluster, MUTRANSFER_MAX_CONCURRENT=20, MUTRANSFER_SUPERVISE_S=0.5).start()
     yield s
     s.stop()
 

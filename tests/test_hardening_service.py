@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,36 +21,11 @@ from sweeps.spec import parse_spec
 SPEC2 = {**TINY, "name": "two-cells", "widths": [8, 16]}  # two cells of two runs
 
 
-class ServeArgs(Server):
-    """A Server started with extra `mutransfer serve` arguments."""
-
-    def __init__(self, root: Path, *args: str, **env):
-        super().__init__(root, None, **env)
-        self.args = args
-
-    def start(self, timeout: float = 60) -> "ServeArgs":
-        exe = Path(sys.executable).with_name("mutransfer")
-        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
-        env.pop("MUTRANSFER_API_TOKEN", None)
-        cmd = [str(exe), "serve", "--results", str(self.root), "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not start")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("harden")
-    s = ServeArgs(tmp / "results", "--allow-host", "lab.example", MUTRANSFER_DRIVERS="none",
-                  MUTRANSFER_MAX_CONCURRENT=50, MUTRANSFER_HEADER_TIMEOUT_S=1, MUTRANSFER_BODY_TIMEOUT_S=1).start()
+    s = Server(tmp / "results", None, "--allow-host", "lab.example", MUTRANSFER_DRIVERS="none",
+               MUTRANSFER_MAX_CONCURRENT=50, MUTRANSFER_HEADER_TIMEOUT_S=1, MUTRANSFER_BODY_TIMEOUT_S=1).start()
     yield s
     s.stop()
 
@@ -196,7 +170,7 @@ def _fill(path: Path) -> Path:
 
 
 def test_a_full_disk_makes_status_unavailable_not_finished_and_writes_507(tmpfs):
-    s = ServeArgs(tmpfs / "results", MUTRANSFER_DRIVERS="none", MUTRANSFER_MAX_CONCURRENT=50).start()
+    s = Server(tmpfs / "results", None, MUTRANSFER_DRIVERS="none", MUTRANSFER_MAX_CONCURRENT=50).start()
     try:
         spec = {**SPEC2, "name": "fulldisk"}
         sid = submit(s, spec).json()["id"]
@@ -250,8 +224,8 @@ def test_slow_headers_and_bodies_get_408(server):
 
 
 def test_connections_beyond_the_cap_get_503(tmp_path):
-    s = ServeArgs(tmp_path / "results", MUTRANSFER_DRIVERS="none", MUTRANSFER_MAX_CONNECTIONS=4,
-                  MUTRANSFER_HEADER_TIMEOUT_S=120).start()
+    s = Server(tmp_path / "results", None, MUTRANSFER_DRIVERS="none", MUTRANSFER_MAX_CONNECTIONS=4,
+               MUTRANSFER_HEADER_TIMEOUT_S=120).start()
     held = []
     try:
         for _ in range(4):  # half-open requests hold connections

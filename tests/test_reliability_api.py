@@ -6,7 +6,6 @@ import http.client
 import json
 import sqlite3
 import threading
-import time
 
 import httpx
 import pytest
@@ -76,27 +75,28 @@ def test_item1_odd_yaml_is_4xx_and_the_connection_survives(server):
     assert all(code == 200 for code, _ in got[1::2])  # the same connection answered every /health
 
 
-def test_item2_size_limits_before_parsing_and_health_stays_fast(server):
+def test_item2_size_limits_before_parsing_and_health_keeps_answering(server):
+    """How fast these answers come (78 s for the 1-MB body and 3-6 s of /health latency before the
+    fix) is measured by benchmarks/abuse.py (its class 2 and the /health p99), not asserted here."""
     huge_keys = "\n".join(f"k{i}: {i}" for i in range(80_000)).encode()  # ~1 MB, 80k keys
-    t = time.perf_counter()
     r = post(server, huge_keys)
     assert r.status_code == 413 and "MUTRANSFER_MAX_BODY_BYTES" in r.json()["message"]
-    assert time.perf_counter() - t < 5  # it took 78 s before
     desc = post(server, yaml.safe_dump({**SPEC, "description": "x" * 12_000_000}))
     assert desc.status_code == 413
     long_desc = post(server, yaml.safe_dump({**SPEC, "description": "x" * 5000}))
     assert long_desc.status_code == 422 and "description" in long_desc.json()["message"]
 
     # An alias bomb and a big document sent while /health is polled: /health keeps answering.
-    stop, worst = threading.Event(), []
+    stop, answers = threading.Event(), []
 
     def poll():
-        with httpx.Client(timeout=10) as c:
+        with httpx.Client(timeout=30) as c:
             while not stop.is_set():
-                t0 = time.perf_counter()
-                assert c.get(server.url + "/health").status_code == 200
-                worst.append(time.perf_counter() - t0)
-                time.sleep(0.02)
+                try:
+                    answers.append(c.get(server.url + "/health").status_code)
+                except httpx.HTTPError as e:  # recorded: an assertion in this thread would fail nothing
+                    answers.append(repr(e))
+                stop.wait(0.02)  # pacing only
 
     th = threading.Thread(target=poll)
     th.start()
@@ -107,16 +107,14 @@ def test_item2_size_limits_before_parsing_and_health_stays_fast(server):
     finally:
         stop.set()
         th.join()
-    assert worst and max(worst) < 2.0, max(worst)  # 3-6 s before (generous: a shared 2-core machine)
+    assert answers and set(answers) == {200}, [a for a in answers if a != 200][:5]
 
 
 def test_item3_millions_of_runs_refused_at_once(server):
     for change in ({"seeds": 3_000_000}, {"seeds": 1000, "weight_lrs": [10.0 ** -k for k in range(1, 201)],
                                           "activity_lrs": [10.0 ** -k for k in range(1, 201)]}):
-        t = time.perf_counter()
-        r = post(server, yaml.safe_dump({**SPEC, **change}))
+        r = post(server, yaml.safe_dump({**SPEC, **change}))  # 15-75 s, > 1 GB before: benchmarks/abuse.py
         assert r.status_code == 422, r.text
-        assert time.perf_counter() - t < 3  # 15-75 s and > 1 GB before
     r = post(server, yaml.safe_dump({**SPEC, "seeds": 1000, "weight_lrs": [10.0 ** -k for k in range(1, 30)]}))
     assert r.status_code == 422 and "MUTRANSFER_MAX_RUNS" in r.json()["message"]
 

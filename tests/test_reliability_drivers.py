@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import threading
-import time
 
 import httpx
 import pandas as pd
@@ -23,9 +22,12 @@ def sid_of(spec: dict) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, ray_cli_cluster):
+    """Drivers on the session's cluster. A live but silent driver would be killed only after an hour
+    (MUTRANSFER_HUNG_AFTER_S): a dead driver that is relaunched here was noticed by its death (its
+    sweep lock freed), never by heartbeat silence, whatever the machine's load."""
     tmp = tmp_path_factory.mktemp("drivers")
     s = Server(tmp / "results", ray_cli_cluster, MUTRANSFER_MAX_CONCURRENT=20, MUTRANSFER_SUPERVISE_S=0.5,
-               MUTRANSFER_JAX_CACHE=tmp / "jax").start()
+               MUTRANSFER_HUNG_AFTER_S=3600).start()
     yield s
     s.stop()
 
@@ -34,6 +36,12 @@ def registry_row(server: Server, sid: str) -> dict:
     with sqlite3.connect(server.root / "registry.sqlite") as db:
         db.row_factory = sqlite3.Row
         return dict(db.execute("SELECT * FROM sweeps WHERE sweep_id=?", (sid,)).fetchone())
+
+
+def noticed_by_death(server: Server, sid: str) -> None:
+    """The supervisor acted on the driver's exit, not on a silent heartbeat."""
+    lines = [ln for ln in server.log.read_text().splitlines() if sid in ln]
+    assert not any("silent for" in ln for ln in lines), lines
 
 
 def honest_progress(st: dict) -> None:
@@ -65,13 +73,13 @@ def test_item10_twenty_identical_submissions_start_one_driver_and_item8_corrupt_
     runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")
     assert len(runs) == 2
 
-    # Item 8: the part is truncated on disk. The status stops saying finished at once, the part is
-    # quarantined, recomputed by a relaunched driver, and the cell's note says so.
+    # Item 8: the part is truncated on disk. The status stops saying finished (once the API's 0.5-s
+    # status cache lets it re-read the parts: polled, not slept), the part is quarantined, recomputed
+    # by a relaunched driver, and the cell's note says so.
     (part,) = (server.root / "runs" / f"sweep_id={sid}").glob("cell-*.parquet")
     part.write_bytes(part.read_bytes()[:200])
-    time.sleep(0.7)  # status is cached for 0.5 s
-    st = server.status(sid)
-    assert st["status"] != "finished" and st["runs_done"] == 0, st
+    st = wait_for(lambda: (s := server.status(sid))["status"] != "finished" and s, timeout=60, every=0.1)
+    assert st["runs_done"] == 0, st
     st = wait_for(lambda: (s := server.status(sid))["status"] == "finished" and s, timeout=120)
     assert st["runs_done"] == 2 and "recomputed" in st["cells"][0]["note"], st
     assert len(pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")) == 2
@@ -94,11 +102,11 @@ def test_item12_killed_driver_is_noticed_in_seconds_and_relaunched(server):
     wait_for(lambda: any(c["status"] == "running" for c in server.status(sid)["cells"]), timeout=180)
     pid = registry_row(server, sid)["driver_pid"]
     os.kill(pid, signal.SIGKILL)
-    t0 = time.time()
-    st = wait_for(lambda: (s := server.status(sid))["restarts"] == 1 and s, timeout=30, every=0.1)
-    noticed = time.time() - t0
-    assert noticed < 10, noticed  # the supervisor looks every 0.5 s; the lock frees when the driver dies
+    # Noticed by its death (the lock frees when the driver dies; the supervisor looks every 0.5 s),
+    # not by the hour-long heartbeat limit: the bound below only ends a failure.
+    st = wait_for(lambda: (s := server.status(sid))["restarts"] == 1 and s, timeout=120, every=0.1)
     assert "relaunched (1 of at most 2)" in st["note"]
+    noticed_by_death(server, sid)
     st = server.wait(sid, timeout=300, check=honest_progress)
     assert st["runs_done"] == st["runs_total"] == 4
     runs = pd.read_parquet(f"{server.url}/sweeps/{sid}/runs")
@@ -111,9 +119,8 @@ def test_item12_no_relaunch_left_fails_with_the_driver_log(server):
     sid = submit(server, spec).json()["id"]
     wait_for(lambda: server.status(sid)["status"] == "running", timeout=180)
     os.kill(registry_row(server, sid)["driver_pid"], signal.SIGKILL)
-    t0 = time.time()
-    st = wait_for(lambda: (s := server.status(sid))["status"] == "failed" and s, timeout=30, every=0.1)
-    assert time.time() - t0 < 10
+    st = wait_for(lambda: (s := server.status(sid))["status"] == "failed" and s, timeout=120, every=0.1)
+    noticed_by_death(server, sid)
     assert "driver_restarts: 0" in st["error"] and "driver log" in st["error"] and "started for sweep" in st["error"]
     assert st["eta_s"] is None and st["heartbeat_age_s"] is None
 
@@ -137,12 +144,13 @@ def test_item14_sigterm_stops_serve_promptly_with_an_event_stream_open(tmp_path)
         th = threading.Thread(target=listen, daemon=True)
         th.start()
         assert connected.wait(30)
-        t0 = time.time()
         s.proc.send_signal(signal.SIGTERM)
-        s.proc.wait(timeout=30)
-        took = time.time() - t0
-        th.join(10)
-        assert took < 4, took  # it never stopped before
+        s.proc.wait(timeout=60)  # it never stopped before
+        th.join(30)
+        # The stream was ended by the server's shutdown, with a last event saying so: not cut when
+        # uvicorn's 5-s grace for open requests ran out (service/cli.py:SHUTDOWN_GRACE_S), which
+        # would leave no `end` event.
+        assert not th.is_alive()
         assert events[-1][0] == "end" and "shutting down" in events[-1][1]["reason"]
     finally:
         s.stop()

@@ -13,7 +13,6 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-import yaml
 
 from mutransfer.report import (Analysis, Reason, ReasonCode, Report, SizeRow, Verdict, build_report, fmt_lr, format_report,
                                optimum_shift_report)
@@ -138,37 +137,21 @@ def test_reason_kinds_carry_their_own_fields():
 
 # --------------------------------------------------------------------------- a real sweep
 
-SPEC = {
-    "name": "typedreport",
-    "algorithms": ["pc", "bp"],
-    "parametrizations": ["mupc"],
-    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
-    "widths": [8, 16],
-    "depths": [2],
-    "weight_lrs": [1e-2, 1e-1],
-    "activity_lrs": [0.5, 1.0],
-    "seeds": 2,
-    "dataset": {"name": "digits", "train_examples": 128},
-    "training": {"epochs": 1, "batch_size": 32},
-    "logging": {"every": 2},
-}
-
-
-def test_a_real_sweeps_report_round_trips(tmp_path):
-    """Digits runs trained in-process (sweeps.local), read back from Parquet, reported."""
+def test_a_real_sweeps_report_round_trips(swept):
+    """Digits runs trained in-process (conftest's `swept`: `mutransfer run --executor local`), read back
+    from Parquet, reported."""
     from mutransfer.results import ResultsStore
-    from sweeps.local import run_sweep
-    from sweeps.spec import parse_spec
 
-    spec = parse_spec(yaml.safe_load(yaml.safe_dump(SPEC)))
-    out = run_sweep(spec, tmp_path / "results")
-    runs = ResultsStore(tmp_path / "results").load_runs(out.sweep_id)
+    _, root, code = swept
+    assert code == 0
+    (sweep_id,) = ResultsStore(root).sweeps()
+    runs = ResultsStore(root).load_runs(sweep_id)
     assert len(runs) == 2 * 2 * 2 * 2 + 2 * 2 * 2
     report = build_report(runs, metric="min_train_loss", n_bootstrap=20,
                           expected_sizes={"width": [8, 16], "depth": [2]}, cells_total=4)
     assert {(a.group["algorithm"], a.axis) for a in report.analyses} == {("pc", "width"), ("bp", "width")}
     _round_trip(report)
-    _round_trip(report.with_(sweep_id=out.sweep_id, cells_missing=(), refinement={"rounds": []}))
+    _round_trip(report.with_(sweep_id=sweep_id, cells_missing=(), refinement={"rounds": []}))
     assert "sweep_id" not in report.to_json()  # optional fields: absent unless set
 
 

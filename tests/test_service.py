@@ -9,22 +9,11 @@ import time
 import httpx
 import pandas as pd
 import pytest
+from conftest import SMALL_SPEC
 from serving import Server, submit
 
-SPEC = {
-    "name": "svc",
-    "parametrizations": ["mupc"],
-    "architecture": {"kind": "residual_mlp", "activation": "tanh"},
-    "widths": [8, 16],
-    "depths": [2],
-    "weight_lrs": [1e-2, 1e-1],
-    "activity_lrs": [0.5, 1.0],
-    "seeds": 2,
-    "dataset": {"name": "digits", "train_examples": 640},
-    "training": {"epochs": 1, "batch_size": 32},
-    "logging": {"every": 5},
-    "resources": {"max_concurrent_trials": 2},
-}
+SPEC = {**SMALL_SPEC, "name": "svc", "algorithms": ["pc"], "dataset": {"name": "digits", "train_examples": 640},
+        "logging": {"every": 5}, "resources": {"max_concurrent_trials": 2}}
 RUNS = 2 * 2 * 2 * 2
 
 

@@ -7,15 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from mutransfer.data import load_dataset
 from mutransfer.networks import init_weights
 from mutransfer.trainer import (BUDGET_FRACTIONS, CellSpec, TrainOptions, _programs, budget_column, budget_steps,
-                                precision_context, to_device, train_cell)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return to_device(load_dataset("digits"))
+                                precision_context, train_cell)
 
 
 def cell(param="mupc", **kw):
@@ -28,11 +22,11 @@ def test_budget_steps():
     assert [budget_column(f) for f in BUDGET_FRACTIONS] == ["min_train_loss_25pct", "min_train_loss_50pct"]
 
 
-def test_budget_columns_are_running_minima_over_every_step(digits):
+def test_budget_columns_are_running_minima_over_every_step(digits_on_device):
     # 14 steps: budgets of 4 and 7 steps. The second run diverges (huge η) partway.
     etas, betas, seeds = [3e-2, 1e4, 1e-1], [0.5, 0.5, 1.0], [0, 0, 1]
-    every = train_cell(cell(), digits, etas, betas, seeds, TrainOptions(max_steps=14, log_every=1))
-    sparse = train_cell(cell(), digits, etas, betas, seeds, TrainOptions(max_steps=14, log_every=5))
+    every = train_cell(cell(), digits_on_device, etas, betas, seeds, TrainOptions(max_steps=14, log_every=1))
+    sparse = train_cell(cell(), digits_on_device, etas, betas, seeds, TrainOptions(max_steps=14, log_every=5))
     loss = every.curves["train_loss"]  # every step logged; NaN from divergence on
     assert every.runs["status"][1] == "diverged" and 0 < every.runs["diverged_step"][1] < 14
     for f in BUDGET_FRACTIONS:
@@ -46,7 +40,7 @@ def test_budget_columns_are_running_minima_over_every_step(digits):
     assert np.all(every.runs["min_train_loss_50pct"] >= every.runs["min_train_loss"])
 
 
-def test_float64_cell_computes_in_float64_and_matches_float32(digits):
+def test_float64_cell_computes_in_float64_and_matches_float32(digits_on_device):
     c32, c64 = cell(), cell(precision="float64")
     with precision_context("float64"):
         init = _programs(c64, 1e3)[0]
@@ -54,8 +48,8 @@ def test_float64_cell_computes_in_float64_and_matches_float32(digits):
         assert all(w.dtype == np.float64 for w in state.weights)
         assert state.min_loss.dtype == np.float64
     opts = TrainOptions(max_steps=12, log_every=1)
-    r32 = train_cell(c32, digits, [3e-2, 1e-1], [0.5, 1.0], [0, 1], opts)
-    r64 = train_cell(c64, digits, [3e-2, 1e-1], [0.5, 1.0], [0, 1], opts)
+    r32 = train_cell(c32, digits_on_device, [3e-2, 1e-1], [0.5, 1.0], [0, 1], opts)
+    r64 = train_cell(c64, digits_on_device, [3e-2, 1e-1], [0.5, 1.0], [0, 1], opts)
     l32, l64 = r32.curves["train_loss"], r64.curves["train_loss"]
     # Same weights and batches: step 0 (no update yet) agrees to float32 rounding, but not bit for bit.
     np.testing.assert_allclose(l64[:, 0], l32[:, 0], rtol=1e-6)
@@ -67,11 +61,11 @@ def test_float64_cell_computes_in_float64_and_matches_float32(digits):
     assert jax.numpy.zeros(1).dtype == np.float32
 
 
-def test_unknown_precision_and_init_are_refused(digits):
+def test_unknown_precision_and_init_are_refused(digits_on_device):
     with pytest.raises(ValueError, match="precision"):
-        train_cell(cell(precision="float16"), digits, [1e-2], [0.5], [0], TrainOptions(max_steps=2))
+        train_cell(cell(precision="float16"), digits_on_device, [1e-2], [0.5], [0], TrainOptions(max_steps=2))
     with pytest.raises(ValueError, match="init"):
-        train_cell(cell(init="xavier"), digits, [1e-2], [0.5], [0], TrainOptions(max_steps=2))
+        train_cell(cell(init="xavier"), digits_on_device, [1e-2], [0.5], [0], TrainOptions(max_steps=2))
 
 
 def test_kaiming_uniform_init_is_jpc_default_under_sp():
