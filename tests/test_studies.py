@@ -108,7 +108,8 @@ def test_a_decided_sweep_s_page_shows_its_rounds_local_sizes_and_divergence_flag
     assert "(local)" in page
     flagged = int((runs["status"] == "diverged").sum())
     assert f"Divergence flags: {len(runs)} runs, " in page
-    assert f"width 8: {int((runs['width'] == 8).sum())} runs × 20 steps" in page
+    w8 = runs[runs["width"] == 8]
+    assert f"width 8: {len(w8)} runs × {int(w8['steps'].max())} steps, {w8['wall_s'].sum() / 60:.1f} min" in page
     assert ("none flagged diverged" in page) == (flagged == 0)
 
 
