@@ -16,6 +16,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from mutransfer.report import METRICS, fmt_lr
+from mutransfer.report.metrics import DEFAULT_METRIC
 
 from .common import (
     BAD_STATUSES, BETA, EMPTY_TEXT, ETA, FIXED_SETTINGS, SIZE_AXES, TEMPLATE, empty_figure, esc, fmt, log_axis, num,
@@ -62,8 +63,7 @@ def default_selection(runs: pd.DataFrame, max_runs: int, metric: str | None = No
     cell_keys = ["cell_id"] if "cell_id" in ok.columns else [
         c for c in FIXED_SETTINGS + SIZE_AXES if c in ok.columns]
     if metric not in METRICS or metric not in ok.columns:
-        metric = "min_train_loss" if "min_train_loss" in ok.columns else (
-            "best_test_acc" if "best_test_acc" in ok.columns else None)
+        metric = next((m for m in (DEFAULT_METRIC, *METRICS) if m in ok.columns), None)
     if metric is not None:
         score = pd.to_numeric(ok[metric], errors="coerce")
         score = score if METRICS[metric].direction == "min" else -score

@@ -24,15 +24,15 @@ import pandas as pd
 
 from mutransfer.report import METRICS
 
-from .common import BAD_STATUSES
+from .common import BAD_STATUSES, BETA, ETA, FIXED_SETTINGS, SIZE_AXES
 from .curves import HIDDEN_COLUMNS
 from .html import DEFAULT_METRIC, document, esc_html, run_url, sid_of, sweep_header
 
 # Column order: settings first, then status and results; others (new schema columns) at the end.
-ORDER = ("run_id", "algorithm", "parametrization", "activation", "dataset", "width", "depth", "weight_lr",
-         "activity_lr", "seed", "status", "min_train_loss", "final_train_loss", "best_test_acc", "final_test_acc",
+# The report's settings, size axes, lr columns and metrics, in its order (mutransfer.report.metrics).
+ORDER = ("run_id", *FIXED_SETTINGS, *SIZE_AXES, ETA, BETA, "seed", "status", *METRICS,
          "steps", "diverged_step", "wall_s", "cell_id")
-LR_COLUMNS = ("weight_lr", "activity_lr")
+LR_COLUMNS = (ETA, BETA)
 PAGE_SIZES = (50, 100, 500)
 
 

@@ -113,9 +113,11 @@ def decide_spent(spec, record, runs_on_disk: int, wall_s: float) -> str:
     from sweeps.spec import count_runs
 
     verdicts = "; ".join(f"{v['analysis']}: {v['outcome']}" for v in record.verdicts) or "no analysis"
-    return (f"decide spent: {runs_on_disk} runs on disk (the spec's {count_runs(spec)}, {record.runs_added} added in "
+    return (f"decide spent: {runs_on_disk} runs on disk (the spec's {count_runs(spec)}, {record.runs_charged} added in "
             f"{len(record.rounds)} round(s)), {clock(wall_s)} wall time in this invocation; stopped: "
-            f"{STOPS.get(record.stopped, record.stopped)}; concluded: {verdicts}")
+            f"{STOPS.get(record.stopped, record.stopped)}"
+            + (f" ({record.detail})" if record.detail and (record.stopped != "decided" or record.unconfirmed) else "")
+            + f"; concluded: {verdicts}")
 
 
 def cmd_run(args) -> int:

@@ -33,7 +33,8 @@ per lr axis around the base cell's seed-mean optimum (``local_grid``).
 
 Limits and stop reasons
 -----------------------
-``max_rounds`` rounds, ``max_runs`` added runs in all (a round that would pass it is not started),
+``max_rounds`` rounds, ``max_runs`` added runs in all (a round that would pass it is not started; a
+local grid's first placement is the spec's own, counted by ``count_runs``, not by ``max_runs``),
 ``max_seeds`` seeds at a point. The loop stops ``decided`` (every analysis transfers / does not
 transfer), or on the limit hit (``max_rounds`` | ``max_runs`` | ``max_seeds`` | ``lr_bound``), or
 ``stuck`` (open reasons with no action, e.g. ``no_optimum``), or ``failed`` (a part failed to
@@ -104,6 +105,11 @@ class Addition:
     runs: int = 0
 
 
+def charged(additions: Iterable["Addition"]) -> int:
+    """Runs of ``additions`` counted against ``max_runs`` (a local grid's placement is not: it is the spec's)."""
+    return sum(a.runs for a in additions if a.code != "local_grid")
+
+
 @dataclass
 class Round:
     number: int
@@ -124,6 +130,17 @@ class DecideRecord:
     @property
     def runs_added(self) -> int:
         return sum(r.runs for r in self.rounds)
+
+    @property
+    def runs_charged(self) -> int:
+        """The added runs counted against ``max_runs``: all but a local grid's first placement (the
+        spec's own runs: :func:`sweeps.spec.count_runs` counts them)."""
+        return sum(charged(r.additions) for r in self.rounds)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Decided, but the confirmation seeds were cut by a limit (fewer than CONFIRM_SEEDS somewhere)."""
+        return self.stopped == "decided" and bool(self.detail) and self.detail != STOPS["decided"]
 
     def to_json(self) -> dict:
         return asdict(self) | {"runs_added": self.runs_added}
@@ -450,6 +467,7 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
                     plan_.add(points, c, pts, list(spec.seeds), "optimum_on_edge",
                               f"{a.title}: {reason.lr} optimum on the {side} edge at {a.axis}="
                               f"{','.join(map(str, full_hits))} → {reason.lr}={new:.3g} at every full-grid {a.axis}")
+    base_vals = _axis(points.get(a.cell(a.base_size), {}), k)
     for s in local_hits:  # a local neighbourhood: extend it at that size only
         c = a.cell(s)
         if c not in points:
@@ -457,13 +475,7 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
         axis_vals = _axis(points[c], k)
         if len(axis_vals) < 2:
             continue
-        # The next value of the base cell's whole grid beyond the neighbourhood's edge, when there is
-        # one (a neighbourhood is a window of that grid: on a 1-5-10 grid, 5 → 1, not 5·5/10 = 2.5);
-        # past the base grid's end, the refinement rule.
-        base_vals = _axis(points.get(a.cell(a.base_size)) or {}, k)
-        beyond = ([v for v in base_vals if v < axis_vals[0] * (1 - 1e-9)] if side == "low"
-                  else [v for v in base_vals if v > axis_vals[-1] * (1 + 1e-9)])
-        new = (max(beyond) if side == "low" else min(beyond)) if beyond else _step_beyond(axis_vals, side)
+        new = _next_on_grid(base_vals, axis_vals, side)
         if not 0 < new <= LR_MAX:
             plan_.blocked.setdefault("lr_bound", []).append(f"{a.title}: {reason.lr} {new:.3g} out of bounds")
             continue
@@ -471,6 +483,17 @@ def _extend(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Pla
         pts = [(new, o) if k == 0 else (o, new) for o in others]
         plan_.add(points, c, pts, list(spec.seeds), "optimum_on_edge",
                   f"{a.title}: optimum on the {side} edge of the local grid at {a.axis}={s} → {reason.lr}={new:.3g}")
+
+
+def _next_on_grid(grid: list[float], values: list[float], side: str) -> float:
+    """The value a local neighbourhood ``values`` grows to on ``side``: the base grid's next value
+    beyond its edge (the neighbourhood stays on the grid the base ran), else one step beyond by
+    the refinement rule."""
+    beyond = [v for v in grid if (v < values[0] if side == "low" else v > values[-1])
+              and not math.isclose(v, values[0 if side == "low" else -1], rel_tol=1e-9)]
+    if beyond:
+        return max(beyond) if side == "low" else min(beyond)
+    return _step_beyond(values, side)
 
 
 def _recentre(spec: SweepSpec, a: Analysis, reason: dict, points: dict, plan_: Plan) -> None:
@@ -609,9 +632,9 @@ def run_decide(spec: SweepSpec, store: ResultsStore, sweep_id: str,
         limit = None
         if len(record.rounds) >= lim.max_rounds:
             limit = "max_rounds", f"{lim.max_rounds} round(s) done; the next would add {n} runs"
-        elif record.runs_added + n > lim.max_runs:
-            limit = "max_runs", (f"the next round needs {n} runs and max_runs={lim.max_runs} leaves "
-                                 f"{lim.max_runs - record.runs_added}")
+        elif record.runs_charged + charged(additions) > lim.max_runs:
+            limit = "max_runs", (f"the next round needs {charged(additions)} runs and max_runs={lim.max_runs} "
+                                 f"leaves {lim.max_runs - record.runs_charged}")
         if limit is not None:
             record.stopped, record.detail = limit
             if confirming:  # decided, but on fewer than CONFIRM_SEEDS seeds somewhere: say so
@@ -636,7 +659,8 @@ def summary(record: DecideRecord | None) -> list[str]:
         lines.append(f"  round {r.number}: +{r.runs} runs")
         lines += [f"    {a.cell}: +{a.runs} ({a.code}) — {a.why}" for a in r.additions]
     lines.append(f"  stopped: {STOPS.get(record.stopped, record.stopped)}"
-                 + (f" — {record.detail}" if record.detail and record.stopped != "decided" else ""))
+                 + (f" — {record.detail}" if record.detail and (record.stopped != "decided" or record.unconfirmed)
+                    else ""))
     for o in record.open:
         lines.append(f"  open: {o['analysis']}: {o['outcome']} ({', '.join(o['codes'])})")
     return lines

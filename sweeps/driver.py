@@ -128,17 +128,22 @@ def main(argv: list[str] | None = None) -> int:
             beat.watch_embedded_ray()
         spec = parse_spec(row["spec"])
 
+        looping = spec.decide is not None or spec.refine is not None  # rounds may follow: finished when they stop
+
         def execute(record=None, decided=None):
             return run_sweep_ray(spec, args.results, sweep_id=sid, address=args.address,
                                  registry_path=registry.path, max_failures=args.max_failures, jax_cache=str(cache),
-                                 owner="service", fresh=False, refine_record=record, decide_record=decided)
+                                 owner="service", fresh=False, refine_record=record, decide_record=decided,
+                                 ends_sweep=not looping)
 
         if spec.decide is not None:
             _decide(spec, store, sid, registry, execute)
+            _finish(registry, sid)
             return 0
         out = execute(_refine_record(store, sid, spec))
         if spec.refine is not None and not out.cells_failed and not (registry.sweep(sid) or {}).get("cancel"):
             _refine(spec, store, sid, registry, execute)
+        _finish(registry, sid)
         return 0
     except Exception as e:  # recorded for GET /sweeps/{id}; the process still exits non-zero
         log.exception("sweep %s failed", sid)
@@ -155,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             registry.set_driver(sid, None)
             reaper.disarm()
             locks.release(lock)
+
+
+def _finish(registry: Registry, sid: str) -> None:
+    """A loop's sweep (refine, decide) ran its rounds with ``ends_sweep=False``: it is ``running``
+    after a clean round and ends ``finished`` only here, once the loop stopped and its note is set
+    (a failed or cancelled round already set its status)."""
+    if (registry.sweep(sid) or {}).get("status") == "running":
+        registry.set_sweep(sid, "finished")
 
 
 def _refine_record(store: ResultsStore, sid: str, spec):
@@ -200,7 +213,7 @@ def _decide(spec, store: ResultsStore, sid: str, registry: Registry, execute) ->
     try:
         record = run_decide(spec, store, sid, step, say=log.info)
     except DecideError as e:
-        registry.set_note(sid, f"decide refused: {e}")
+        registry.set_sweep(sid, "failed", error=f"decide refused: {e}")
         return
     registry.set_note(sid, " | ".join(summary(record)))
 

@@ -306,7 +306,7 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
                   registry_path: str | os.PathLike | None = None, max_failures: int = 2,
                   jax_cache: str | None = None, extra_env: dict[str, str] | None = None,
                   on_progress: Callable[[Progress], None] | None = None, owner: str = "cli",
-                  fresh: bool = True, refine_record=None, decide_record=None) -> SweepOutcome:
+                  fresh: bool = True, refine_record=None, decide_record=None, ends_sweep: bool = True) -> SweepOutcome:
     """Run every unfinished trial of ``spec`` through Ray Tune and write its results.
 
     A part counts as finished only once verified (readable, expected row count); a bad one is
@@ -314,7 +314,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
     :meth:`Registry.register` (the service's driver passes ``"service"``, ``fresh=False``, so a
     cancel sent before it started is honoured). The sweep ends ``finished`` only when every planned
     part is verified; ``cancelled`` (finished cells kept) when its cancel flag was set; else
-    ``failed`` with the reasons.
+    ``failed`` with the reasons. ``ends_sweep=False`` (a refine or decide loop that may train more
+    rounds): a clean end leaves the sweep ``running``; the loop marks it finished when it stops.
     """
     t0 = time.perf_counter()
     sweep_id = sweep_id or spec.default_sweep_id()
@@ -345,7 +346,7 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
             registry.set_trial(sweep_id, t.part, "finished" if t.part in complete else "queued",
                                progress=1.0 if t.part in complete else 0.0, note=notes.get(t.part))
         if _cancelled(registry, sweep_id):
-            return _end(registry, store, sweep_id, planned, out, t0)
+            return _end(registry, store, sweep_id, planned, out, t0, ends_sweep=ends_sweep)
         registry.start_run(sweep_id, sum(len(t.runs) for t in planned if t.part in complete))
     prog = Progress(sweep_id, len(planned), trials_done=len(out.cells_skipped),
                     runs_total=sum(len(t.runs) for t in planned),
@@ -371,7 +372,8 @@ def run_sweep_ray(spec: SweepSpec, results_root, *, sweep_id: str | None = None,
             run_analyses(spec, store, sweep_id)
         except Exception as e:
             out.cells_failed["analyses"] = f"{type(e).__name__}: {e}"
-    return _end(registry, store, sweep_id, planned, out, t0, prog=prog, on_progress=on_progress)
+    return _end(registry, store, sweep_id, planned, out, t0, prog=prog, on_progress=on_progress,
+                ends_sweep=ends_sweep)
 
 
 def _cancelled(registry: Registry | None, sweep_id: str) -> bool:
@@ -420,7 +422,7 @@ def _fit(spec, todo, by_part, sweep_id, results_root, registry, prog, max_failur
 
 
 def _end(registry, store, sweep_id, planned, out: SweepOutcome, t0: float, prog: Progress | None = None,
-         on_progress=None) -> SweepOutcome:
+         on_progress=None, ends_sweep: bool = True) -> SweepOutcome:
     """Record how the sweep ended, from the verified store (not from what Tune said)."""
     done = verified_parts(store, sweep_id, planned, registry)
     out.cells_done = [t.part for t in planned if t.part in done and t.part not in out.cells_skipped]
@@ -431,7 +433,7 @@ def _end(registry, store, sweep_id, planned, out: SweepOutcome, t0: float, prog:
     if registry:
         for p in missing:
             registry.set_trial(sweep_id, p, "cancelled" if cancelled else "queued", progress=0.0)
-        status = "cancelled" if cancelled else "failed" if out.cells_failed else "finished"
+        status = "cancelled" if cancelled else "failed" if out.cells_failed else "finished" if ends_sweep else "running"
         registry.set_sweep(sweep_id, status,
                            error="; ".join(f"{p}: {e}" for p, e in out.cells_failed.items())[:4000] or None)
     if prog is not None:

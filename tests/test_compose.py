@@ -367,16 +367,15 @@ def test_host_network_override_covers_every_service(services, host_net):
 
 
 def test_host_network_ray_stays_on_loopback(host_net):
-    """Every Ray process binds and advertises 127.0.0.1: the default node IP is 127.0.0.1 and every
-    service sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, without which Ray 2.60 rewrites 127.0.0.1 to
-    the machine's outward address (and with another loopback IP, 127.0.0.2, its GCS listened on all
-    interfaces in `make compose-check`). The check itself fails on a non-loopback listener."""
-    import ray._private.ray_constants as rc
-
+    """Every Ray node binds and advertises 127.0.0.1: the default node IP is 127.0.0.1 and every node
+    is started by sweeps.ray_node, which keeps that address (plain `ray start` rewrites it to the
+    machine's outward address; with 127.0.0.2 the GCS listened on all interfaces in `make
+    compose-check`). The check itself fails on any non-loopback listener the stack opens."""
     text = HOST_NET.read_text()
     assert set(re.findall(r"\$\{RAY_NODE_IP:-([^}]+)\}", text)) == {"127.0.0.1"}
     for name, svc in host_net["services"].items():
-        assert env_of(svc).get(rc.ENABLE_RAY_CLUSTERS_ENV_VAR) == "0", name
+        assert command_text(svc).count("python -m sweeps.ray_node start") == 1, name
+        assert "ray start" not in command_text(svc), name
     assert "--host 127.0.0.1" in command_text(host_net["services"]["api"])
     check = (ROOT / "docker" / "compose_check.py").read_text()
     assert "non_loopback_listeners() - before" in check and 'NET = {"RAY_NODE_IP": "127.0.0.1"' in check
@@ -387,7 +386,8 @@ def test_host_network_nodes_never_share_a_port(services, host_net, name):
     """One network namespace for all nodes: every port but the head's is picked by the kernel, the
     dashboard agent's fixed default (52365) and the worker ports included; the rest of each
     command is the main file's."""
-    base, over = command_text(services[name]), with_defaults(command_text(host_net["services"][name]))
+    base = command_text(services[name])
+    over = with_defaults(command_text(host_net["services"][name])).replace("python -m sweeps.ray_node start", "ray start")
     ip = "127.0.0.1"
     for flag in ("--node-manager-port=0", "--object-manager-port=0", "--dashboard-agent-listen-port=0",
                  "--min-worker-port=0", "--max-worker-port=0", f"--node-ip-address={ip}"):

@@ -161,6 +161,32 @@ def test_local_grid_extends_on_the_neighbourhood_edge(tmp_path):
     assert len(fake.trained) == len(set(fake.trained))
 
 
+def test_a_local_grid_grows_on_the_base_grid_and_its_placement_is_not_charged(tmp_path):
+    # A grid of uneven steps (1, 3, 10 per decade): the neighbourhood at width 16 grows to the base
+    # grid's next value (3e-3), not to the refinement rule's 1e-2·1e-2/3e-2 = 3.33e-3.
+    grid = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
+    loss = lambda cell, eta, seed: 1.0 + 0.3 * (math.log10(eta) - (-1.5 if cell.width == 8 else -2.6)) ** 2 \
+        + noise(seed, f"{cell.width}", eta)
+    spec, store, sid, fake = setup(tmp_path, loss, weight_lrs=grid, grid={"larger_sizes": "local", "radius": 1},
+                                   decide={"max_runs": 6})
+    record = decide.run_decide(spec, store, sid, fake)
+    first = record.rounds[0]
+    assert [a.code for a in first.additions] == ["local_grid"] and first.runs == 6  # 3 points × 2 seeds
+    assert decide.charged(first.additions) == 0  # the spec's own runs: count_runs counts them
+    ext = [a for r in record.rounds for a in r.additions if a.code == "optimum_on_edge"]
+    assert ext and ext[0].points[0][0] == 3e-3, decide.summary(record)
+    assert record.runs_charged == record.runs_added - first.runs <= 6
+    assert len(store.load_runs(sid)) == count_runs(spec) + record.runs_charged
+
+
+def test_an_unconfirmed_decision_says_why_in_the_summary():
+    rec = decide.DecideRecord("s", "h", stopped="decided", detail="decided with fewer than 4 seeds at some size; "
+                              "confirming it was cut by max_runs (the next round needs 6 runs and max_runs=16 leaves 4)")
+    assert rec.unconfirmed and "confirming it was cut by max_runs" in decide.summary(rec)[-1]
+    done = decide.DecideRecord("s", "h", stopped="decided", detail=decide.STOPS["decided"])
+    assert not done.unconfirmed and decide.summary(done)[-1] == "  stopped: every analysis is decided"
+
+
 def test_a_local_grid_grows_onto_the_base_grid_s_next_value(tmp_path):
     # A 1-5-10 style grid (ratios 2 and 5, like the μPC paper's η grid): the width-16 optimum (5e-3)
     # lies two grid values below the base's (5e-2), so the neighbourhood {1e-2, 5e-2, 1e-1} has its

@@ -80,6 +80,8 @@ def test_a_decide_spec_over_http_runs_the_loop_and_reports_its_rounds(server):
     st = server.get(f"/sweeps/{sid}").json()
     assert st["runs_done"] == st["runs_total"] == OWN_RUNS + added, st
     assert max(p["runs_total"] for p in progress) == OWN_RUNS + added
+    # Never "finished" between rounds: the stream (and any client) saw the end only after the loop stopped.
+    assert all(p["status"] != "finished" for p in progress if p["runs_total"] < OWN_RUNS + added), progress
     assert st["note"].startswith("Decide: 1 round(s)") and "stopped:" in st["note"]
     runs = server.get(f"/sweeps/{sid}/runs?format=json").json()
     assert len(runs) == OWN_RUNS + added and len({x["run_id"] for x in runs}) == len(runs)
