@@ -9,9 +9,9 @@ RESULTS ?= results
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup system-deps test-deps run serve test test-fast docs bench clean compose-check
+.PHONY: setup system-deps native-deps test-deps run serve test test-fast docs bench clean compose-check
 
-setup: system-deps $(VENV)/.installed
+setup: system-deps native-deps $(VENV)/.installed
 
 # Debian's Fashion-MNIST package; without apt (or root) the quickstart falls back to the bundled digits.
 system-deps:
@@ -22,6 +22,16 @@ system-deps:
 	  else echo "warning: no apt-get; install Fashion-MNIST IDX files under \$$MUTRANSFER_DATA_DIR/fashion_mnist"; fi; \
 	fi
 
+# g++ builds the CPU fast path for the trainer's products (mutransfer/native: an XLA FFI call on
+# OpenBLAS); without it the trainer keeps XLA's dots and says so once.
+native-deps:
+	@if ! command -v g++ >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq g++) \
+	      || echo "warning: could not install g++; the trainer will use XLA's dots on CPU"; \
+	  else echo "warning: no g++ and no apt-get; the trainer will use XLA's dots on CPU"; fi; \
+	fi
+
 # Debian's headless Chromium for the dashboard browser test (skipped, with a reason, without it).
 test-deps:
 	@if ! command -v chromium >/dev/null; then \
@@ -29,10 +39,11 @@ test-deps:
 	    || echo "warning: could not install chromium; the browser test will be skipped"; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml mutransfer/native/bmm.cc
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/python -m mutransfer.native.build
 	touch $@
 
 run: setup

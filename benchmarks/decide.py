@@ -43,7 +43,7 @@ SPECS = {
     "mupc_width": {"parametrizations": ["mupc"], "widths": [8, 16, 32], "depths": [2]},
     "sp_width": {"parametrizations": ["sp"], "widths": [8, 16, 32], "depths": [2]},
     "mupc_depth": {"parametrizations": ["mupc"], "widths": [16], "depths": [2, 4, 8]},
-    # The width question as a researcher would ask it (docs/guide/decide.md#benchmark): does the weight
+    # The width question as a researcher would ask it (docs/guide/decide.md, "Why these specs"): does the weight
     # lr η* found at a small width hold at widths ×4 and ×16, with the activity lr β held at the
     # value both parametrisations' earlier 6-seed references chose at that base (w16, H2, 40 steps:
     # β* = 0.1 for μPC and for SP)? The earlier two width specs (widths 8–32, η × β free) stay in the

@@ -190,6 +190,32 @@ def _ratios(res: dict) -> dict[str, float]:
     return {n: r["grid"] / res["matmul_gflops"] for n, r in res["widths"].items()}
 
 
+def record(res: dict) -> None:
+    """Write ``res``'s widths' ratios into :data:`BASELINE` (other widths keep their figure)."""
+    BASELINE.parent.mkdir(parents=True, exist_ok=True)
+    kept = json.loads(BASELINE.read_text())["ratio"] if BASELINE.exists() else {}
+    BASELINE.write_text(json.dumps({"what": "grid run-steps/s per 2048² matmul GFLOP/s (μPC tanh residual, "
+                                            "H = 8, T = 8, batch 64; widths recorded separately keep "
+                                            "their figure)", "runs": res["runs"],
+                                    "jax": res["jax"], "device": res["device"],
+                                    "ratio": {**kept, **_ratios(res)}}, indent=1) + "\n")
+    print(f"recorded {BASELINE} ({', '.join(res['widths'])})", flush=True)
+
+
+def compare(ratios: dict[str, float], base: dict[str, float], drop: float = DROP) -> list[str]:
+    """The guard's table: each width's grid/matmul ratio now against the baseline's, its change,
+    and ``DROP > 15 %`` where it fell by more than ``drop`` (a fraction)."""
+    lines = [f"{'N':>5} {'grid/matmul now':>16} {'baseline':>10} {'change':>8}"]
+    for n, r in ratios.items():
+        if n not in base:
+            lines.append(f"{n:>5} {r:>16.4f} {'—':>10}   (no baseline for this width)")
+            continue
+        ch = r / base[n] - 1
+        mark = f"  DROP > {100 * drop:.0f} %" if ch < -drop else ""
+        lines.append(f"{n:>5} {r:>16.4f} {base[n]:>10.4f} {100 * ch:>+7.1f}%{mark}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512])
@@ -223,6 +249,13 @@ def main() -> None:
                 res["compile_s"].update(r["compile_s"])
                 res.update({k: r[k] for k in ("jax", "device", "runs", "steps")})
                 mms.append(r["matmul_gflops"])
+                # each width's figures as they come (a later width may not finish in its time box)
+                rw = r["widths"][str(w)]
+                print(f"partial: {'before' if tree == args.before else 'after'} N = {w}: grid {rw['grid']:.1f}, "
+                      f"loop {rw['loop']:.1f} run-steps/s, compile {rw['compile_s']:.1f} s, matmul "
+                      f"{r['matmul_gflops']:.1f} GFLOP/s, compile by depth {r['compile_s']}", flush=True)
+            if args.record:  # width by width, so a time box that ends the run keeps what finished
+                record({**now, "widths": {str(w): now["widths"][str(w)]}, "matmul_gflops": mms_now[-1]})
         old["matmul_gflops"], now["matmul_gflops"] = float(np.median(mms_old)), float(np.median(mms_now))
         print("\n".join(_table(f"before ({args.before})", old)))
         print("\n".join(_table("after (this tree)", now)))
@@ -237,27 +270,13 @@ def main() -> None:
     print("GFLOP/s count executed FLOP: hidden and output maps 2T + 3 times per run-step, the input map 3 times.")
     ratios = _ratios(res)
     if args.record:
-        BASELINE.parent.mkdir(parents=True, exist_ok=True)
-        kept = json.loads(BASELINE.read_text())["ratio"] if BASELINE.exists() else {}
-        BASELINE.write_text(json.dumps({"what": "grid run-steps/s per 2048² matmul GFLOP/s (μPC tanh residual, "
-                                                "H = 8, T = 8, batch 64; widths recorded separately keep "
-                                                "their figure)", "runs": res["runs"],
-                                        "jax": res["jax"], "device": res["device"],
-                                        "ratio": {**kept, **ratios}}, indent=1) + "\n")
-        print(f"recorded {BASELINE}")
+        record(res)
     if args.against:
         try:
             base = json.loads(Path(args.against).read_text())["ratio"]
         except (OSError, ValueError, KeyError) as e:
             raise SystemExit(f"--against {args.against}: not a baseline written by --record ({e})")
-        print(f"{'N':>5} {'grid/matmul now':>16} {'baseline':>10} {'change':>8}")
-        for n, r in ratios.items():
-            if n not in base:
-                print(f"{n:>5} {r:>16.4f} {'—':>10}   (no baseline for this width)")
-                continue
-            ch = r / base[n] - 1
-            mark = "  DROP > 15 %" if ch < -DROP else ""
-            print(f"{n:>5} {r:>16.4f} {base[n]:>10.4f} {100 * ch:>+7.1f}%{mark}")
+        print("\n".join(compare(ratios, base)))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from mutransfer.report import METRICS, fmt_lr
+from mutransfer.budgets import BUDGET_FRACTIONS, budget_column, budget_steps
 from mutransfer.report.metrics import DEFAULT_METRIC
 
 from .common import (
@@ -201,6 +202,21 @@ _QUANTITY_COLORS = ("#1f5fbf", "#e8590c", "#2b8a3e")
 _SYMBOLS = ("circle", "diamond-open", "x-thin")
 
 
+# The two step columns of a divergence (-1 when it did not happen that way): where the trainer froze a
+# run whose loss diverged, and where divergence (loss or inference) began.
+STEP_COLUMNS = {"diverged_step": "the loss did not diverge", "diverge_step": "no divergence"}
+
+
+def _budget(run: Mapping[str, Any], runs: pd.DataFrame | None) -> int | None:
+    """The step budget S of ``run``'s cell, as the report's by-budget view takes it: the most steps a
+    finished run of the sweep trained (a diverged run's own ``steps`` may stop where it froze)."""
+    if isinstance(runs, pd.DataFrame) and "steps" in runs.columns and "status" in runs.columns:
+        ok = pd.to_numeric(runs.loc[runs["status"].astype(str) == "ok", "steps"], errors="coerce").dropna()
+        if len(ok):
+            return int(ok.max())
+    return None
+
+
 def divergence(run: Mapping[str, Any] | None) -> tuple[float, str] | None:
     """(step, reason) where a diverged run diverged, from ``diverge_step`` / ``diverged_step`` (a
     negative step means none) and ``diverge_reason`` ('loss' | 'inference'); None when it did not."""
@@ -337,16 +353,26 @@ def run_page(
     shown = [(k, v) for k, v in run.items() if k not in HIDDEN_COLUMNS]
     bad = str(run.get("status", "ok")).lower() in BAD_STATUSES
 
+    d = divergence(run)
+    fractions = {budget_column(f): f for f in BUDGET_FRACTIONS}
+    budget = _budget(run, runs)
+
     def value(k: str, v: Any) -> str:
         if k == "status":
             return badge(v)
         if k in (ETA, BETA):
             return esc_html(fmt_lr(v))
+        if k in STEP_COLUMNS and not num(v) >= 0:  # -1: the run did not diverge that way
+            return f'<span class="muted">— ({esc_html(STEP_COLUMNS[k])})</span>'
         if bad and k in METRICS:  # as the report counts it (+inf for a loss), the recorded value aside
             return f'<span class="diverged-note">{esc_html(shown_value(run, k))}</span>'
+        if d is not None and k in fractions:  # the by-budget view counts it +inf only if it diverged by then
+            n = budget_steps(fractions[k], budget) if budget else None
+            if n is None or not np.isfinite(d[0]) or d[0] < n:
+                return f'<span class="diverged-note">{esc_html(shown_value(run, k))}</span>'
+            return f'{esc_html(_value(v))} <span class="muted">(alive for its first {n} steps)</span>'
         return esc_html(_value(v))
     cells = "".join(f'<tr><th class="l">{esc_html(k)}</th><td class="l">{value(k, v)}</td></tr>' for k, v in shown)
-    d = divergence(run)
     if d is not None:
         at, reason = d
         where = f" at step {at:g}" if np.isfinite(at) else ""

@@ -107,6 +107,7 @@ def main() -> int:
         ("shift.png", f"/sweeps/{qid}/shift", 1400, None, figs),
         ("table.png", f"/sweeps/{qid}/table#sort=min_train_loss&f.width=%3E%3D64", 900, None, figs),
         ("run.png", f"/sweeps/{qid}/runs/{rid}", 1500, None, figs),
+        ("report.png", f"/sweeps/{qid}/report?format=html", 1100, None, "document.querySelector('table.sizes')"),
         ("compare.png", f"/compare?a={qid}&b={qid}", 1000, ".fig", figs),
         ("coord_check.png", f"/sweeps/{cid}/diagnostics", 1000, ".fig", figs),
         ("api_docs.png", "/docs", 900, None, "document.querySelectorAll('.opblock').length > 3"),

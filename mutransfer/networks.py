@@ -40,6 +40,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from mutransfer import cpu_gemm
 from mutransfer.matmul import MIN_SPLIT_MACS, dot_pieces, piece_bounds, split_einsum
 from mutransfer.parametrization import LayerParams  # noqa: F401 (type only)
 
@@ -123,6 +124,9 @@ class Net(NamedTuple):
     scan: bool = True  # run an MLP's hidden-to-hidden layers as a lax.scan (see the module docstring)
     # a scanned MLP's products as this many independent dots (multi-core CPU; mutransfer/matmul.py)
     dot_pieces: int = 1
+    # "blas": a scanned MLP's hot products through mutransfer.cpu_gemm (XLA:CPU FFI on OpenBLAS,
+    # reverse mode only; the grid trainer sets it on CPU); "xla": jnp.einsum
+    gemm: str = "xla"
 
     @property
     def depth(self) -> int:
@@ -418,6 +422,9 @@ def hidden_predictions(net: Net, Wh: Array | tuple[Array, ...], Z_prev: Array) -
         out = jnp.concatenate(parts, axis=0)
         out = out if isinstance(a, float) else a * out
         return out + Z_prev if net.residual else out
+    if net.gemm == "blas":
+        out = a * cpu_gemm.bmm(phi, Wh)
+        return out + Z_prev if net.residual else out
     axis = "l" if Wh.shape[0] >= net.dot_pieces else "b"
     if isinstance(a, float):
         out = split_einsum("lbi,loi->lbo", phi, Wh, axis, net.dot_pieces, a)
@@ -426,11 +433,14 @@ def hidden_predictions(net: Net, Wh: Array | tuple[Array, ...], Z_prev: Array) -
     return out + Z_prev if net.residual else out
 
 
-def linear_split(W: Array, a: float, h: Array, pieces: int) -> Array:
+def linear_split(W: Array, a: float, h: Array, pieces: int, gemm: str = "xla") -> Array:
     """:func:`linear` issued as ``pieces`` independent dots over the output units (rows of W;
     mutransfer/matmul.py): the stacked forward pass's products, which depend on each other layer
     to layer, and the input layer's. Split over outputs, the weight gradient of each piece is its
-    own rows of ∇W (no partial sums), so PC's ∇W_1 keeps its summation order."""
+    own rows of ∇W (no partial sums), so PC's ∇W_1 keeps its summation order. ``gemm`` "blas":
+    one :func:`mutransfer.cpu_gemm.bmm` instead."""
+    if gemm == "blas":
+        return a * cpu_gemm.bmm(h, W)
     return split_einsum("bi,oi->bo", h, W, "o", pieces, a)
 
 
@@ -442,11 +452,11 @@ def forward_stacked(net: Net, stacked: Stacked, x: Array) -> tuple[Array, Array]
 
     def layer(z, inp):
         W, a_l = (inp, a[0]) if uniform else inp
-        out = linear_split(W, a_l, net.phi(z), net.dot_pieces)
+        out = linear_split(W, a_l, net.phi(z), net.dot_pieces, net.gemm)
         z = out + z if net.residual else out
         return z, z
 
-    z1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces)
+    z1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces, net.gemm)
     _, rest = jax.lax.scan(layer, z1, stacked.hidden if uniform else (stacked.hidden, jnp.asarray(a, x.dtype)))
     Z = jnp.concatenate([z1[None], rest], axis=0)
     f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))

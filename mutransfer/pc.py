@@ -74,7 +74,7 @@ def energy_stacked(net: Net, stacked: Stacked, Z: Array, x: Array, y: Array, cfg
     """:func:`energy` of an MLP with stacked weights and activities Z (H, B, N): the H − 1 hidden
     errors z_l − μ_l(z_{l-1}) as one batched product over the layer axis."""
     if mu1 is None:
-        mu1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces)
+        mu1 = linear_split(stacked.first, net.multipliers[0], x, net.dot_pieces, net.gemm)
     sq = 0.5 * jnp.sum((Z[0] - mu1) ** 2)
     sq = sq + 0.5 * jnp.sum((Z[1:] - hidden_predictions(net, stacked.hidden, Z[:-1])) ** 2)
     f = linear(stacked.last, net.multipliers[-1], net.phi(Z[-1]))
@@ -144,7 +144,7 @@ def _gradients_stacked(net: Net, weights: Weights, x: Array, y: Array, beta: Arr
 
 def reference_step(weights: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, *, parametrization: str,
                    activation: str, residual: bool, beta: float, steps: int, loss: str = "mse",
-                   output_precision: float = 1.0) -> dict:
+                   output_precision: float = 1.0, gemm: str = "xla") -> dict:
     """One PC step on explicit weights, for checking against other implementations.
 
     ``weights``: list of (fan_out, fan_in) arrays [W_1, ..., W_L]; ``x`` (B, D); ``y`` (B, C) one-hot.
@@ -158,7 +158,7 @@ def reference_step(weights: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, 
     width, input_dim = weights[0].shape
     layers = resolve(parametrization, input_dim=input_dim, width=width, hidden_layers=len(weights) - 1,
                      output_dim=weights[-1].shape[0], residual=residual)
-    net = make_net(activation, residual, layers)
+    net = make_net(activation, residual, layers)._replace(gemm=gemm)  # "blas": mutransfer/cpu_gemm.py
     cfg = PCConfig(inference_steps=steps, loss=loss, output_precision=output_precision)
     zs = forward(net, weights, x)
     e0 = energy(net, weights, zs[:-1], x, y, cfg)

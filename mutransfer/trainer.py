@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mutransfer import algorithms, inference_health, losses, optim, tp
+from mutransfer import algorithms, cpu_gemm, inference_health, losses, optim, tp
 from mutransfer.budgets import BUDGET_FRACTIONS, budget_column, budget_steps  # noqa: F401 (re-exported)
 from mutransfer.data import Dataset, batch_indices
 from mutransfer.networks import (Layer, Net, cnn_layers, dense_layers, forward, init_weights, layer_dims,
@@ -198,6 +198,16 @@ def model_for(cell: CellSpec) -> CellModel:
     return model._replace(tp=tpc, feedback_stds=tuple(p.init_std for p in fb), feedback_lr_mults=fb_c)
 
 
+def grid_model(cell: CellSpec) -> CellModel:
+    """:func:`model_for` as the grid trainer runs it: PC on a scanned MLP gets the CPU fast path
+    for its hot products where it is available (``Net.gemm``, mutransfer/cpu_gemm.py; reverse-mode
+    only, so not in :func:`model_for`, whose nets the forward-mode diagnostics also use)."""
+    model = model_for(cell)
+    if cell.algorithm == "pc" and model.net.scanned:
+        model = model._replace(net=model.net._replace(gemm=cpu_gemm.resolve()))
+    return model
+
+
 def _where_runs(ok: Array, new, old):
     """Per-run select over a pytree whose leaves have a leading run axis."""
     def sel(n, o):
@@ -242,7 +252,7 @@ def _over_runs(fn: Callable, batching: str) -> Callable:
 @functools.lru_cache(maxsize=64)
 def _programs(cell: CellSpec, divergence_factor: float, batching: str = "vmap"):
     """jit-compiled (init, block, evaluate) for a cell; jit re-specialises per chunk shape."""
-    model = model_for(cell)
+    model = grid_model(cell)
     algo = algorithms.get(cell.algorithm)
     tx = optim.direction(cell.optimizer)
     C = cell.output_dim

@@ -25,14 +25,21 @@ from typing import Any
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BASH = shutil.which("bash") or "/bin/bash"  # (POSIX sh only redirects single-digit descriptors)
-# No background traffic: tests and benchmarks talk to loopback only.
+# No background traffic: tests and benchmarks talk to loopback only, and no host name resolves (a page
+# that loads anything from a CDN or any other host sees it fail, as it would offline).
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars")
+         "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
 class CDPError(RuntimeError):
     pass
+
+
+class JSError(CDPError):
+    """The page's JavaScript threw (as opposed to a protocol error, e.g. a value that cannot be
+    returned by value)."""
 
 
 def _above_4(fd: int) -> int:
@@ -176,19 +183,24 @@ class Page:
                       timeout)
         if "exceptionDetails" in r:
             d = r["exceptionDetails"]
-            raise CDPError(f"{expression[:80]!r}: {d.get('exception', {}).get('description') or d.get('text')}")
+            raise JSError(f"{expression[:80]!r}: {d.get('exception', {}).get('description') or d.get('text')}")
         return r.get("result", {}).get("value")
 
-    def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
-        """Poll until ``expression`` is truthy (or an object, e.g. a DOM node) and return it."""
+    def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.05) -> bool:
+        """Poll until ``expression`` is truthy in the page (a JS exception counts as not yet).
+
+        The truth test runs in the page (``!!(expression)``) so only a boolean crosses the protocol:
+        a DOM node that a framework decorated with circular properties (React's ``__reactFiber$…``
+        on Swagger UI's nodes) cannot be returned by value, and that protocol error must not read
+        as "not there yet"."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                v = self.eval(expression)
-            except CDPError:
-                v = None
-            if v or isinstance(v, dict):  # a DOM node comes back by value as {}
-                return v
+                v = self.eval(f"!!({expression})")
+            except JSError:
+                v = False
+            if v:
+                return True
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out waiting for {expression!r}")
             time.sleep(interval)

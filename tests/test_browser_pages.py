@@ -220,20 +220,26 @@ def test_docs_need_no_network(served):
         assert path in html and httpx.get(url + path).status_code == 200
 
 
-@pytest.mark.skip(reason="Swagger UI renders in docs/screenshots.py (docs/api_docs.png) but not in this "
-                         "module's Chromium within 300 s; not understood yet (see the pages report)")
 def test_docs_render_offline(served, browser):
+    """Swagger UI draws the API in a Chromium that resolves no host name (tests/chromium.py FLAGS):
+    everything it loads comes from this server. A /docs that loads Swagger UI from a CDN draws
+    nothing here, and its CDN requests are seen."""
     url, _ = served
-    page = browser.open(f"{url}/docs")
-    # Swagger UI resolves the whole OpenAPI 3.1 document before it draws anything: minutes on a loaded
-    # 2-core machine, so the wait is generous (it ends as soon as the title or an error is drawn).
-    page.wait_for("document.querySelector('.swagger-ui .info .title, .swagger-ui .errors-wrapper')", timeout=300)
+    page = browser.open(f"{url}/docs")  # returns after the load event: every <script src> has run or failed
+    loaded = "performance.getEntriesByType('resource').map(e => e.name)"
+    assert page.eval("typeof SwaggerUIBundle") == "function", f"Swagger UI's script did not load: {page.eval(loaded)}"
+    # Swagger UI fetches and resolves the whole OpenAPI document before it draws (seconds); the wait
+    # ends as soon as the title or an error is drawn.
+    page.wait_for("document.querySelector('.swagger-ui .info .title, .swagger-ui .errors-wrapper')", timeout=120)
     assert page.eval("!!document.querySelector('.swagger-ui .info .title')"), page.eval(
         "document.getElementById('swagger-ui').innerText.slice(0, 500)")
     assert "mutransfer" in page.eval("document.querySelector('.swagger-ui .info .title').textContent")
     page.wait_for("document.querySelectorAll('.opblock').length > 5", timeout=60)
     assert page.eval("Array.from(document.querySelectorAll('.opblock-summary-path')).some(p => "
                      "p.textContent.includes('/sweeps/{sweep_id}'))")
+    loaded = page.eval(loaded)
+    assert any(u.endswith("/openapi.json") for u in loaded) and any("swagger-ui-bundle.js" in u for u in loaded)
+    assert all(u.startswith(url + "/") for u in loaded), [u for u in loaded if not u.startswith(url + "/")]
 
 
 def test_compare_labels_colours_and_warnings(served, browser):

@@ -104,3 +104,29 @@ def test_run_page_shows_why_and_from_which_step(cliff_runs):
     assert "This run diverged at step 0 (its inference" in html
     ok = {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in r.items()}
     assert "This run diverged" not in run_page({"run_id": "c-0", **ok}, None, {"sweep_id": "s", "name": "s"})
+
+
+def test_run_page_step_columns_and_budget_values_as_the_report_counts_them():
+    """A run whose inference diverged at step 34 of 40: no "-1" step is shown as a number, and its
+    budget-fraction minima read as the by-budget view counts them: alive at ⌈0.25·40⌉ = 10 and
+    ⌈0.5·40⌉ = 20 steps (finite, said so); one that diverged at step 5 is +∞ at both."""
+    import re
+
+    from dashboards.curves import run_page
+
+    base = {"run_id": "c-1", "status": "diverged", "diverge_reason": "inference", "diverged_step": -1,
+            "steps": 40, "min_train_loss": 0.4, "min_train_loss_25pct": 0.9, "min_train_loss_50pct": 0.6}
+    runs = pd.DataFrame([{**base, "run_id": "c-0", "status": "ok", "diverge_step": -1}])
+    meta = {"sweep_id": "s", "name": "s"}
+
+    def row(html, col):
+        return re.search(rf"<th class=\"l\">{col}</th><td class=\"l\">(.*?)</td>", html).group(1)
+
+    late = run_page({**base, "diverge_step": 34}, None, meta, runs=runs)
+    assert "— (the loss did not diverge)" in row(late, "diverged_step") and row(late, "diverge_step") == "34"
+    assert row(late, "min_train_loss").startswith('<span class="diverged-note">+∞ (diverged')
+    assert row(late, "min_train_loss_25pct") == '0.9 <span class="muted">(alive for its first 10 steps)</span>'
+    assert row(late, "min_train_loss_50pct") == '0.6 <span class="muted">(alive for its first 20 steps)</span>'
+    early = run_page({**base, "diverge_step": 5}, None, meta, runs=runs)
+    for col in ("min_train_loss_25pct", "min_train_loss_50pct"):
+        assert "+∞ (diverged, recorded" in row(early, col)
