@@ -109,7 +109,7 @@ def test_a_decided_sweep_s_page_shows_its_rounds_local_sizes_and_divergence_flag
     flagged = int((runs["status"] == "diverged").sum())
     assert f"Divergence flags: {len(runs)} runs, " in page
     w8 = runs[runs["width"] == 8]
-    assert f"width 8: {len(w8)} runs × {int(w8['steps'].max())} steps" in page  # 320 examples / batch 32
+    assert f"width 8: {len(w8)} runs × {int(w8['steps'].max())} steps, {w8['wall_s'].sum() / 60:.1f} min" in page
     assert ("none flagged diverged" in page) == (flagged == 0)
 
 

@@ -92,9 +92,28 @@ def divergence_line(runs: pd.DataFrame) -> str:
     other = len(div) - sum(reasons.isin(["loss", "inference"]))
     if other:
         parts.append(f"{other} diverged (reason not recorded)")
-    return (f"Divergence flags: {len(runs)} runs, " + ("; ".join(parts) if parts else "none flagged diverged")
+    line = (f"Divergence flags: {len(runs)} runs, " + ("; ".join(parts) if parts else "none flagged diverged")
             + " (`diverged (inference)`: energy rising through inference over an eval block, or a non-finite "
               "activity; `diverged (loss)`: a non-finite or exploding training loss).")
+    if not len(div) or "diverge_step" not in div.columns:
+        return line
+    size = "width" if "width" in div.columns and div["width"].nunique() > 1 else "depth"
+    where = []
+    for n, at in div.assign(reason=reasons).groupby(size):
+        points = at.groupby(["weight_lr", "activity_lr"]).agg(first=("diverge_step", "min"), last=("diverge_step", "max"),
+                                                            seeds=("diverge_step", "size"),
+                                                            why=("reason", lambda x: "/".join(sorted(set(x)))))
+        at_start = points[points["last"] == 0]
+        clauses = []
+        if len(at_start):
+            betas = sorted({float(b) for _, b in at_start.index})
+            clauses.append(f"{len(at_start)} point(s) from step 0 (β ∈ {{{', '.join(fmt_lr(b) for b in betas)}}}, "
+                           f"{int(at_start['seeds'].sum())} runs, {'/'.join(sorted(set(at_start['why'])))})")
+        for (eta, beta), r in points[points["last"] > 0].iterrows():
+            span = f"step {int(r['first'])}" if r["first"] == r["last"] else f"steps {int(r['first'])}–{int(r['last'])}"
+            clauses.append(f"η={fmt_lr(float(eta))} β={fmt_lr(float(beta))} from {span} ({int(r['seeds'])} × {r['why']})")
+        where.append(f"{size} {int(n)}: " + ", ".join(clauses))
+    return line + " Where: " + "; ".join(where) + "."
 
 
 def cost_line(runs: pd.DataFrame, axis: str) -> str:
@@ -139,8 +158,10 @@ def _transfer(evidence: Evidence, axis: str) -> Finding:
 
 
 def _contours_drawer(runs: pd.DataFrame, axis: str, metric: str):
-    """Seed-mean log10(metric) over (η, β) per parametrisation (rows) and size (columns); the grid
-    argmin marked. Diverged runs count +inf (blank cells), as in the report's default."""
+    """Seed-mean log10(metric) over (η, β) per parametrisation (rows) and size (columns), every panel
+    on its parametrisation's union of lr values (so a local grid sits where it is in the full grid);
+    the seed-mean argmin marked ★. Grey: not run at that size; ×: a seed flagged diverged there
+    (the report counts it +inf, as its default)."""
     df = runs.copy()
     bad = df["status"].astype(str) != "ok"
     df.loc[bad, metric] = np.inf
@@ -149,16 +170,25 @@ def _contours_drawer(runs: pd.DataFrame, axis: str, metric: str):
     sizes = sorted(mean[axis].unique())
 
     def draw(fig):
-        axes = fig.subplots(len(params), len(sizes), squeeze=False, sharex=True, sharey=True)
+        axes = fig.subplots(len(params), len(sizes), squeeze=False)
         for i, p in enumerate(params):
+            mine = mean[mean["parametrization"] == p]
+            etas, betas = sorted(mine["weight_lr"].unique()), sorted(mine["activity_lr"].unique())
+            finite = mine[metric][np.isfinite(mine[metric])]
+            lo, hi = (np.log10(finite.min()), np.log10(finite.max())) if len(finite) else (0.0, 1.0)
             for j, s in enumerate(sizes):
                 ax = axes[i][j]
-                sub = mean[(mean["parametrization"] == p) & (mean[axis] == s)]
-                grid = sub.pivot(index="activity_lr", columns="weight_lr", values=metric).sort_index()
-                z = np.log10(np.where(np.isfinite(grid.values), grid.values, np.nan))
-                ax.imshow(z, origin="lower", aspect="auto", cmap="viridis")
-                ax.set_xticks(range(len(grid.columns)), [fmt_lr(v) for v in grid.columns], rotation=90, fontsize=6)
-                ax.set_yticks(range(len(grid.index)), [fmt_lr(v) for v in grid.index], fontsize=6)
+                sub = mine[mine[axis] == s]
+                grid = sub.pivot(index="activity_lr", columns="weight_lr", values=metric).reindex(
+                    index=betas, columns=etas)
+                vals = grid.values.astype(float)
+                z = np.log10(np.where(np.isfinite(vals), vals, np.nan))
+                ax.set_facecolor("0.85")
+                ax.imshow(z, origin="lower", aspect="auto", cmap="viridis", vmin=lo, vmax=hi)
+                yi, xi = np.nonzero(np.isinf(vals))
+                ax.plot(xi, yi, "kx", ms=5)
+                ax.set_xticks(range(len(etas)), [fmt_lr(v) for v in etas], rotation=90, fontsize=6)
+                ax.set_yticks(range(len(betas)), [fmt_lr(v) for v in betas], fontsize=6)
                 if np.isfinite(z).any():
                     bi, bj = np.unravel_index(np.nanargmin(z), z.shape)
                     ax.plot(bj, bi, "r*", ms=10)
@@ -167,8 +197,9 @@ def _contours_drawer(runs: pd.DataFrame, axis: str, metric: str):
                     ax.set_ylabel("β (activity lr)")
                 if i == len(params) - 1:
                     ax.set_xlabel("η (weight lr)")
-        fig.suptitle(f"log10 seed-mean {metric} (★ grid argmin; blank: diverged)", fontsize=9)
-        fig.set_size_inches(2.6 * len(sizes) + 1, 2.4 * len(params) + 1)
+        fig.suptitle(f"log10 seed-mean {metric} (one colour scale per row; ★ argmin; grey: not run; "
+                     "×: a seed flagged diverged)", fontsize=8)
+        fig.set_size_inches(2.6 * len(sizes) + 1, 2.6 * len(params) + 1)
         fig.tight_layout()
     return draw
 

@@ -38,8 +38,21 @@ CLAIM1_NOTES = (
     "6.336 s at N = 256, so the full-grid study (2 arms × 3 widths × 3 seeds × 937 steps) would take ≈ 12.2 h "
     "here. With local grids (`mutransfer run sweeps/specs/claim1_width_paper_budget.yaml --decide --dry-run`): "
     "186 runs, ≈ 48 min per arm for the spec's own runs, at most ≈ 2.7 h with the decide loop's additions "
-    "(120 runs at most). What ran, and how long it took, is under Evidence. 512 and 1024 are GPU jobs "
-    "(no GPU was lent to this session).")
+    "(120 runs at most). What ran, and how long it took (at nice 19 beside four other jobs), is under "
+    "Evidence.\n\n"
+    "**What did not run, and why.** The `mupc_adam` arm (`claim1_width_paper_budget_adam.yaml`): the `mupc` "
+    "arm's loop used the session's CPU time (its N = 256 neighbourhood alone took ≈ 35 min); the arm needs "
+    "≈ 50 min more here for its own runs. N = 512 and 1024, and a float64 check: GPU jobs (no GPU was lent to "
+    "this session). The decide loop was stopped at the session's end if its record says *not finished*; "
+    "rerunning the same command resumes it (finished cells are skipped).\n\n"
+    "**Off-grid points.** Before commit 7a73734 the decide loop grew a local neighbourhood by the refinement "
+    "rule (v₀²/v₁), which on the paper's 1-5-10 grids gives values on no grid: β = 2.5 at N = 128 (below 5) "
+    "and η = 2.5e-2 at N = 256 (below 5e-2). They are real runs, kept; the fixed loop grows a neighbourhood "
+    "onto the base grid's next value (5 → 1, 5e-2 → 1e-2). The running loop had loaded the old rule.\n\n"
+    "**Inference divergence.** Every run with β ≥ 50 is flagged `diverged (inference)` from step 0 (GD "
+    "inference past its stability limit), and η = 0.5 at β = 5–10 from mid-training, earlier as N grows "
+    "(the steps are under Evidence). The report counts a flagged run +inf, so these points cannot be the "
+    "optimum.")
 
 STUDIES: tuple[Study, ...] = (
     Study(
@@ -122,7 +135,14 @@ STUDIES: tuple[Study, ...] = (
               "would take ≈ 9 h per run at N = 64, ≈ 45 h at N = 128 (≈ 6 h for the paper's pair to one epoch), "
               "and a float64 run of the collapsing setting past step 1 300 ≈ 2.5 h. The paper's N = 512 is ≈ 64× "
               "N = 64's work per step: a GPU job (`sweeps/specs/claim3_depth128_2x2.yaml` with `widths: [512]`, "
-              "`epochs: 15`).",
+              "`epochs: 15`).\n\n"
+              "**Not run in the 2026-12-07 04:08–05:40 UTC session either** (its CPU went to claim 1 at the paper's "
+              "budget): the 2 × 2 for 3 epochs, the paper's pair past step 937 (our setting hit chance at ≈ 1 220), "
+              "N = 128, float64. The 2 × 2 cell on disk took 5 311 s for 937 steps of its 4 runs (the runs' "
+              "`wall_s`, 4 × 1 328 s: 5.7 s per step with compile, before the CPU-dot change, which the trainer's "
+              "measurements show does not speed up N = 64), so 3 epochs (2 811 steps) would take ≈ 4.4 h here; the "
+              "paper's pair alone to 1 300 steps ≈ 50 min at claim3_rate's 2.3 s per step. No GPU was lent to this "
+              "session, so no GPU time is known.",
     ),
     Study(
         key="claim-4", row=4, notebook="inference-steps.md",
