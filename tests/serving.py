@@ -139,3 +139,22 @@ def write_finished_sweep(root: Path, spec_dict: dict) -> str:
         store.write_part(sid, t.part, runs, curves)
     save_spec(store, sid, spec)
     return sid
+
+
+def follow_events(server: "Server", sid: str, read_timeout: float = 240) -> list[tuple[str, dict]]:
+    """The sweep's server-sent events, (event, data) pairs, until its ``end`` event (the stream ends
+    with the sweep)."""
+    import json
+
+    events, kind = [], None
+    with httpx.stream("GET", f"{server.url}/sweeps/{sid}/events?interval=0.2",
+                      timeout=httpx.Timeout(30, read=read_timeout)) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind == "end":
+                    break
+    return events

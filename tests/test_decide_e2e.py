@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from serving import Server, submit
+from serving import Server, follow_events, submit
 
 pytestmark = pytest.mark.slow
 
@@ -39,26 +39,11 @@ def server(tmp_path, ray_cli_cluster):
     s.stop()
 
 
-def follow(server: Server, sid: str) -> list[tuple[str, dict]]:
-    """The sweep's server-sent events until its ``end`` event (the stream ends with the sweep)."""
-    events, kind = [], None
-    with httpx.stream("GET", f"{server.url}/sweeps/{sid}/events?interval=0.2", timeout=httpx.Timeout(30, read=300)) as r:
-        assert r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                events.append((kind, json.loads(line.split(":", 1)[1])))
-                if kind == "end":
-                    break
-    return events
-
-
 def test_a_decide_spec_over_http_runs_the_loop_and_reports_its_rounds(server):
     r = submit(server, SPEC, token="tok")
     assert r.status_code == 202, r.text
     sid = r.json()["id"]
-    events = follow(server, sid)
+    events = follow_events(server, sid, read_timeout=300)
     assert events[-1] == ("end", {"id": sid, "status": "finished"}), events[-3:]
     progress = [e for k, e in events if k == "progress"]
 

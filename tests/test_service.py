@@ -1,7 +1,6 @@
 """The HTTP service, for real: uvicorn on loopback (`mutransfer serve`), sweeps driven by detached
 driver processes on a Ray cluster started with the `ray` CLI, Parquet pulled with pandas."""
 
-import json
 import os
 import signal
 import time
@@ -10,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 from conftest import SMALL_SPEC
-from serving import Server, submit
+from serving import Server, follow_events, submit
 
 SPEC = {**SMALL_SPEC, "name": "svc", "algorithms": ["pc"], "dataset": {"name": "digits", "train_examples": 640},
         "logging": {"every": 5}, "resources": {"max_concurrent_trials": 2}}
@@ -31,17 +30,7 @@ def test_submit_progress_report_and_pandas(server):
     sid = r.json()["id"]
     assert r.json()["links"]["runs"] == f"/sweeps/{sid}/runs"
 
-    events = []
-    with httpx.stream("GET", f"{server.url}/sweeps/{sid}/events?interval=0.2", timeout=240) as resp:
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        kind = None
-        for line in resp.iter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                events.append((kind, json.loads(line.split(":", 1)[1])))
-                if kind == "end":
-                    break
+    events = follow_events(server, sid)
     assert events[-1] == ("end", {"id": sid, "status": "finished"})
     progress = [e for k, e in events if k == "progress"]
     assert progress[-1]["runs_done"] == RUNS and progress[-1]["cells_done"] == 2
