@@ -34,7 +34,13 @@ def write(tmp_path, **changes) -> Path:
     return path
 
 
-def test_dry_run_writes_nothing_and_starts_nothing(tmp_path, capsys):
+def test_dry_run_writes_nothing_and_starts_nothing(tmp_path, capsys, monkeypatch):
+    import sweeps.ray_exec
+
+    def no_ray(*a, **k):
+        raise AssertionError("--dry-run connected to Ray")
+    monkeypatch.setattr(sweeps.ray_exec, "connect", no_ray)  # a Ray start or attach would fail here
+    ray_was_up = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # an earlier test's
     results = tmp_path / "results"
     path = write(tmp_path, grid={"larger_sizes": "local", "radius": 1})
     before = set(os.listdir(tmp_path))
@@ -45,7 +51,7 @@ def test_dry_run_writes_nothing_and_starts_nothing(tmp_path, capsys):
     assert "cells: 2" in out and "runs: 16" in out  # 5 points × 2 seeds at the base, 3 × 2 at width 16
     assert "at most 76 runs in all" in out and "time: ≈" in out
     assert not results.exists() and set(os.listdir(tmp_path)) == before
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert ray_was_up or "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
 def test_seeded_sweep_adds_seeds_only_at_candidates_and_decides(tmp_path, capsys):
