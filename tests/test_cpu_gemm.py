@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mutransfer import cpu_gemm, optim, pc, trainer
+from mutransfer import cpu_gemm, pc, trainer
 from mutransfer.data import Dataset
 from mutransfer.networks import init_weights, layer_dims, make_net
 from mutransfer.parametrization import resolve
-from mutransfer.pc import PCConfig
+from trajectories import pc_adam_trajectory
 
 pytestmark = pytest.mark.skipif(not (jax.default_backend() == "cpu" and cpu_gemm.available()),
                                 reason="the BLAS FFI library is not built here (python -m mutransfer.native.build)")
@@ -81,26 +81,13 @@ def test_pc_training_trajectory_float64_matches_xla_dots():
         layers = resolve("mupc", input_dim=D, width=N, hidden_layers=5, output_dim=C, residual=True)
         xla = make_net("tanh", True, layers, scan=True, pieces=1)
         w0 = init_weights(jax.random.key(5), layer_dims(D, N, 5, C), [p.init_std for p in layers], jnp.float64)
-        tx = optim.direction("adam")
+        def batch(t):
+            rng = np.random.default_rng(t)
+            x = jnp.asarray(rng.standard_normal((B, D)))
+            return x, jax.nn.one_hot(jnp.asarray(rng.integers(0, C, B)), C, dtype=jnp.float64)
 
-        def run(net):
-            @jax.jit
-            def step(w, o, x, y):
-                out = pc.gradients(net, w, x, y, 0.5, PCConfig(inference_steps=5))
-                upd, o = tx.update(out.grads, o, w)
-                return optim.apply(w, upd, 0.05, (1.0,) * len(w0)), o, out.train_loss
-
-            w, o, losses = list(w0), tx.init(list(w0)), []
-            for t in range(5):
-                rng = np.random.default_rng(t)
-                x = jnp.asarray(rng.standard_normal((B, D)))
-                y = jax.nn.one_hot(jnp.asarray(rng.integers(0, C, B)), C, dtype=jnp.float64)
-                w, o, loss = step(w, o, x, y)
-                losses.append(float(loss))
-            return w, losses
-
-        wb, lb = run(xla._replace(gemm="blas"))
-        wx, lx = run(xla)
+        wb, lb = pc_adam_trajectory(xla._replace(gemm="blas"), w0, batch)
+        wx, lx = pc_adam_trajectory(xla, w0, batch)
         assert max(float(jnp.abs(a - b).max()) for a, b in zip(wx, w0)) > 0.01  # training moved the weights
         np.testing.assert_allclose(lb, lx, rtol=1e-11, atol=0)
         for a, b in zip(wb, wx):

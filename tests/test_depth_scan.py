@@ -13,12 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mutransfer import bp, optim, pc
+from mutransfer import bp, pc
 from mutransfer.matmul import DOT_SPLIT_ENV
 from mutransfer.networks import (LAYER_SCAN_ENV, forward, init_weights, join_weights, layer_dims, make_net,
                                  split_weights)
 from mutransfer.parametrization import resolve
 from mutransfer.pc import PCConfig
+from trajectories import pc_adam_trajectory
 
 D, N, C, B = 12, 8, 5, 6
 
@@ -109,24 +110,8 @@ def test_training_trajectories_match():
     """Five PC + Adam steps of a tanh residual μPC net (H = 5, T = H): losses agree to 1e-12, weights to 1e-10."""
     with jax.enable_x64(True):
         scan, unrolled, w0 = _nets("mupc", "tanh", True, 5)
-        lr_mults = (1.0,) * len(w0)
-        tx = optim.direction("adam")
-
-        def run(net):
-            @jax.jit
-            def step(w, o, x, y):
-                out = pc.gradients(net, w, x, y, 0.5, PCConfig(inference_steps=5))
-                upd, o = tx.update(out.grads, o, w)
-                return optim.apply(w, upd, 0.05, lr_mults), o, out.train_loss
-
-            w, o, losses = list(w0), tx.init(list(w0)), []
-            for t in range(5):
-                w, o, loss = step(w, o, *_batch(t))
-                losses.append(float(loss))
-            return w, losses
-
-        ws, ls = run(scan)
-        wu, lu = run(unrolled)
+        ws, ls = pc_adam_trajectory(scan, w0, _batch)
+        wu, lu = pc_adam_trajectory(unrolled, w0, _batch)
         assert max(float(jnp.abs(a - b).max()) for a, b in zip(ws, w0)) > 0.01  # training moved the weights
         np.testing.assert_allclose(ls, lu, rtol=1e-12, atol=0)
         # Rounding-level gradient differences (≤ 1e-12 per step, above) pass through Adam's
