@@ -16,8 +16,12 @@ Reverse mode only (``custom_vjp``): nets that take forward-mode derivatives (the
 diagnostics) never use it — only a :class:`~mutransfer.networks.Net` whose ``gemm`` is "blas"
 does, and :func:`resolve` gives that only to the grid trainer on a CPU backend.
 
-``MUTRANSFER_CPU_GEMM``: "blas" (default) uses it on CPU when the library loads; "xla" keeps XLA's
-dots. The library is built by ``make setup`` (``python -m mutransfer.native.build``); where it is
+``MUTRANSFER_CPU_GEMM``: "auto" (default) uses it on CPU for hidden widths N ≥ ``BLAS_MIN_WIDTH``
+when the library loads; "blas" at every width; "xla" keeps XLA's dots. The width gate is measured
+(``benchmarks/gemm_shapes.py``, 66 runs, batch 64, one process, docs/performance/trainer.md): at
+N = 64 the stacked hidden products of a step run 0.76–0.85× of XLA's dot through this call (per-call
+overhead over 462 small GEMMs) and the whole grid 0.87×; from N = 128 the step's products are
+faster (1.09× at 128, 1.88× at 256). The library is built by ``make setup`` (``python -m mutransfer.native.build``); where it is
 missing or fails to load, one line on stderr says so and XLA's dots are used.
 """
 
@@ -34,6 +38,7 @@ import numpy as np
 
 ENV = "MUTRANSFER_CPU_GEMM"
 TARGET = "mutransfer_bmm"
+BLAS_MIN_WIDTH = 128  # "auto": the hidden width from which the BLAS products are faster (see above)
 
 
 @functools.cache
@@ -56,13 +61,16 @@ def available() -> bool:
     return True
 
 
-def resolve() -> str:
-    """"blas" when the default backend is a CPU, ``$MUTRANSFER_CPU_GEMM`` is not "xla" and the
-    library loads; else "xla"."""
-    v = os.environ.get(ENV, "blas").strip().lower()
-    if v not in ("blas", "xla"):
-        raise ValueError(f"{ENV}: expected blas or xla, got {v!r}")
+def resolve(width: int | None = None) -> str:
+    """"blas" or "xla" for a net of hidden width ``width`` on the default backend: "xla" off CPU,
+    with ``$MUTRANSFER_CPU_GEMM=xla``, or where the library does not load; with "auto" (the
+    default) "blas" only from ``BLAS_MIN_WIDTH`` (``width=None``: no gate); "blas" at any width."""
+    v = os.environ.get(ENV, "auto").strip().lower()
+    if v not in ("auto", "blas", "xla"):
+        raise ValueError(f"{ENV}: expected auto, blas or xla, got {v!r}")
     if v == "xla" or jax.default_backend() != "cpu":
+        return "xla"
+    if v == "auto" and width is not None and width < BLAS_MIN_WIDTH:
         return "xla"
     return "blas" if available() else "xla"
 

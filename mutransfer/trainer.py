@@ -200,11 +200,12 @@ def model_for(cell: CellSpec) -> CellModel:
 
 def grid_model(cell: CellSpec) -> CellModel:
     """:func:`model_for` as the grid trainer runs it: PC on a scanned MLP gets the CPU fast path
-    for its hot products where it is available (``Net.gemm``, mutransfer/cpu_gemm.py; reverse-mode
-    only, so not in :func:`model_for`, whose nets the forward-mode diagnostics also use)."""
+    for its hot products where it is available and faster (``Net.gemm``; the width gate of
+    mutransfer/cpu_gemm.py; reverse-mode only, so not in :func:`model_for`, whose nets the
+    forward-mode diagnostics also use)."""
     model = model_for(cell)
     if cell.algorithm == "pc" and model.net.scanned:
-        model = model._replace(net=model.net._replace(gemm=cpu_gemm.resolve()))
+        model = model._replace(net=model.net._replace(gemm=cpu_gemm.resolve(cell.width)))
     return model
 
 

@@ -60,8 +60,15 @@ def test_bmm_rejects_unequal_batch_dims():
 def test_resolve_switch(monkeypatch):
     monkeypatch.setenv(cpu_gemm.ENV, "xla")
     assert cpu_gemm.resolve() == "xla"
+    assert cpu_gemm.resolve(1024) == "xla"
     monkeypatch.setenv(cpu_gemm.ENV, "blas")
     assert cpu_gemm.resolve() == "blas"
+    assert cpu_gemm.resolve(8) == "blas"  # forced at every width
+    monkeypatch.delenv(cpu_gemm.ENV)  # "auto": the measured width gate
+    assert cpu_gemm.resolve(cpu_gemm.BLAS_MIN_WIDTH - 1) == "xla"
+    assert cpu_gemm.resolve(cpu_gemm.BLAS_MIN_WIDTH) == "blas"
+    monkeypatch.setenv(cpu_gemm.ENV, "auto")
+    assert cpu_gemm.resolve(64) == "xla" and cpu_gemm.resolve(256) == "blas"
     monkeypatch.setenv(cpu_gemm.ENV, "mkl")
     with pytest.raises(ValueError, match=cpu_gemm.ENV):
         cpu_gemm.resolve()
@@ -116,16 +123,19 @@ def test_jpc_reference_fixture_through_blas():
 
 
 def test_grid_trainer_uses_blas_on_cpu_and_gives_xla_curves(monkeypatch):
-    """The grid trainer's PC MLP cells get ``gemm="blas"`` on CPU ($MUTRANSFER_CPU_GEMM=xla: XLA's
-    dots), and both give the same float64 curves."""
+    """The grid trainer's PC MLP cells get ``gemm="blas"`` on CPU from the width gate on (here
+    forced below it with $MUTRANSFER_CPU_GEMM=blas; "xla": XLA's dots), and both give the same
+    float64 curves."""
     rng = np.random.default_rng(0)
     data = Dataset("synthetic", rng.standard_normal((48, D)).astype(np.float32),
                    rng.integers(0, C, 48).astype(np.int32), rng.standard_normal((8, D)).astype(np.float32),
                    rng.integers(0, C, 8).astype(np.int32), C)
     cell = trainer.CellSpec("pc", "mupc", N, 3, "tanh", True, D, C, batch_size=16, precision="float64")
     opts = trainer.TrainOptions(max_steps=3, log_every=1, eval_every=3)
-    assert trainer.grid_model(cell).net.gemm == "blas"
-    assert trainer.model_for(cell).net.gemm == "xla"  # the diagnostics' nets keep jnp.einsum
+    monkeypatch.delenv(cpu_gemm.ENV, raising=False)
+    assert trainer.grid_model(cell).net.gemm == "xla"  # N = 8 is below the width gate
+    assert trainer.grid_model(cell._replace(width=cpu_gemm.BLAS_MIN_WIDTH)).net.gemm == "blas"
+    assert trainer.model_for(cell._replace(width=256)).net.gemm == "xla"  # the diagnostics' nets keep jnp.einsum
     out = {}
     for gemm in ("blas", "xla"):
         monkeypatch.setenv(cpu_gemm.ENV, gemm)
