@@ -4,7 +4,7 @@ VJP and vmap rule; on any other backend, or where the library is not built, ``jn
     bmm(A, B, trans_b=True)[g] = A[g] · B[g]ᵀ   (trans_b False: A[g] · B[g]),
 
 g over the leading (batch) dimensions, which A and B share. Why (measured,
-docs/performance/trainer.md#a-blas-batched-matmul-through-jaxffi-the-cpu-default-since-this-change): per CPU-second OpenBLAS's GEMM runs the
+docs/performance/trainer.md#blas-ffi): per CPU-second OpenBLAS's GEMM runs the
 trainer's product (runs, 64, N) @ (runs, N, N)ᵀ ≈ 2.9× faster than XLA:CPU's dot.
 
 The product is an XLA FFI custom call (mutransfer/native/bmm.cc: one single-threaded OpenBLAS
