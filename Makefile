@@ -55,9 +55,8 @@ serve: setup
 	$(VENV)/bin/mutransfer serve --results $(RESULTS)
 
 # pytest-xdist workers (tests/conftest.py puts every test that starts Ray on one worker, as a group).
-# The full suite stays serial by default: its one 2-worker run lost a worker (in tests/test_tp.py,
-# after the Ray group), not yet understood; `make test TEST_WORKERS=2` runs it on two.
-TEST_WORKERS ?= 0
+# `make test TEST_WORKERS=0` runs the suite serially.
+TEST_WORKERS ?= 2
 FAST_WORKERS ?= 2
 
 test: setup test-deps

@@ -53,6 +53,7 @@ SLOW_TESTS = {
     "test_hardening_service.py": {'test_a_full_disk_makes_status_unavailable_not_finished_and_writes_507', 'test_connections_beyond_the_cap_get_503', 'test_the_cli_refuses_a_cost_bomb_before_anything_starts'},
     "test_import_graph.py": {'test_every_module_imports_at_top_level_in_a_fresh_interpreter'},
     "test_inference.py": {'test_inference_converges_to_analytical_solution'},
+    "test_pc_reference.py": {'test_matches_jpc_reference_at_the_default_optimisation_level'},  # a fresh pytest process
     "test_report_typed.py": {'test_a_real_sweeps_report_round_trips'},
     "test_studies.py": {'test_pages_and_index_come_from_the_runs_on_disk'},  # trains two small sweeps
     "test_sweep_analyses.py": {'test_spec_analyses_run_store_and_serve'},
@@ -62,19 +63,26 @@ SLOW_TESTS = {
 }
 
 
-# `make test-fast` (and `make test TEST_WORKERS=2`) run on two pytest-xdist workers with `--dist
-# loadgroup`. Each worker is a process with its own session fixtures, so everything that starts a Ray cluster (the session's
-# `ray start --head` cluster, the embedded one, servers whose drivers join or embed one) is one group
-# and runs on one worker, once: no two test clusters compete for the 2 cores. A module whose tests
+# `make test` and `make test-fast` run on two pytest-xdist workers with `--dist loadgroup` (three
+# were slower on 2 cores: 685 s against 658 s for the full suite). Each worker is a process with its
+# own session fixtures, so everything that starts a Ray cluster (the session's `ray start --head`
+# cluster, servers whose drivers join or embed one) is one group and runs on one worker, once;
+# tests/test_ray.py's embedded cluster is a second group, so the two run side by side. A module whose tests
 # share a module-scoped fixture (a trained sweep, a server, a browser) is a group too, so that
 # fixture is built once, not once per worker. Everything else is spread test by test.
 RAY_FIXTURES = frozenset({"ray_cli_cluster", "ray_cli_cluster_info", "embedded_ray"})
 RAY_MODULES = frozenset({"test_reliability_ray"})  # servers whose drivers embed their own Ray
+# tests/test_ray.py's in-process embedded cluster (one `ray.init` per process) and its trained
+# reference sweep: a group of its own, so it runs beside the "ray" group on another worker (the
+# two groups are the suite's longest chains: most of their time is waiting on drivers and servers).
+EMBEDDED_RAY_MODULE = "test_ray"
 BROWSER_MODULES = frozenset({"test_browser", "test_browser_pages"})  # one headless Chromium at a time
 
 
 def xdist_group(item, module: str) -> str | None:
     """The group an item runs in under `--dist loadgroup` (None: any worker, test by test)."""
+    if module == EMBEDDED_RAY_MODULE:
+        return "ray-embedded"
     if RAY_FIXTURES & set(item.fixturenames) or module in RAY_MODULES:
         return "ray"
     if module in BROWSER_MODULES:
@@ -111,14 +119,33 @@ def pytest_collection_modifyitems(config, items):
         group = xdist_group(item, module)
         if group:
             _join_group(item, group)
-    # The Ray group is the longest; first in line, its worker starts it at once (loadgroup hands out
-    # groups in collection order). The order changes nothing else: tests share no state but fixtures.
-    items.sort(key=lambda item: not any(m.args == ("ray",) for m in item.iter_markers("xdist_group")))
+    # The Ray groups are the longest; first in line, their workers start them at once (loadgroup hands
+    # out groups in collection order). The order changes nothing else: tests share no state but fixtures.
+    items.sort(key=lambda item: not any(m.args and m.args[0] in ("ray", "ray-embedded")
+                                        for m in item.iter_markers("xdist_group")))
 
 
 # Tests run on CPU with small shapes.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ray starts its worker processes at nice 15 (its `worker_niceness` config), below the control plane.
+# In the suite the other xdist worker is a nice-0 process on the same 2 cores, so a test cluster's
+# trials would wait behind it (measured: a cached 1-cell trial 29 s at nice 15 beside a busy
+# process, 4.4 s at nice 0). The test clusters run their workers at the tests' own priority.
+os.environ.setdefault("RAY_worker_niceness", "0")
+
+
+# XLA's CPU backend at LLVM -O0 for the suite: most tests compile many small programs and run them
+# for a few steps, and -O0 compiles them ≈ 3× faster (tests/test_cnn.py's six training tests: 94 s
+# → 28 s on the same loaded machine). The programs are the same HLO (XLA's graph passes run at
+# every level; the dots are library calls either way); machine code differs, so float32 results
+# may differ at rounding level, which is why tests comparing two differently built programs do so
+# in float64. The jpc reference fixture is also checked at the default level, in a fresh process:
+# tests/test_pc_reference.py::test_matches_jpc_reference_at_the_default_optimisation_level.
+# `MUTRANSFER_TESTS_XLA_OPT=default` runs the whole suite at XLA's default level.
+if os.environ.get("MUTRANSFER_TESTS_XLA_OPT", "") != "default" and \
+        "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 
 def _session_jax_cache() -> None:

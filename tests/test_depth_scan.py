@@ -134,7 +134,9 @@ def test_trainer_uses_the_scan(monkeypatch):
 
 def test_grid_trainer_packed_state_same_numbers(monkeypatch):
     """The trainer packs its state's hidden layers per block (networks.LayerPacking): its curves
-    equal those of the unpacked, unrolled trainer ($MUTRANSFER_LAYER_SCAN=0) to float32 rounding."""
+    equal those of the unpacked, unrolled trainer ($MUTRANSFER_LAYER_SCAN=0), in float64 (two
+    differently fused float32 programs round differently, which Adam's m/√v amplifies to O(lr) steps:
+    ≈ 1e-4 relative after 3 steps with XLA's LLVM backend at -O0, as the suite runs it)."""
     from mutransfer import trainer
     from mutransfer.data import Dataset
 
@@ -142,7 +144,7 @@ def test_grid_trainer_packed_state_same_numbers(monkeypatch):
     data = Dataset("synthetic", rng.standard_normal((48, D)).astype(np.float32),
                    rng.integers(0, C, 48).astype(np.int32), rng.standard_normal((8, D)).astype(np.float32),
                    rng.integers(0, C, 8).astype(np.int32), C)
-    cell = trainer.CellSpec("pc", "mupc", N, 3, "tanh", True, D, C, batch_size=16)
+    cell = trainer.CellSpec("pc", "mupc", N, 3, "tanh", True, D, C, batch_size=16, precision="float64")
     opts = trainer.TrainOptions(max_steps=3, log_every=1, eval_every=3)
     out = {}
     # One dot per product here (the split's own float64 check: tests/test_matmul.py): this test
@@ -158,7 +160,7 @@ def test_grid_trainer_packed_state_same_numbers(monkeypatch):
         out[flag] = trainer.train_cell(cell, data, [0.1, 0.01], [0.5, 0.1], [0, 1], opts)
     trainer._programs.cache_clear()
     for k in ("train_loss", "energy_end", "test_loss"):
-        np.testing.assert_allclose(out["1"].curves[k], out["0"].curves[k], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(out["1"].curves[k], out["0"].curves[k], rtol=1e-10, atol=1e-12)
 
 
 def test_init_weights_one_draw_per_shape_equals_per_layer_draws():

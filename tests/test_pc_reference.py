@@ -3,6 +3,8 @@ repository, or the file named by $MUTRANSFER_PC_FIXTURE — benchmarks/device_ch
 to machines that only get the repository)."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +46,20 @@ def test_matches_jpc_reference(ref, param, act):
     gmax = max(np.abs(ref[f"{key}_gradW{i}"]).max() for i in range(5))
     for i, g in enumerate(out["weight_grads"]):
         assert np.abs(g - ref[f"{key}_gradW{i}"]).max() <= 1e-5 * gmax
+
+
+def test_matches_jpc_reference_at_the_default_optimisation_level():
+    """The suite compiles XLA:CPU programs at LLVM -O0 (tests/conftest.py: it compiles ≈ 3× faster);
+    users' programs compile at XLA's default level. This file's reference checks, rerun at the
+    default level in a fresh process."""
+    if not FIXTURE.exists():
+        pytest.skip(f"fixture not found at {FIXTURE} (set {FIXTURE_ENV} to its path)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "xla_backend_optimization_level" not in f)
+    env["MUTRANSFER_TESTS_XLA_OPT"] = "default"
+    tests = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+                          f"{tests / 'test_pc_reference.py'}::test_matches_jpc_reference"],
+                         cwd=tests.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert f"{len(CASES)} passed" in out.stdout, out.stdout[-2000:]
