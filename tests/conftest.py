@@ -137,10 +137,10 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 
 # XLA's CPU backend at LLVM -O0 for the suite: most tests compile many small programs and run them
 # for a few steps, and -O0 compiles them ≈ 3× faster (tests/test_cnn.py's six training tests: 94 s
-# → 28 s on the same loaded machine). The programs are the same HLO (XLA's graph passes run at
-# every level; the dots are library calls either way); machine code differs, so float32 results
-# may differ at rounding level, which is why tests comparing two differently built programs do so
-# in float64. The jpc reference fixture is also checked at the default level, in a fresh process:
+# → 28 s on the same loaded machine). The flag sets the optimisation level of XLA's LLVM code
+# generation (the dots are library calls either way); machine code differs, so float32 results may
+# differ at rounding level, which is why tests comparing two differently built programs do so in
+# float64. The jpc reference fixture is also checked at the default level, in a fresh process:
 # tests/test_pc_reference.py::test_matches_jpc_reference_at_the_default_optimisation_level.
 # `MUTRANSFER_TESTS_XLA_OPT=default` runs the whole suite at XLA's default level.
 if os.environ.get("MUTRANSFER_TESTS_XLA_OPT", "") != "default" and \
