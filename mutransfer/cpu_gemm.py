@@ -21,8 +21,9 @@ when the library loads; "blas" at every width; "xla" keeps XLA's dots. The width
 (``benchmarks/gemm_shapes.py``, 66 runs, batch 64, one process, docs/performance/trainer.md): at
 N = 64 the stacked hidden products of a step run 0.76–0.85× of XLA's dot through this call (per-call
 overhead over 462 small GEMMs) and the whole grid 0.87×; from N = 128 the step's products are
-faster (1.09× at 128, 1.88× at 256). The library is built by ``make setup`` (``python -m mutransfer.native.build``); where it is
-missing or fails to load, one line on stderr says so and XLA's dots are used.
+faster (1.09× at 128, 1.88× at 256). The library is built by ``make setup``
+(``python -m mutransfer.native.build``); where it is missing or fails to load, one line on stderr
+says so and XLA's dots are used.
 """
 
 from __future__ import annotations
