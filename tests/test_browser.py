@@ -86,7 +86,7 @@ RENDERED = ("Array.from(document.querySelectorAll('.plotly-graph-div')).every(d 
 def test_contour_page_renders_plots_offline_with_readable_log_ticks(served, browser, tmp_path):
     url, sid, _ = served
     page_url = f"{url}/sweeps/{sid}/contours"
-    html = httpx.get(page_url).text
+    html = httpx.get(page_url, timeout=60).text  # a loaded machine renders a first page slowly
     assert "cdn.plot.ly" not in html and "/static/plotly.min.js" in html
     page = browser.open(page_url, height=1800)
     page.wait_for(RENDERED)

@@ -93,7 +93,7 @@ TRACES = """Array.from(document.querySelectorAll('.plotly-graph-div')).flatMap((
 
 def test_contour_curves_are_at_each_sizes_optimum(served, browser):
     url, runs = served
-    report = httpx.get(f"{url}/sweeps/{SID}/report?format=json").json()
+    report = httpx.get(f"{url}/sweeps/{SID}/report?format=json", timeout=60).json()
     page = browser.open(f"{url}/sweeps/{SID}/contours", height=1600)
     page.wait_for(RENDERED)
     traces = page.eval(TRACES)
@@ -207,17 +207,17 @@ def test_sweep_address_is_an_overview_in_a_browser_and_json_otherwise(served, br
     assert page.eval("document.contentType") == "application/json"
     assert json.loads(page.eval("document.querySelector('pre').textContent"))["metric"] == "min_train_loss"
     # Any other client gets the status JSON at the same address.
-    r = httpx.get(f"{url}/sweeps/{SID}")
+    r = httpx.get(f"{url}/sweeps/{SID}", timeout=60)
     assert r.headers["content-type"].startswith("application/json") and r.json()["id"] == SID
 
 
 def test_docs_need_no_network(served):
     """/docs loads Swagger UI from this server only (no CDN), and the server has the files."""
     url, _ = served
-    html = httpx.get(f"{url}/docs").text
+    html = httpx.get(f"{url}/docs", timeout=60).text
     assert "cdn" not in html.lower() and "//" not in html.split("<script src=")[1][:60]
     for path in ("/static/swagger/swagger-ui-bundle.js", "/static/swagger/swagger-ui.css"):
-        assert path in html and httpx.get(url + path).status_code == 200
+        assert path in html and httpx.get(url + path, timeout=60).status_code == 200
 
 
 def test_docs_render_offline(served, browser):
