@@ -130,7 +130,8 @@ def _runs_of_rounds(spec, rec, from_round):
 
 def test_killed_mid_round_resumes_and_trains_nothing_twice(tmp_path):
     results = tmp_path / "results"
-    path = write(tmp_path, seeds=1, decide={"max_runs": 40, "max_rounds": 2})
+    # One round allowed: the resumed run trains the rest of round 1 and stops on max_rounds.
+    path = write(tmp_path, seeds=1, decide={"max_runs": 40, "max_rounds": 1})
     spec = load_spec(path)
     sid = spec.default_sweep_id()
     store = ResultsStore(results)
