@@ -135,3 +135,19 @@ def test_mupc_adam_is_mupc_with_the_hidden_adam_lr_over_sqrt_width():
     wide, plain = r("mupc_adam", 256), r("mupc", 256)
     assert [p.multiplier for p in wide] == [p.multiplier for p in plain]
     assert [p.lr_mult for p in wide] == [1.0] + [pytest.approx(math.sqrt(64 / 256))] * 7 + [1.0]
+
+
+def test_the_128_layer_page_reads_accuracy_around_a_flag_and_energy_medians_with_their_max():
+    import pandas as pd
+
+    from mutransfer.studies.analyses import _around_flag, _energy_table
+
+    acc = pd.DataFrame({"step": [0, 50, 100, 150], "test_acc": [0.1, 0.7, 0.43, 0.12]})
+    assert _around_flag(acc, 120) == "43.0 % (step 100) → 12.0 % (step 150)"
+    assert _around_flag(acc, 100) == "43.0 % (step 100) → 12.0 % (step 150)"  # the flag's own step is before
+    assert _around_flag(acc, -1) == "" and _around_flag(acc, 150) == ""  # no flag; nothing evaluated after
+    # One step's spike (×212) sets the window's max, not its median: the table shows both.
+    curves = pd.DataFrame({"run_id": ["r"] * 4, "step": [0, 5, 250, 255],
+                           "energy_start": [1.0, 1.0, 0.5, 0.5], "energy_end": [0.8, 0.9, 106.0, 0.5]})
+    table = "\n".join(_energy_table(curves, {"r": "η=1e-1 β=1e1"}))
+    assert "| 0 | 0.85 (max 0.9) |" in table and "| 250 | 106 (max 212) |" in table

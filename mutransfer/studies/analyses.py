@@ -245,7 +245,8 @@ def _run_name(r) -> str:
 
 
 def depth128_training(evidence: Evidence) -> Finding:
-    """Per run: best test accuracy (and its step), the last measured accuracy, the divergence columns.
+    """Per run: best test accuracy (and its step), the last measured accuracy, the divergence columns
+    (with the test accuracy on either side of an inference flag), and its cell's wall seconds per step.
 
     Rule for the verdict line, per run: *collapsed* if its last accuracy ≤ :data:`COLLAPSE_ACC`
     (chance is 10 %); *declined* if its last accuracy is more than :data:`DECLINE_PP` below its best;
@@ -264,6 +265,7 @@ def depth128_training(evidence: Evidence) -> Finding:
         acc = curves.dropna(subset=["test_acc"]) if len(curves) else curves
         rows, states = [], []
         runs = runs.sort_values(["weight_lr", "activity_lr"])
+        cell_wall = runs.groupby("cell_id")["wall_s"].sum().to_dict()
         for r in runs.to_dict("records"):
             c = acc[acc["run_id"] == r["run_id"]].sort_values("step") if len(acc) else acc
             best_i = c["test_acc"].idxmax() if len(c) else None
@@ -274,13 +276,21 @@ def depth128_training(evidence: Evidence) -> Finding:
             state = ("collapsed" if last <= COLLAPSE_ACC else "declined" if best - last > DECLINE_PP
                      else "holding")
             reason = str(r.get("diverge_reason") or "")
-            flag = (f"diverged ({reason}) from step {int(r.get('diverge_step', -1))}" if r["status"] == "diverged"
+            flag_step = int(r.get("diverge_step", -1)) if r["status"] == "diverged" else -1
+            flag = (f"diverged ({reason}) from step {flag_step}" if r["status"] == "diverged"
                     else "no divergence flagged")
+            around = _around_flag(c, flag_step)
+            if around:
+                flag += f" (test acc {around})"
             states.append(f"{_run_name(r)}: {_pct(best)} (step {best_step}) → {_pct(last)} (step {last_step}), "
                           f"{state}, {flag}")
             rows.append({"run": _run_name(r), "status": r["status"], "diverge_reason": reason or "–",
                          "diverge_step": int(r.get("diverge_step", -1)), "best test acc": _pct(best),
-                         "at step": best_step, "last test acc": _pct(last), "at step ": last_step, "state": state})
+                         "at step": best_step, "last test acc": _pct(last), "at step ": last_step, "state": state,
+                         "test acc around the flag": around or "–",
+                         # a run's wall_s is its share of its cell's wall time (the cell's runs train in one
+                         # program): their sum over the cell, per step
+                         "cell s/step": f"{cell_wall[r['cell_id']] / last_step:.2f}" if last_step > 0 else "–"})
         verdicts.append(f"{label}: " + "; ".join(states))
         body += _md_table(pd.DataFrame(rows)) + [""]
         if len(acc):
@@ -300,6 +310,19 @@ def depth128_training(evidence: Evidence) -> Finding:
     return Finding("; ".join(verdicts), body, figures)
 
 
+def _around_flag(acc: pd.DataFrame, step: int) -> str:
+    """The test accuracy at the last evaluation at or before a divergence flag's step and at the first
+    one after it ("a % (step s) → b % (step t)"); "" when no flag or no evaluation on a side."""
+    if step < 0 or not len(acc):
+        return ""
+    before, after = acc[acc["step"] <= step], acc[acc["step"] > step]
+    if not len(before) or not len(after):
+        return ""
+    b, a = before.iloc[-1], after.iloc[0]
+    return (f"{_pct(float(b['test_acc']))} (step {int(b['step'])}) → {_pct(float(a['test_acc']))} "
+            f"(step {int(a['step'])})")
+
+
 def _acc_cell(v) -> str:
     """A step (an integer) as is, an accuracy to 4 decimals, a missing value as "–"."""
     if isinstance(v, (int, np.integer)):
@@ -309,18 +332,20 @@ def _acc_cell(v) -> str:
 
 
 def _energy_table(curves: pd.DataFrame, names: dict) -> list[str]:
-    """Energy after / before inference (F_T/F_0), mean over each 250-step window: above 1 means
-    inference raised the energy (mutransfer.inference_health)."""
+    """Energy after / before inference (F_T/F_0) over each 250-step window: the median of the logged
+    steps (near 1: inference barely lowers the energy) and their maximum (above 1: inference raised
+    it at some step; mutransfer.inference_health)."""
     e = curves.dropna(subset=["energy_start", "energy_end"])
     if not len(e):
         return []
     e = e.assign(ratio=e["energy_end"] / e["energy_start"], window=(e["step"] // 250) * 250,
                  run=e["run_id"].map(names))
-    t = e.pivot_table(index="window", columns="run", values="ratio", aggfunc="mean").reset_index()
-    t = t.rename(columns={"window": "steps from"})
-    return (["Energy after inference / before (F_T/F_0, mean of the logged steps in each 250-step window; "
-             "> 1: inference raised the energy):", ""]
-            + _md_table(t, lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)) + [""])
+    stats = e.groupby(["window", "run"])["ratio"].agg(["median", "max"])
+    cell = stats.apply(lambda r: f"{r['median']:.3g} (max {r['max']:.3g})", axis=1)
+    t = cell.unstack("run").reset_index().rename(columns={"window": "steps from"})
+    return (["Energy after inference / before (F_T/F_0) over the logged steps of each 250-step window: median "
+             "(max) — a median near 1: inference barely lowers the energy; a max above 1: inference raised it:", ""]
+            + _md_table(t, lambda v: str(v)) + [""])
 
 
 def _accuracy_drawer(acc: pd.DataFrame, curves: pd.DataFrame, names: dict, runs: pd.DataFrame):
@@ -341,7 +366,9 @@ def _accuracy_drawer(acc: pd.DataFrame, curves: pd.DataFrame, names: dict, runs:
         ax2.set_yscale("log")
         ax2.set_ylabel("F_T / F_0")
         ax2.set_xlabel("step (weight updates)")
-        fig.suptitle("128-layer ReLU ResNet, μPC, N = 64, T = 128 (dotted: inference divergence flagged)", fontsize=9)
+        widths = ", ".join(str(int(w)) for w in sorted(runs["width"].unique()))
+        fig.suptitle(f"128-layer ReLU ResNet, μPC, N = {widths}, T = 128 (dotted: inference divergence flagged)",
+                     fontsize=9)
         fig.set_size_inches(8, 6)
         fig.tight_layout()
     return draw
