@@ -107,8 +107,8 @@ def study_page(study: Study, evidence: Evidence, finding: Finding, status: str) 
              f"**Paper:** {study.paper} ([the claim and the paper's setting](../reference/claims.md#claim-{study.row}))",
              "", f"**Claim:** {study.claim}", "", f"**Status:** {status}", ""]
     if study.notebook:
-        lines += [f"Earlier sessions' numbers for this claim (results not in this checkout): "
-                  f"[study log](notebook/{study.notebook}).", ""]
+        lines += [f"Earlier sessions' [study log](notebook/{study.notebook}) of this claim: its numbers come from "
+                  "runs whose results are not in this checkout (this page's come from the runs on disk).", ""]
     if finding.verdict:
         lines += [f"**Verdict** (the analysis's, verbatim): {finding.verdict}", ""]
     lines += ["## The paper's setting beside ours", "", "| | paper | here |", "|---|---|---|"]
