@@ -290,7 +290,7 @@ def depth128_training(evidence: Evidence) -> Finding:
                          "test acc around the flag": around or "–",
                          # a run's wall_s is its share of its cell's wall time (the cell's runs train in one
                          # program): their sum over the cell, per step
-                         "cell s/step": f"{cell_wall[r['cell_id']] / last_step:.2f}" if last_step > 0 else "–"})
+                         "cell s/step": f"{cell_wall[r['cell_id']] / r['steps']:.2f}" if r["steps"] > 0 else "–"})
         verdicts.append(f"{label}: " + "; ".join(states))
         body += _md_table(pd.DataFrame(rows)) + [""]
         if len(acc):
