@@ -439,6 +439,25 @@ def test_digits_loads():
     assert set(np.unique(ds.y_train)) == set(range(10))
 
 
+def test_digits_are_sklearns_read_without_importing_it():
+    import subprocess
+    import sys
+
+    # A fresh process: loading digits reads sklearn's bundled file and imports none of scikit-learn.
+    code = ("import sys; from mutransfer.data import load_dataset; load_dataset('digits'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    # The same examples, labels and split as sklearn.datasets.load_digits.
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    raw = data._load_digits(None, [])
+    np.testing.assert_array_equal(np.concatenate([raw.x_train, raw.x_test]), bunch.data.astype(np.uint8))
+    np.testing.assert_array_equal(np.concatenate([raw.y_train, raw.y_test]), bunch.target)
+    assert len(raw.x_test) == data.DIGITS_TEST_SIZE
+
+
 # --------------------------------------------------------------------------
 # batch_indices
 # --------------------------------------------------------------------------
