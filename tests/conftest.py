@@ -150,6 +150,20 @@ if (os.environ.get("MUTRANSFER_TESTS_XLA_OPT", "") != "default"
         and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
+# One compute thread per process on CPU: the suite runs as many busy processes as there are cores
+# (the pytest-xdist workers, and beside them the Ray trials, drivers and servers the tests start),
+# so a second XLA (Eigen) or BLAS thread per process only adds contention: idle pool threads spin
+# before they sleep, on cores another process needs. What a one-CPU Ray trial gets in production
+# (mutransfer.devices.trial_env), given to every process of the suite through the environment.
+# `MUTRANSFER_TESTS_THREADS=all` keeps the libraries' defaults (every core per process).
+if (os.environ.get("MUTRANSFER_TESTS_THREADS", "") != "all"
+        and os.environ.get("JAX_PLATFORMS") == "cpu"
+        and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", "")):
+    os.environ["XLA_FLAGS"] = (f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false "
+                               "intra_op_parallelism_threads=1").strip()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
 
 def _session_jax_cache() -> None:
     """One JAX persistent compilation cache for the whole test session, fresh each session (as on a
