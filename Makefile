@@ -58,12 +58,18 @@ serve: setup
 # `make test TEST_WORKERS=0` runs the suite serially.
 TEST_WORKERS ?= 2
 FAST_WORKERS ?= 2
+# pytest's plugin autoload off and xdist loaded by name: hypothesis and schemathesis (installed for
+# tests/test_api.py, which uses them as libraries) register pytest plugins the suite does not use,
+# and pytest rewrites the asserts of every module of a plugin's package as it imports them: about
+# 270 modules, 2-8 s of CPU in every pytest process (each xdist worker, each pytest a test starts;
+# the variable reaches those too). docs/performance/index.md#process-start-up.
+PYTEST := PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(VENV)/bin/pytest -p xdist
 
 test: setup test-deps
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PYTEST) -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow" -n $(FAST_WORKERS) --dist loadgroup
+	$(PYTEST) -q -m "not slow" -n $(FAST_WORKERS) --dist loadgroup
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site

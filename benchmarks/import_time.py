@@ -1,4 +1,5 @@
-"""How long a fresh Python process takes to import what each of the project's processes imports.
+"""How long a fresh Python process takes to import what each of the project's processes imports,
+and to do the first things its processes do (load the test data, start pytest).
 
     python benchmarks/import_time.py [--repeats 5] [--ml-dtypes DIR ...]
 
@@ -6,7 +7,9 @@ Every process the project starts pays this before it does anything: the CLI (`mu
 the server (`mutransfer serve`), each sweep driver (`python -m sweeps.driver`) and each Ray trial
 worker (it imports the trainer to unpickle its trainable). Each figure is the median wall time of
 ``--repeats`` fresh interpreters running ``import MODULE`` (interpreter start-up included), measured
-in turns so that a machine's load drifts into every row alike.
+in turns so that a machine's load drifts into every row alike. The pytest rows depend on
+``PYTHONDONTWRITEBYTECODE``: where it is set (as on our machines) pytest cannot cache the modules it
+rewrites, and every pytest process rewrites them again.
 
 ``--ml-dtypes DIR`` (repeatable) adds rows with DIR first on ``sys.path``: a folder holding another
 ml_dtypes (``pip install --no-deps --target DIR ml_dtypes==X``), to compare its import cost with the
@@ -25,14 +28,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# What each kind of process imports first (the module that its entry point loads).
-MODULES = {
-    "ml_dtypes": "ml_dtypes",
-    "jax": "jax",
-    "CLI (sweeps.cli)": "sweeps.cli",
-    "sweep driver (sweeps.driver)": "sweeps.driver",
-    "server (service.app)": "service.app",
-    "trial worker (sweeps.worker)": "sweeps.worker",
+# What each kind of process does first: the module its entry point loads, or a first step.
+ROWS = {
+    "ml_dtypes": ["-c", "import ml_dtypes"],
+    "jax": ["-c", "import jax"],
+    "CLI (sweeps.cli)": ["-c", "import sweeps.cli"],
+    "sweep driver (sweeps.driver)": ["-c", "import sweeps.driver"],
+    "server (service.app)": ["-c", "import service.app"],
+    "trial worker (sweeps.worker)": ["-c", "import sweeps.worker"],
+    # The test data set, as a trial loads it: scikit-learn's own loader vs reading its file.
+    "digits: sklearn's load_digits()": ["-c", "from sklearn.datasets import load_digits; load_digits()"],
+    "digits: load_dataset('digits')": ["-c", "from mutransfer.data import load_dataset; load_dataset('digits')"],
+    # A pytest process collecting one small test module, with the installed plugins autoloaded
+    # (hypothesis, schemathesis: pytest rewrites every module of their packages) and without.
+    "pytest, plugins autoloaded": ["-m", "pytest", "-q", "--co", "-p", "no:cacheprovider",
+                                   "tests/test_spec_precision.py"],
+    "pytest, autoload off (make test)": ["-m", "pytest", "-q", "--co", "-p", "no:cacheprovider",
+                                         "tests/test_spec_precision.py", "+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1"],
 }
 
 
@@ -43,10 +55,13 @@ def _env(extra_path: str | None) -> dict:
     return env
 
 
-def import_seconds(module: str, env: dict) -> float:
-    """Wall seconds of a fresh interpreter that imports ``module`` and exits."""
+def process_seconds(args: list[str], env: dict) -> float:
+    """Wall seconds of a fresh interpreter run with ``args`` (a trailing ``+NAME=VALUE`` is set in
+    its environment), start to exit."""
+    extra = dict(a[1:].split("=", 1) for a in args if a.startswith("+"))
+    argv = [sys.executable, *(a for a in args if not a.startswith("+"))]
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", f"import {module}"], env=env, check=True, cwd=REPO)
+    subprocess.run(argv, env={**env, **extra}, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
@@ -64,16 +79,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     setups = [("installed", _env(None))] + [(d, _env(d)) for d in args.ml_dtypes]
     labels = {name: f"ml_dtypes {version_of(env)} ({name})" for name, env in setups}
-    times = {(name, row): [] for name, _ in setups for row in MODULES}
-    for _ in range(args.repeats):  # in turns: each repeat measures every setup and module once
+    times = {(name, row): [] for name, _ in setups for row in ROWS}
+    for _ in range(args.repeats):  # in turns: each repeat measures every setup and row once
         for name, env in setups:
-            for row, module in MODULES.items():
-                times[name, row].append(import_seconds(module, env))
-    print(f"median wall seconds of a fresh `python -c 'import M'` over {args.repeats} repeats "
-          f"({os.cpu_count()} CPUs, JAX_PLATFORMS={_env(None)['JAX_PLATFORMS']})")
-    width = max(len(r) for r in MODULES)
+            for row, cmd in ROWS.items():
+                times[name, row].append(process_seconds(cmd, env))
+    print(f"median wall seconds of a fresh Python process, start to exit, over {args.repeats} repeats "
+          f"({os.cpu_count()} CPUs, JAX_PLATFORMS={_env(None)['JAX_PLATFORMS']}, "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')})")
+    width = max(len(r) for r in ROWS)
     print(f"{'':{width}}  " + "  ".join(f"{labels[n]:>28}" for n, _ in setups))
-    for row in MODULES:
+    for row in ROWS:
         print(f"{row:{width}}  " + "  ".join(f"{statistics.median(times[n, row]):>27.2f}s" for n, _ in setups))
 
 
