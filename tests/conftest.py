@@ -64,7 +64,8 @@ SLOW_TESTS = {
 
 
 # `make test` and `make test-fast` run on two pytest-xdist workers with `--dist loadgroup` (three
-# were slower on 2 cores: 685 s against 658 s for the full suite). Each worker is a process with its
+# gained nothing on 2 cores: 685 s against 658 s, and again 616 and 646 s against 638 s; with two the
+# CPUs are already ~97 % busy, benchmarks/cpu_account.py). Each worker is a process with its
 # own session fixtures, so everything that starts a Ray cluster (the session's `ray start --head`
 # cluster, servers whose drivers join or embed one) is one group and runs on one worker, once;
 # tests/test_ray.py's embedded cluster is a second group, so the two run side by side. A module whose tests
